@@ -1,0 +1,270 @@
+"""The library surface: encode images to .clc bytes and decode them back.
+
+    import clccodec
+    data = clccodec.encode("photo.png", quality=3)       # bytes of a complete .clc file
+    image = clccodec.decode(data)                          # PIL.Image
+    clccodec.encode_file("photo.png", "photo.clc")         # atomic write
+    info = clccodec.read_info(data)                        # header fields, bpp
+
+`Codec` keeps a model (and dictionary) loaded for many calls; the module-level functions share one cached
+Codec per (model, dictionary, device).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from . import container
+from .container import ClcFile, TileStreams, quantize_quality
+from .errors import (
+    DictionaryError,
+    DictionaryMismatchError,
+    FormatError,
+    ModelError,
+    ModelMismatchError,
+    UsageError,
+)
+from .imageio import LoadedImage, encode_image, load_image, output_format, pad_to_multiple, to_image, to_pixels, \
+    to_tensor
+from .model.codec import PAD_MULTIPLE, CLCModel, Compressed, quality_is_valid
+from .model.config import QUALITY_MAX, QUALITY_MIN
+from .model.weights import load_weights
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_MODEL = REPO_ROOT / "models" / "clc-full.pt"
+DEFAULT_DICTIONARY = REPO_ROOT / "dictionaries" / "default.clcdict"
+DEFAULT_QUALITY = 3.0
+DEFAULT_REFS = 3
+
+# Coding must not use TF32 anywhere (the probability path is float64 anyway; this keeps synthesis stable too).
+torch.backends.cuda.matmul.allow_tf32 = False
+torch.backends.cudnn.allow_tf32 = False
+
+
+def resolve_device(name: str | torch.device = "auto") -> torch.device:
+    if isinstance(name, torch.device):
+        return name
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda requested but no CUDA GPU is available")
+    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
+        raise UsageError(f"unknown device '{name}' (use auto, cpu or cuda)")
+    return torch.device(name)
+
+
+def default_model_path() -> Path:
+    return Path(os.environ.get("CLC_MODEL", DEFAULT_MODEL))
+
+
+def default_dictionary_path() -> Path | None:
+    p = Path(os.environ.get("CLC_DICTIONARY", DEFAULT_DICTIONARY))
+    return p if p.exists() else None
+
+
+def short_id(b: bytes) -> str:
+    return b.hex()
+
+
+@dataclass
+class EncodeResult:
+    data: bytes
+    reconstruction: np.ndarray | None  # encoder-side decoded pixels (uint8 HxWx3), when asked for
+    notes: list[str]
+
+
+class Codec:
+    """A loaded model (+ optional reference dictionary) on a device."""
+
+    def __init__(self, model: str | Path | CLCModel | None = None, dictionary: Any = None,
+                 device: str | torch.device = "auto") -> None:
+        self.device = resolve_device(device)
+        if isinstance(model, CLCModel):
+            self.model = model.to(self.device).eval()
+            if not hasattr(self.model, "model_id"):
+                from .model.weights import model_id
+
+                self.model.model_id = model_id(self.model)
+        else:
+            self.model = load_weights(model or default_model_path(), self.device)
+        self.model_id = self.model.model_id[: container.ID_BYTES]
+        self.dictionary = self._load_dictionary(dictionary)
+
+    def _load_dictionary(self, dictionary: Any):
+        """None: the default dictionary if it exists and fits the model; False: none; a path or an object."""
+        if dictionary is False:
+            return None
+        if dictionary is None:
+            path = default_dictionary_path()
+            if path is None:
+                return None
+            from .dictionary.store import ReferenceDictionary
+
+            d = ReferenceDictionary.load(path)
+            return d if d.model_id[: container.ID_BYTES] == self.model_id else None
+        if isinstance(dictionary, (str, Path)):
+            from .dictionary.store import ReferenceDictionary
+
+            dictionary = ReferenceDictionary.load(dictionary)
+        if dictionary.model_id[: container.ID_BYTES] != self.model_id:
+            raise DictionaryMismatchError(
+                f"dictionary {short_id(dictionary.id)} was built for model {short_id(dictionary.model_id[:4])}, "
+                f"not for the loaded model {short_id(self.model_id)}")
+        return dictionary
+
+    # -- encoding ----------------------------------------------------------------------------------------------
+
+    def encode(self, image: Any, quality: float = DEFAULT_QUALITY, refs: int = DEFAULT_REFS) -> bytes:
+        return self.encode_full(image, quality, refs).data
+
+    @torch.inference_mode()
+    def encode_full(self, image: Any, quality: float = DEFAULT_QUALITY, refs: int = DEFAULT_REFS,
+                    reconstruct: bool = False) -> EncodeResult:
+        if not quality_is_valid(float(quality)):
+            raise UsageError(f"quality must be between {QUALITY_MIN:g} and {QUALITY_MAX:g}, got {quality}")
+        if refs < 0 or refs > container.MAX_REFS:
+            raise UsageError(f"refs must be between 0 and {container.MAX_REFS}, got {refs}")
+        img = image if isinstance(image, LoadedImage) else load_image(image)
+        q = quantize_quality(float(quality))
+        x = pad_to_multiple(to_tensor(img.pixels, self.device), PAD_MULTIPLE)
+        indices: list[int] = []
+        values = None
+        if refs and self.dictionary is not None:
+            indices = self.dictionary.retrieve(self.model, x, refs)
+            values = self.dictionary.values(indices).to(self.device)
+        comp, x_hat = self.model.compress(x, q, values, reconstruct=reconstruct)
+        f = ClcFile(img.width, img.height, self.model_id, q, img.grayscale,
+                    self.dictionary.id[: container.ID_BYTES] if indices else b"\0" * container.ID_BYTES,
+                    indices, 0, [TileStreams(comp.z_string, comp.slice_strings)])
+        recon = to_pixels(x_hat[..., : img.height, : img.width]) if x_hat is not None else None
+        return EncodeResult(container.pack(f), recon, img.notes)
+
+    # -- decoding ----------------------------------------------------------------------------------------------
+
+    def _check(self, f: ClcFile) -> None:
+        if f.model_id != self.model_id:
+            raise ModelMismatchError(f"this file needs model {short_id(f.model_id)}, but the loaded model is "
+                                     f"{short_id(self.model_id)} (pass the right --model)")
+        if len(f.tiles[0].slices) != len(self.model.cfg.slices):
+            raise FormatError(f"corrupt file: {len(f.tiles[0].slices)} slices, the model codes "
+                              f"{len(self.model.cfg.slices)}")
+        if not quality_is_valid(f.quality):
+            raise FormatError(f"corrupt file: quality {f.quality} out of range")
+        if f.tile_size != 0:
+            raise FormatError("tiled .clc files are not supported by this build")
+        if f.num_refs:
+            if self.dictionary is None:
+                raise DictionaryError(f"this file needs reference dictionary {short_id(f.dictionary_id)}; "
+                                      "none is loaded (pass --dict)")
+            if f.dictionary_id != self.dictionary.id[: container.ID_BYTES]:
+                raise DictionaryMismatchError(
+                    f"this file needs reference dictionary {short_id(f.dictionary_id)}, but the loaded dictionary "
+                    f"is {short_id(self.dictionary.id[: container.ID_BYTES])} (pass the right --dict)")
+            if max(f.ref_indices) >= len(self.dictionary):
+                raise FormatError(f"corrupt file: reference index {max(f.ref_indices)} is outside the dictionary")
+
+    @torch.inference_mode()
+    def decode_pixels(self, data: bytes) -> tuple[np.ndarray, bool]:
+        """Decode to uint8 (H, W, 3) RGB pixels and the grayscale flag."""
+        f = container.unpack(data)
+        self._check(f)
+        values = self.dictionary.values(f.ref_indices).to(self.device) if f.num_refs else None
+        t = f.tiles[0]
+        z_shape = (math.ceil(f.height / PAD_MULTIPLE), math.ceil(f.width / PAD_MULTIPLE))
+        try:
+            x_hat = self.model.decompress(Compressed(t.hyper, t.slices, z_shape), f.quality, values, self.device)
+        except (RuntimeError, ValueError) as e:  # the entropy decoder rejecting its input
+            raise FormatError(f"corrupt file: entropy-coded data does not decode ({e.__class__.__name__})") from None
+        return to_pixels(x_hat[..., : f.height, : f.width]), f.grayscale
+
+    def decode(self, data: bytes) -> Image.Image:
+        pixels, gray = self.decode_pixels(data)
+        return to_image(pixels, gray)
+
+
+# -- module-level convenience ---------------------------------------------------------------------------------------
+
+_CODECS: dict[tuple, Codec] = {}
+
+
+def get_codec(model: str | Path | None = None, dictionary: str | Path | None | bool = None,
+              device: str = "auto") -> Codec:
+    key = (str(model), str(dictionary), str(device))
+    if key not in _CODECS:
+        _CODECS[key] = Codec(model, dictionary, device)
+    return _CODECS[key]
+
+
+def encode(image: Any, quality: float = DEFAULT_QUALITY, refs: int = DEFAULT_REFS, *, model: str | Path | None = None,
+           dictionary: str | Path | None = None, device: str = "auto") -> bytes:
+    """Encode an image (path, bytes, PIL image or uint8 array) to the bytes of a .clc file."""
+    return get_codec(model, dictionary, device).encode(image, quality, refs)
+
+
+def decode(data: bytes, *, model: str | Path | None = None, dictionary: str | Path | None = None,
+           device: str = "auto") -> Image.Image:
+    """Decode the bytes of a .clc file to a PIL image (RGB, or L for grayscale sources)."""
+    return get_codec(model, dictionary, device).decode(data)
+
+
+def write_atomic(path: str | Path, data: bytes, force: bool = False) -> None:
+    """Write via a temporary file in the same folder and rename: never a partial file at `path`."""
+    path = Path(path)
+    if path.exists() and not force:
+        raise UsageError(f"{path} exists (use --force to overwrite)")
+    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def encode_file(src: str | Path, dst: str | Path, quality: float = DEFAULT_QUALITY, refs: int = DEFAULT_REFS, *,
+                force: bool = False, **kw: Any) -> int:
+    """Encode an image file to a .clc file; returns the number of bytes written."""
+    data = encode(src, quality, refs, **kw)
+    write_atomic(dst, data, force)
+    return len(data)
+
+
+def decode_file(src: str | Path, dst: str | Path, *, force: bool = False, **kw: Any) -> None:
+    fmt = output_format(dst)
+    write_atomic(dst, encode_image(decode(Path(src).read_bytes(), **kw), fmt), force)
+
+
+def read_info(data: bytes) -> dict:
+    """Header fields of a .clc file, its size and bits per pixel (from the whole file: every bit counted)."""
+    f = container.unpack(data)
+    return {
+        "format": f"clc v{container.VERSION}",
+        "width": f.width,
+        "height": f.height,
+        "mode": "L" if f.grayscale else "RGB",
+        "quality": f.quality,
+        "model_id": short_id(f.model_id),
+        "dictionary_id": short_id(f.dictionary_id) if f.num_refs else None,
+        "references": f.ref_indices,
+        "tile_size": f.tile_size,
+        "slices": len(f.tiles[0].slices),
+        "hyper_bytes": sum(len(t.hyper) for t in f.tiles),
+        "slice_bytes": [sum(len(t.slices[i]) for t in f.tiles) for i in range(len(f.tiles[0].slices))],
+        "bytes": len(data),
+        "bpp": 8 * len(data) / (f.width * f.height),
+    }
+
+
+__all__ = ["Codec", "encode", "decode", "encode_file", "decode_file", "read_info", "write_atomic",
+           "ModelError", "DEFAULT_QUALITY", "DEFAULT_REFS"]

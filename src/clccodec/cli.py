@@ -1,0 +1,340 @@
+"""The `clc` command: a thin layer over clccodec.api that parses options and reports with rich."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from . import __version__
+from .errors import ClcError, UsageError
+
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+app = typer.Typer(
+    name="clc",
+    help="clc: a learned image codec (Conditional Latent Coding) with dictionary references.\n\n"
+    "Examples:\n\n"
+    "  clc encode photo.png -o photo.clc --quality 3\n\n"
+    "  clc decode photo.clc -o out.png\n\n"
+    "  clc info photo.clc\n\n"
+    "  clc encode *.png -o compressed/        (batch, with a progress bar)\n\n"
+    "  cat photo.png | clc encode - -o - > photo.clc",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+ModelOpt = Annotated[Optional[Path], typer.Option("--model", help="Weights file (default: the shipped model, "
+                                                  "or $CLC_MODEL).", show_default=False)]
+DictOpt = Annotated[Optional[str], typer.Option("--dict", help="Reference dictionary .clcdict (default: the "
+                                                "shipped one, or $CLC_DICTIONARY; 'none' disables).",
+                                                show_default=False)]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
+ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing output files.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", help="Print errors only.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"clc {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="Show the version and exit.")] = False) -> None:
+    pass
+
+
+def fail(msg: str, code: int = 1) -> None:
+    """One line on stderr, no traceback."""
+    err.print(f"clc: error: {msg}", markup=False)
+    raise typer.Exit(code)
+
+
+def _dictionary_arg(value: Optional[str]):
+    if value is None:
+        return None
+    if value.lower() == "none":
+        return False
+    return Path(value)
+
+
+def _codec(model: Optional[Path], dictionary: Optional[str], device: str):
+    from .api import Codec
+
+    return Codec(model, _dictionary_arg(dictionary), device)
+
+
+# -- batch plumbing shared by encode and decode -------------------------------------------------------------------
+
+
+@dataclass
+class Job:
+    src: str  # a path or "-"
+    dst: str  # a path or "-"
+
+
+@dataclass
+class BatchReport:
+    done: int = 0
+    failed: list[tuple[str, str, int]] = field(default_factory=list)
+
+
+def plan_outputs(inputs: list[str], output: Optional[str], suffix: str) -> list[Job]:
+    """Where each input goes: -o FILE (one input), -o DIR/ (many), '-' for stdout, or beside the input."""
+    if not inputs:
+        raise UsageError("no input files")
+    if len(inputs) > 1 and "-" in inputs:
+        raise UsageError("'-' (stdin) cannot be mixed with other inputs")
+    many = len(inputs) > 1
+    if output == "-" and many:
+        raise UsageError("only one input can be written to stdout")
+    out_dir = None
+    if output is not None and output != "-":
+        p = Path(output)
+        if many or p.is_dir() or output.endswith(os.sep):
+            out_dir = p
+            out_dir.mkdir(parents=True, exist_ok=True)
+    jobs = []
+    for src in inputs:
+        if output == "-" or (src == "-" and output is None):
+            dst = "-"
+        elif out_dir is not None:
+            if src == "-":
+                raise UsageError("stdin input needs an output file name, not a folder")
+            dst = str(out_dir / (Path(src).stem + suffix))
+        elif output is not None:
+            dst = output
+        else:
+            dst = str(Path(src).with_suffix(suffix))
+        if dst != "-" and src != "-" and Path(dst).resolve() == Path(src).resolve():
+            raise UsageError(f"{src}: output would overwrite the input")
+        jobs.append(Job(src, dst))
+    dsts = [j.dst for j in jobs if j.dst != "-"]
+    if len(set(dsts)) != len(dsts):
+        raise UsageError("two inputs would write the same output file (same name in different folders?)")
+    return jobs
+
+
+def read_input(src: str) -> bytes:
+    if src == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(src).read_bytes()
+    except FileNotFoundError:
+        raise UsageError(f"{src}: no such file") from None
+    except IsADirectoryError:
+        raise UsageError(f"{src}: is a directory") from None
+    except PermissionError:
+        raise UsageError(f"{src}: permission denied") from None
+
+
+def write_output(dst: str, data: bytes, force: bool) -> None:
+    from .api import write_atomic
+
+    if dst == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    try:
+        write_atomic(dst, data, force)
+    except PermissionError:
+        raise UsageError(f"{dst}: permission denied") from None
+    except FileNotFoundError:
+        raise UsageError(f"{dst}: folder does not exist") from None
+
+
+def run_batch(jobs: list[Job], work: Callable[[Job], str], quiet: bool, verb: str) -> None:
+    """Run every job; a failure is reported and the others still run. Exit code: 0, or the first failure's."""
+    report = BatchReport()
+    progress = None
+    if len(jobs) > 1 and not quiet:
+        progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), console=err, transient=False)
+        task = progress.add_task(verb, total=len(jobs))
+        progress.start()
+    try:
+        for job in jobs:
+            try:
+                line = work(job)
+                report.done += 1
+                if not quiet:
+                    (progress.console if progress else err).print(line, markup=False)
+            except ClcError as e:
+                report.failed.append((job.src, str(e), e.exit_code))
+                (progress.console if progress else err).print(f"clc: error: {job.src}: {e}", markup=False)
+            if progress:
+                progress.advance(task)
+    finally:
+        if progress:
+            progress.stop()
+    if len(jobs) > 1 and not quiet:
+        err.print(f"{report.done} {verb.lower()}d, {len(report.failed)} failed", markup=False)
+    if report.failed:
+        raise typer.Exit(report.failed[0][2] if len(jobs) == 1 else 1)
+
+
+def _guard(fn: Callable[[], None]) -> None:
+    """Turn library errors into one line + exit code; never show a traceback unless CLC_DEBUG is set."""
+    try:
+        fn()
+    except typer.Exit:
+        raise
+    except ClcError as e:
+        fail(str(e), e.exit_code)
+    except KeyboardInterrupt:
+        err.print("clc: interrupted", markup=False)
+        raise typer.Exit(130) from None
+    except Exception as e:  # noqa: BLE001 - last line of defence: a bug must still not print a traceback
+        if os.environ.get("CLC_DEBUG"):
+            raise
+        fail(f"internal error: {e.__class__.__name__}: {e} (set CLC_DEBUG=1 for a traceback)", 70)
+
+
+# -- commands -----------------------------------------------------------------------------------------------------
+
+
+@app.command(no_args_is_help=True)
+def encode(
+    inputs: Annotated[list[str], typer.Argument(help="Image files (PNG, JPEG, WebP, TIFF, BMP, ...), or '-' "
+                                                "for stdin.", show_default=False)],
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Output file, folder (for many "
+                                                  "inputs), or '-' for stdout. Default: beside each input, "
+                                                  "with .clc.", show_default=False)] = None,
+    quality: Annotated[float, typer.Option("--quality", "-q", help="1 (smallest) .. 8 (best); fractions "
+                                           "allowed.", min=1.0, max=8.0)] = 3.0,
+    refs: Annotated[int, typer.Option("--refs", help="Dictionary references per image (0 disables).",
+                                      min=0, max=64)] = 3,
+    model: ModelOpt = None,
+    dictionary: DictOpt = None,
+    device: DeviceOpt = "auto",
+    force: ForceOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Encode images to .clc files.
+
+    Examples: clc encode photo.png -o photo.clc -q 3 | clc encode *.jpg -o out/ | clc encode - -o - < a.png > a.clc
+    """
+
+    def go() -> None:
+        jobs = plan_outputs(inputs, output, ".clc")
+        for j in jobs:
+            if j.dst != "-" and Path(j.dst).exists() and not force:
+                if len(jobs) == 1:
+                    raise UsageError(f"{j.dst} exists (use --force to overwrite)")
+        codec = _codec(model, dictionary, device)
+
+        def work(job: Job) -> str:
+            t = time.perf_counter()
+            res = codec.encode_full(read_input(job.src) if job.src == "-" else job.src, quality, refs)
+            write_output(job.dst, res.data, force)
+            from .api import read_info
+
+            info = read_info(res.data)
+            notes = "".join(f"  [{n}]" for n in res.notes)
+            return (f"{job.src} -> {job.dst}  {info['width']}x{info['height']}  {len(res.data)} bytes  "
+                    f"{info['bpp']:.4f} bpp  {time.perf_counter() - t:.2f} s{notes}")
+
+        run_batch(jobs, work, quiet, "Encode")
+
+    _guard(go)
+
+
+@app.command(no_args_is_help=True)
+def decode(
+    inputs: Annotated[list[str], typer.Argument(help=".clc files, or '-' for stdin.", show_default=False)],
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Output image (format from the "
+                                                  "extension: png, ppm, bmp, tif, webp), folder, or '-' for "
+                                                  "stdout (PNG). Default: beside each input, with .png.",
+                                                  show_default=False)] = None,
+    model: ModelOpt = None,
+    dictionary: DictOpt = None,
+    device: DeviceOpt = "auto",
+    force: ForceOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Decode .clc files to images.
+
+    Examples: clc decode photo.clc -o photo.png | clc decode out/*.clc -o decoded/ | clc decode - -o - < a.clc > a.png
+    """
+
+    def go() -> None:
+        from .imageio import encode_image, output_format, to_image
+
+        jobs = plan_outputs(inputs, output, ".png")
+        for j in jobs:
+            output_format(None if j.dst == "-" else j.dst)
+            if len(jobs) == 1 and j.dst != "-" and Path(j.dst).exists() and not force:
+                raise UsageError(f"{j.dst} exists (use --force to overwrite)")
+        codec = _codec(model, dictionary, device)
+
+        def work(job: Job) -> str:
+            t = time.perf_counter()
+            pixels, gray = codec.decode_pixels(read_input(job.src))
+            fmt = output_format(None if job.dst == "-" else job.dst)
+            write_output(job.dst, encode_image(to_image(pixels, gray), fmt), force)
+            return f"{job.src} -> {job.dst}  {pixels.shape[1]}x{pixels.shape[0]}  {time.perf_counter() - t:.2f} s"
+
+        run_batch(jobs, work, quiet, "Decode")
+
+    _guard(go)
+
+
+@app.command(no_args_is_help=True)
+def info(
+    files: Annotated[list[str], typer.Argument(help=".clc files (or '-' for stdin).", show_default=False)],
+    json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Show what a .clc file holds: size, quality, model and dictionary ids, references, bytes per part, bpp.
+
+    Example: clc info photo.clc
+    """
+
+    def go() -> None:
+        import json
+
+        from .api import read_info
+
+        failures = 0
+        for f in files:
+            try:
+                inf = read_info(read_input(f))
+            except ClcError as e:
+                err.print(f"clc: error: {f}: {e}", markup=False)
+                failures += 1
+                last = e.exit_code
+                continue
+            if json_out:
+                out.print(json.dumps({"file": f} | inf), markup=False)
+                continue
+            t = Table(title=f, show_header=False, title_justify="left")
+            t.add_column(style="bold")
+            t.add_column()
+            for k, v in inf.items():
+                t.add_row(k, f"{v:.4f}" if isinstance(v, float) and k == "bpp" else str(v))
+            out.print(t)
+        if failures:
+            raise typer.Exit(last if len(files) == 1 else 1)
+
+    _guard(go)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+"""The CLC model: one network for every rate, conditioned on dictionary references.
+
+    x --g_a--> y --*gain(q)--> y_s --h_a--> z --EB--> z_hat --h_s--> F_h
+    refs (int8 values, by index) + F_h --CLM--> y_a
+    slices of y_s coded with (mu, scale) from [F_h, y_a, earlier slices] (+ LRP)  -> y_hat_s
+    y_hat = y_hat_s * inv_gain(q) --CLS(y_a)--> g_s --> x_hat
+
+Quality q is continuous in [1, 8]: per-channel gains (Cui et al., "asymmetric gained" coding) interpolated
+log-linearly between 8 learned levels, trained against the matching lambda. The probability path (h_s, CLM,
+slice networks) runs in exact fixed point at coding time (exact.py); the rest is ordinary float.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from compressai.entropy_models import EntropyBottleneck
+from torch import Tensor, nn
+
+from .config import LAMBDAS, QUALITY_MAX, QUALITY_MIN, ModelConfig
+from .entropy import SliceEntropyModel, scale_table
+from .exact import exact_mode, round_ste
+from .reference import (
+    ReferenceAttention,
+    ReferenceFusion,
+    ValueProjection,
+    int8_to_values,
+    values_to_tokens,
+)
+from .transforms import HyperSynthesis, analysis, hyper_analysis, synthesis
+
+PAD_MULTIPLE = 64  # g_a downsamples by 16 and h_a by another 4
+
+
+@dataclass
+class Compressed:
+    """What the container stores for one image: the hyper-latent string and one string per slice."""
+
+    z_string: bytes
+    slice_strings: list[bytes]
+    z_shape: tuple[int, int]
+
+
+def lambda_for_quality(q: Tensor) -> Tensor:
+    """Log-linear interpolation of the lambda ladder at (fractional) quality q."""
+    logl = torch.log(torch.tensor(LAMBDAS, device=q.device, dtype=torch.float32))
+    pos = (q.float() - QUALITY_MIN).clamp(0, len(LAMBDAS) - 1)
+    lo = pos.floor().clamp(max=len(LAMBDAS) - 2).long()
+    t = pos - lo
+    return torch.exp(logl[lo] * (1 - t) + logl[lo + 1] * t)
+
+
+class CLCModel(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.g_a = analysis(cfg.N, cfg.M)
+        self.g_s = synthesis(cfg.N, cfg.M)
+        self.h_a = hyper_analysis(cfg.M, cfg.hyper, cfg.Nz)
+        self.h_s = HyperSynthesis(cfg.Nz, cfg.hyper, cfg.feat)
+        self.entropy_bottleneck = EntropyBottleneck(cfg.Nz)
+        self.value_proj = ValueProjection(cfg.M, cfg.ref_channels)
+        self.clm = ReferenceAttention(cfg.feat, cfg.ref_channels, cfg.attn_dim, cfg.ref_out, cfg.align_groups)
+        self.entropy = SliceEntropyModel(cfg)
+        self.fusion = ReferenceFusion(cfg.M, cfg.ref_out)
+        # log-gains per quality level; MSE-optimal step sizes scale like lambda^-1/2, so start there
+        ll = torch.log(torch.tensor(LAMBDAS))
+        init = (0.5 * (ll - ll.mean())).unsqueeze(1).repeat(1, cfg.M)
+        self.log_gain = nn.Parameter(init.clone())
+        self.log_inv_gain = nn.Parameter(-init.clone())
+
+    # -- rate control ------------------------------------------------------------------------------------------
+
+    def gains(self, q: Tensor) -> tuple[Tensor, Tensor]:
+        """Per-sample quality (B,) -> (gain, inverse gain), each (B, M, 1, 1)."""
+        pos = (q.float() - QUALITY_MIN).clamp(0, QUALITY_MAX - QUALITY_MIN)
+        lo = pos.floor().clamp(max=len(LAMBDAS) - 2).long()
+        t = (pos - lo).unsqueeze(1)
+
+        def interp(table: Tensor) -> Tensor:
+            return torch.exp(table[lo] * (1 - t) + table[lo + 1] * t)[:, :, None, None]
+
+        return interp(self.log_gain), interp(self.log_inv_gain)
+
+    # -- pieces ----------------------------------------------------------------------------------------------
+
+    def reference_values(self, x_ref: Tensor) -> Tensor:
+        """Reference crops (B, 3, H, W) in [0, 1] -> dictionary values (B, C_r, H/16, W/16) on the int8 grid."""
+        return self.value_proj(self.g_a(x_ref))
+
+    def _decoder_context(self, z_hat: Tensor, tokens: Tensor | None) -> tuple[Tensor, Tensor]:
+        feat = self.h_s(z_hat)
+        return feat, self.clm(feat, tokens)
+
+    def _synthesize(self, y_hat_s: Tensor, y_a: Tensor, inv_gain: Tensor) -> Tensor:
+        y_hat = y_hat_s.float() * inv_gain
+        return self.g_s(self.fusion(y_hat, y_a.float()))
+
+    def _z_medians(self) -> Tensor:
+        return self.entropy_bottleneck._get_medians().reshape(1, -1, 1, 1)
+
+    # -- training ----------------------------------------------------------------------------------------------
+
+    def forward(self, x: Tensor, q: Tensor, refs: Tensor | Callable[[Tensor], Tensor] | None = None) -> dict:
+        """x (B, 3, H, W) in [0, 1], q (B,), refs (B, R, C_r, h, w) values, or None.
+
+        `refs` may also be a function of y (the trainer retrieves with y's own features, inside forward so that
+        DDP sees every use of the parameters). Returns x_hat, likelihoods of y and z, and y itself.
+        """
+        gain, inv_gain = self.gains(q)
+        y = self.g_a(x)
+        if callable(refs):
+            refs = refs(y)
+        y_s = y * gain
+        z = self.h_a(y_s)
+        _, z_lik = self.entropy_bottleneck(z)
+        med = self._z_medians()
+        z_hat = round_ste(z - med) + med
+        tokens = values_to_tokens(refs) if refs is not None and refs.shape[1] else None
+        # the probability path trains in float32 even under autocast: its fake quantisation needs the precision
+        with torch.autocast(x.device.type, enabled=False):
+            feat, y_a = self._decoder_context(z_hat.float(), tokens)
+            y_hat_s, y_lik = self.entropy(y_s.float(), feat, y_a)
+        x_hat = self._synthesize(y_hat_s, y_a, inv_gain)
+        return {"x_hat": x_hat, "likelihoods": {"y": y_lik, "z": z_lik}, "y": y}
+
+    def aux_loss(self) -> Tensor:
+        return self.entropy_bottleneck.loss()
+
+    # -- coding ------------------------------------------------------------------------------------------------
+
+    def update(self) -> None:
+        """Build the integer CDF tables (once, at export: they are stored with the weights)."""
+        self.entropy_bottleneck.update(force=True)
+        self.entropy.gaussian.update_scale_table(scale_table(self.cfg.scale_levels), force=True)
+
+    @staticmethod
+    def _tokens(refs: Tensor | None) -> Tensor | None:
+        """(R, C_r, h, w) int8 codes -> (1, R*h*w, C_r) float64 tokens, or None for R = 0."""
+        if refs is None or refs.shape[0] == 0:
+            return None
+        return values_to_tokens(int8_to_values(refs, torch.float64).unsqueeze(0))
+
+    @torch.no_grad()
+    def compress(self, x: Tensor, quality: float, refs: Tensor | None = None,
+                 reconstruct: bool = False) -> tuple[Compressed, Tensor | None]:
+        """x (1, 3, H, W) in [0, 1] with H, W multiples of 64; refs (R, C_r, h, w) int8 codes."""
+        q = torch.tensor([quality], device=x.device)
+        gain, inv_gain = self.gains(q)
+        y_s = self.g_a(x) * gain
+        z = self.h_a(y_s)
+        z_string = self.entropy_bottleneck.compress(z)[0]
+        z_hat = self.entropy_bottleneck.decompress([z_string], z.shape[-2:])
+        with exact_mode(x.device):
+            feat, y_a = self._decoder_context(z_hat.double(), self._tokens(refs))
+            strings, y_hat_s = self.entropy.compress(y_s.double(), feat, y_a)
+        x_hat = self._synthesize(y_hat_s, y_a, inv_gain).clamp_(0, 1) if reconstruct else None
+        return Compressed(z_string, strings, tuple(z.shape[-2:])), x_hat
+
+    @torch.no_grad()
+    def decompress(self, comp: Compressed, quality: float, refs: Tensor | None = None,
+                   device: torch.device | str = "cpu") -> Tensor:
+        device = torch.device(device)
+        q = torch.tensor([quality], device=device)
+        _, inv_gain = self.gains(q)
+        z_hat = self.entropy_bottleneck.decompress([comp.z_string], comp.z_shape)
+        with exact_mode(device):
+            feat, y_a = self._decoder_context(z_hat.double(), self._tokens(refs))
+            y_hat_s = self.entropy.decompress(comp.slice_strings, feat, y_a)
+        return self._synthesize(y_hat_s, y_a, inv_gain).clamp_(0, 1)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def quality_is_valid(q: float) -> bool:
+    return math.isfinite(q) and QUALITY_MIN <= q <= QUALITY_MAX

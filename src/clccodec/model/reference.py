@@ -1,0 +1,116 @@
+"""Reference conditioning: compact dictionary values, the CLM (cross-attention + alignment) and CLS fusion.
+
+The decoder never sees the input latent y, so the CLM's *query* comes from the hyper features F_h (computed
+from z_hat), while keys and values come from the M reference values fetched from the dictionary by the indices
+written in the file. The CLM and its alignment live on the fixed-point probability path (see exact.py); the
+CLS fusion only feeds the synthesis and runs in plain float.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from .exact import exp2_weights, make_lut, q_act, qconv, round_ste
+
+# Dictionary values are int8 on a 2^-4 grid (value = k / 16, |k| <= 127): 1 byte per channel and token.
+VALUE_FRAC = 4
+VALUE_SCALE = float(2**VALUE_FRAC)
+VALUE_MAX = 127 / VALUE_SCALE
+
+
+class ValueProjection(nn.Module):
+    """Learned projection of a reference latent y to the compact value stored in the dictionary."""
+
+    def __init__(self, M: int, ref_channels: int) -> None:
+        super().__init__()
+        self.proj = nn.Conv2d(M, ref_channels, 1)
+
+    def forward(self, y: Tensor) -> Tensor:
+        """Values on the int8 grid (straight-through in training)."""
+        v = self.proj(y).clamp(-VALUE_MAX, VALUE_MAX)
+        return round_ste(v * VALUE_SCALE) / VALUE_SCALE
+
+
+def values_to_int8(values: Tensor) -> Tensor:
+    return torch.round(values * VALUE_SCALE).to(torch.int8)
+
+
+def int8_to_values(codes: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
+    return codes.to(dtype) / VALUE_SCALE
+
+
+def values_to_tokens(values: Tensor) -> Tensor:
+    """(B, R, C, h, w) reference values -> (B, R*h*w, C) tokens (position-free: matching is by content)."""
+    B, R, C, h, w = values.shape
+    return values.permute(0, 1, 3, 4, 2).reshape(B, R * h * w, C)
+
+
+class ReferenceAttention(nn.Module):
+    """CLM: cross-attention from decoder-side queries to reference tokens, then a learned local alignment.
+
+    A learned *null* token is always among the keys, so the module works with M = 0 (output = the null value)
+    and can learn to ignore references that do not help. Softmax weights come from an exact integer table.
+    The alignment predicts, per position and channel group, softmax weights over the 3x3 neighbourhood of the
+    attended features (a deformable-style resampling restricted to integer offsets, so it stays exact).
+    """
+
+    def __init__(self, feat: int, ref_channels: int, attn_dim: int, ref_out: int, groups: int) -> None:
+        super().__init__()
+        self.ref_out, self.groups = ref_out, groups
+        self.query = qconv(feat, attn_dim, 1)
+        self.key = qconv(ref_channels, attn_dim, 1)
+        self.value = qconv(ref_channels, ref_out, 1)
+        self.null_key = nn.Parameter(torch.zeros(attn_dim))
+        self.null_value = nn.Parameter(torch.zeros(ref_out))
+        # logits are in log2 units; a power-of-two scale close to 1/sqrt(d) keeps them exact
+        self.logit_scale = 2.0 ** -round(math.log2(math.sqrt(attn_dim)))
+        self.align = qconv(feat + ref_out, groups * 9, 3)
+        self.register_buffer("lut", make_lut(), persistent=False)
+
+    def _attend(self, feat: Tensor, tokens: Tensor | None, chunk: int) -> Tensor:
+        B, _, h, w = feat.shape
+        null_v = q_act(self.null_value).to(feat.dtype)
+        if tokens is None or tokens.shape[1] == 0:
+            # a single key gets all the weight: exactly the null value (what the general path computes too)
+            return null_v.view(1, -1, 1, 1).expand(B, -1, h, w)
+        null_k = q_act(self.null_key).to(feat.dtype)
+        r = tokens.to(feat.dtype).transpose(1, 2).unsqueeze(-1)  # (B, C, T, 1)
+        k = torch.cat([null_k.expand(B, 1, -1), self.key(r).squeeze(-1).transpose(1, 2)], 1)
+        v = torch.cat([null_v.expand(B, 1, -1), self.value(r).squeeze(-1).transpose(1, 2)], 1)
+        q = self.query(feat).flatten(2).transpose(1, 2)  # (B, hw, d)
+        kt = k.transpose(1, 2)
+        outs = []
+        for s in range(0, q.shape[1], chunk):  # rows are independent: chunking bounds memory, not results
+            wts = exp2_weights(q[:, s : s + chunk] @ kt * self.logit_scale, -1, self.lut)
+            outs.append(q_act((wts @ v) / wts.sum(-1, keepdim=True)))
+        return torch.cat(outs, 1).transpose(1, 2).reshape(B, self.ref_out, h, w)
+
+    def forward(self, feat: Tensor, tokens: Tensor | None, chunk: int = 4096) -> Tensor:
+        """feat (B, feat, h, w) and tokens (B, T, C_r) -> y_a (B, ref_out, h, w)."""
+        att = self._attend(feat, tokens, chunk)
+        B, C, h, w = att.shape
+        g = self.groups
+        logits = self.align(torch.cat([feat, att], 1)).view(B, g, 1, 9, h, w)
+        wts = exp2_weights(logits, 3, self.lut)
+        nb = F.unfold(att, 3, padding=1).view(B, g, C // g, 9, h, w)
+        aligned = (nb * wts).sum(3) / wts.sum(3)
+        return q_act(aligned.reshape(B, C, h, w))
+
+
+class ReferenceFusion(nn.Module):
+    """CLS: y_hat + alpha * P(y_a), alpha = sigmoid(F_w([y_hat, y_a])), alpha = 0.5 at initialisation."""
+
+    def __init__(self, M: int, ref_out: int) -> None:
+        super().__init__()
+        self.gate = nn.Conv2d(M + ref_out, M, 3, padding=1)
+        self.proj = nn.Conv2d(ref_out, M, 1)
+        nn.init.zeros_(self.gate.weight)
+        nn.init.zeros_(self.gate.bias)
+
+    def forward(self, y_hat: Tensor, y_a: Tensor) -> Tensor:  # noqa: D102
+        alpha = torch.sigmoid(self.gate(torch.cat([y_hat, y_a], 1)))
+        return y_hat + alpha * self.proj(y_a)

@@ -1,0 +1,114 @@
+"""Weights files and model ids.
+
+A weights file is a `torch.save`d dict {"format", "config", "state", "meta"}. Shipped files store the float
+path in fp16; parameters of the probability path are already on their fixed-point grids and stay float32
+(exact), and the integer CDF tables are stored rather than recomputed, so every machine codes with the same
+tables. The model id is a hash of the config and the loaded tensors: it is what a .clc file and a .clcdict
+name, and it does not depend on how the file was written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..errors import ModelError
+from .codec import CLCModel
+from .config import ModelConfig
+from .exact import QConv2d, quantize_exact_params
+
+WEIGHTS_FORMAT = "clc-weights/1"
+MODEL_ID_BYTES = 8
+_CODER_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
+
+
+def model_id(model: CLCModel) -> bytes:
+    h = hashlib.sha256(json.dumps(model.cfg.to_dict(), sort_keys=True).encode())
+    for name, t in sorted(model.state_dict().items()):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
+        h.update(t.numpy().tobytes())
+    return h.digest()[:MODEL_ID_BYTES]
+
+
+def _exact_param_names(model: nn.Module) -> set[str]:
+    names = set()
+    for mname, m in model.named_modules():
+        if isinstance(m, QConv2d):
+            names.update(f"{mname}.{p}" for p, _ in m.named_parameters(recurse=False))
+    names.update({"clm.null_key", "clm.null_value"})
+    return names
+
+
+def prepare_for_export(model: CLCModel) -> None:
+    """Snap the probability path onto its grids and build the CDF tables (call once, before saving)."""
+    quantize_exact_params(model)
+    with torch.no_grad():
+        model.clm.null_key.copy_(torch.round(model.clm.null_key * 256) / 256)
+        model.clm.null_value.copy_(torch.round(model.clm.null_value * 256) / 256)
+    model.update()
+
+
+def save_weights(model: CLCModel, path: str | Path, meta: dict | None = None, half: bool = True) -> bytes:
+    """Write a shipped weights file atomically; returns the model id of what a later load will see."""
+    exact = _exact_param_names(model)
+    state = {}
+    for name, t in model.state_dict().items():
+        t = t.detach().cpu()
+        if half and t.is_floating_point() and name not in exact and not name.endswith(_CODER_BUFFERS):
+            t = t.half()
+        state[name] = t
+    blob = {"format": WEIGHTS_FORMAT, "config": model.cfg.to_dict(), "state": state, "meta": meta or {}}
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    os.close(fd)
+    try:
+        torch.save(blob, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return model_id(load_weights(path))
+
+
+def resize_coder_buffers(model: nn.Module, state: dict) -> None:
+    """CompressAI's CDF buffers start empty; give them the stored shapes so load_state_dict accepts them."""
+    for name, t in state.items():
+        if name.endswith(_CODER_BUFFERS):
+            mod_name, _, buf = name.rpartition(".")
+            mod = model.get_submodule(mod_name)
+            getattr(mod, buf).resize_(t.shape)
+
+
+def model_from_state(cfg: ModelConfig, state: dict) -> CLCModel:
+    model = CLCModel(cfg)
+    resize_coder_buffers(model, state)
+    full = {k: (v.float() if v.dtype == torch.float16 else v) for k, v in state.items()}
+    model.load_state_dict(full)
+    return model.eval()
+
+
+def load_weights(path: str | Path, device: str | torch.device = "cpu") -> CLCModel:
+    """Load a weights file; the model gets `.model_id` and `.meta` attributes."""
+    path = Path(path)
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ModelError(f"model weights not found: {path}") from None
+    except Exception as e:  # noqa: BLE001 - any unreadable file is the same user-facing problem
+        raise ModelError(f"cannot read model weights {path}: {e.__class__.__name__}") from None
+    if not isinstance(blob, dict) or blob.get("format") != WEIGHTS_FORMAT:
+        raise ModelError(f"{path} is not a clccodec weights file")
+    try:
+        model = model_from_state(ModelConfig.from_dict(blob["config"]), blob["state"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise ModelError(f"weights file {path} does not match its config: {e}") from None
+    model.model_id = model_id(model)
+    model.meta = blob.get("meta", {})
+    return model.to(device)

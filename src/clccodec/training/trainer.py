@@ -1,0 +1,287 @@
+"""Variable-rate CLC training: loss = lambda(q) * 255^2 * MSE + bpp, q ~ U[1, 8] per sample.
+
+Single process on CPU or GPU, or several GPUs under torchrun (DDP). Checkpoints hold everything needed for an
+exact resume: model, optimisers, step, every RNG, and the g_a weights the reference bank was last refreshed
+with (the bank is rebuilt from them, bit for bit). Validation uses a held-out split of the training photos,
+never Kodak; `best.pt` is chosen on it.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from ..model.codec import CLCModel, lambda_for_quality
+from ..model.config import CONFIGS, QUALITY_MAX, QUALITY_MIN
+from ..model.weights import load_weights, resize_coder_buffers
+from .data import ImageSet
+from .refbank import ReferenceBank
+
+VAL_QUALITIES = (1.0, 3.0, 5.0, 8.0)
+
+
+@dataclass
+class TrainConfig:
+    data: str = "../shared/data/train"
+    out: str = "runs/full"
+    config: str = "full"
+    init: str | None = None  # weights file to start from (the normal way to continue training)
+    steps: int = 100_000  # total step count to reach (resuming continues towards it)
+    batch: int = 8
+    crop: int = 128
+    lr: float = 2e-4
+    lr_decay_at: float = 0.85  # fraction of `steps` after which the learning rate drops 10x
+    refs_max: int = 5
+    p_no_refs: float = 0.15
+    ref_crop: int = 256
+    ref_per_image: int = 2
+    refresh_every: int = 1000
+    val_every: int = 2000
+    val_crop: int = 256
+    ckpt_every: int = 250
+    log_every: int = 50
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True
+    val_fraction: float = 0.05
+    max_minutes: float = 0.0  # stop (with a checkpoint) after this much wall time; 0 = no limit
+
+
+def _device(name: str, local_rank: int) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda":
+        return torch.device("cuda", local_rank)
+    return torch.device(name)
+
+
+def _bpp(lik: Tensor, pixels: int) -> Tensor:
+    return -torch.log2(lik.float()).flatten(1).sum(1) / pixels
+
+
+def rd_loss(out: dict, x: Tensor, q: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-sample lambda * 255^2 * MSE + bpp, averaged; also returns mean bpp and mean MSE."""
+    pixels = x.shape[2] * x.shape[3]
+    bpp = sum(_bpp(lik, pixels) for lik in out["likelihoods"].values())
+    mse = (out["x_hat"].float() - x).pow(2).flatten(1).mean(1)
+    loss = (lambda_for_quality(q) * 255**2 * mse + bpp).mean()
+    return loss, bpp.mean(), mse.mean()
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig) -> None:
+        self.cfg = cfg
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        self.device = _device(cfg.device, local_rank)
+        if self.world > 1:
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+            torch.backends.cuda.matmul.allow_tf32 = True  # training only: coding never runs here
+            torch.backends.cudnn.allow_tf32 = True
+            torch.backends.cudnn.benchmark = True
+        self.out = Path(cfg.out)
+        self.main = self.rank == 0
+        if self.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+
+        self.train_set = ImageSet.load(cfg.data, "train", cfg.val_fraction, max(cfg.crop, cfg.ref_crop))
+        self.val_set = ImageSet.load(cfg.data, "val", cfg.val_fraction, cfg.val_crop)
+        if len(self.train_set) < 2:
+            raise ValueError(f"need at least 2 training images under {cfg.data}")
+        self.bank = ReferenceBank(self.train_set, cfg.ref_crop, cfg.ref_per_image, seed=cfg.seed + 1)
+        self.refs_max = min(cfg.refs_max, len(self.bank) - cfg.ref_per_image)
+
+        # seed before building the model: same seed, same initial weights (per rank: different data and noise)
+        self.rng = np.random.default_rng(cfg.seed + 1000 * self.rank)
+        torch.manual_seed(cfg.seed + 1000 * self.rank)
+        random.seed(cfg.seed + 1000 * self.rank)
+        if cfg.init:
+            self.model = load_weights(cfg.init).train()
+        else:
+            self.model = CLCModel(CONFIGS[cfg.config])
+        self.model.to(self.device)
+        if self.device.type == "cuda":
+            self.model.g_a.to(memory_format=torch.channels_last)
+            self.model.g_s.to(memory_format=torch.channels_last)
+        aux = {id(self.model.entropy_bottleneck.quantiles)}  # CompressAI's auxiliary (CDF range) parameter
+        main_params = [p for p in self.model.parameters() if id(p) not in aux]
+        aux_params = [p for p in self.model.parameters() if id(p) in aux]
+        self.opt = torch.optim.Adam(main_params, lr=cfg.lr)
+        self.aux_opt = torch.optim.Adam(aux_params, lr=1e-3)
+        self.ddp = (torch.nn.parallel.DistributedDataParallel(self.model, device_ids=[local_rank] if
+                    self.device.type == "cuda" else None) if self.world > 1 else None)
+        self.step = 0
+        self.best = math.inf
+        self.bank_g_a: dict | None = None
+        self._resume()
+
+    # -- checkpoints -------------------------------------------------------------------------------------------
+
+    def _ckpt_path(self) -> Path:
+        return self.out / "last.pt"
+
+    def _save(self, path: Path, full: bool = True) -> None:
+        if not self.main:
+            return
+        state = {"model": self.model.state_dict(), "model_cfg": self.model.cfg.to_dict(),
+                 "train_cfg": dataclasses.asdict(self.cfg), "step": self.step, "best": self.best}
+        if full:
+            state |= {"opt": self.opt.state_dict(), "aux_opt": self.aux_opt.state_dict(),
+                      "bank_g_a": self.bank_g_a, "rng_numpy": self.rng.bit_generator.state,
+                      "rng_torch": torch.get_rng_state(), "rng_python": random.getstate(),
+                      "rng_cuda": torch.cuda.get_rng_state_all() if self.device.type == "cuda" else None}
+        tmp = path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+
+    def _resume(self) -> None:
+        path = self._ckpt_path()
+        if not path.exists():
+            return
+        st = torch.load(path, map_location="cpu", weights_only=False)
+        resize_coder_buffers(self.model, st["model"])
+        self.model.load_state_dict(st["model"])
+        self.opt.load_state_dict(st["opt"])
+        self.aux_opt.load_state_dict(st["aux_opt"])
+        self.step, self.best = st["step"], st["best"]
+        self.rng.bit_generator.state = st["rng_numpy"]
+        torch.set_rng_state(st["rng_torch"])
+        random.setstate(st["rng_python"])
+        if st.get("rng_cuda") is not None and self.device.type == "cuda":
+            torch.cuda.set_rng_state_all(st["rng_cuda"])
+        if st["bank_g_a"] is not None:
+            self.bank_g_a = st["bank_g_a"]
+            self._refresh_bank(from_state=True)
+        self._log({"event": "resume", "step": self.step})
+
+    # -- pieces ------------------------------------------------------------------------------------------------
+
+    def _refresh_bank(self, from_state: bool = False) -> None:
+        if not from_state:
+            self.bank_g_a = {k: v.detach().cpu().clone() for k, v in self.model.g_a.state_dict().items()}
+        g_a = copy.deepcopy(self.model.g_a)  # (building a fresh module would consume RNG: no exact resume)
+        g_a.load_state_dict(self.bank_g_a)
+        self.bank.refresh(g_a.to(self.device).eval(), self.device, self.cfg.amp)
+
+    def _lr(self) -> float:
+        return self.cfg.lr * (0.1 if self.step >= self.cfg.lr_decay_at * self.cfg.steps else 1.0)
+
+    def _log(self, rec: dict) -> None:
+        if not self.main:
+            return
+        rec = {"time": round(time.time(), 1)} | rec
+        print(json.dumps(rec), flush=True)
+        with open(self.out / "log.jsonl", "a") as f:
+            f.write(json.dumps(rec) + "\n")
+
+    def _train_step(self) -> dict:
+        cfg = self.cfg
+        x, src = self.train_set.random_crops(self.rng, cfg.batch, cfg.crop)
+        x = x.to(self.device, non_blocking=True)
+        if self.device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        q = torch.from_numpy(self.rng.uniform(QUALITY_MIN, QUALITY_MAX, cfg.batch)).float().to(self.device)
+        m = 0 if self.rng.random() < cfg.p_no_refs else int(self.rng.integers(1, self.refs_max + 1))
+
+        def refs_fn(y: Tensor) -> Tensor | None:
+            if m == 0:
+                return None
+            return self.bank.values(self.model.value_proj, self.bank.retrieve(y, m, src))
+
+        net = self.ddp or self.model
+        for g in self.opt.param_groups:
+            g["lr"] = self._lr()
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=cfg.amp):
+            out = net(x, q, refs_fn)
+        loss, bpp, mse = rd_loss(out, x, q)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        gn = torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.opt.step()
+        aux = self.model.aux_loss()
+        self.aux_opt.zero_grad(set_to_none=True)
+        aux.backward()
+        self.aux_opt.step()
+        return {"loss": loss.item(), "bpp": bpp.item(), "psnr": -10 * math.log10(max(mse.item(), 1e-10)),
+                "m": m, "gn": float(gn), "aux": aux.item()}
+
+    @torch.no_grad()
+    def validate(self) -> dict:
+        """Likelihood bpp and PSNR on held-out photos (centre crops), with M = 3 retrieved references."""
+        self.model.eval()
+        res = {}
+        total = 0.0
+        for qv in VAL_QUALITIES:
+            bpps, mses = [], []
+            for i in range(len(self.val_set)):
+                x = self.val_set.center_crop(i, self.cfg.val_crop).to(self.device)
+                q = torch.tensor([qv], device=self.device)
+
+                def refs_fn(y: Tensor) -> Tensor:
+                    return self.bank.values(self.model.value_proj, self.bank.retrieve(y, 3, None))
+
+                out = self.model(x, q, refs_fn)
+                _, bpp, mse = rd_loss(out, x, q)
+                bpps.append(bpp.item())
+                mses.append(out["x_hat"].clamp(0, 1).sub(x).pow(2).mean().item())
+            b = float(np.mean(bpps))
+            psnr = float(np.mean([-10 * math.log10(max(v, 1e-10)) for v in mses]))
+            total += float(lambda_for_quality(torch.tensor(qv))) * 255**2 * float(np.mean(mses)) + b
+            res[f"q{qv:g}"] = {"bpp": round(b, 4), "psnr": round(psnr, 3)}
+        self.model.train()
+        return {"val_loss": total / len(VAL_QUALITIES), **res}
+
+    # -- loop --------------------------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        cfg = self.cfg
+        t0 = time.time()
+        self._log({"event": "start", "step": self.step, "train_images": len(self.train_set),
+                   "val_images": len(self.val_set), "bank": len(self.bank), "device": str(self.device),
+                   "world": self.world})
+        self.model.train()
+        acc: list[dict] = []
+        t_last = time.time()
+        while self.step < cfg.steps:
+            if self.step % cfg.refresh_every == 0 or self.bank.latents is None:
+                self._refresh_bank()
+            acc.append(self._train_step())
+            self.step += 1
+            if self.step % cfg.log_every == 0:
+                rec = {k: round(float(np.mean([a[k] for a in acc])), 4) for k in acc[0] if k != "m"}
+                rec["steps_per_s"] = round(len(acc) / (time.time() - t_last), 3)
+                self._log({"step": self.step, "lr": self._lr(), **rec})
+                acc, t_last = [], time.time()
+            if self.step % cfg.val_every == 0 and self.main and len(self.val_set):
+                v = self.validate()
+                self._log({"step": self.step, **v})
+                if v["val_loss"] < self.best:
+                    self.best = v["val_loss"]
+                    self._save(self.out / "best.pt", full=False)
+            stop = cfg.max_minutes and (time.time() - t0) > cfg.max_minutes * 60
+            if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps or stop:
+                self._save(self._ckpt_path())
+            if stop:
+                self._log({"event": "time limit", "step": self.step})
+                break
+        if self.world > 1:
+            dist.destroy_process_group()
+
+
+def train(cfg: TrainConfig) -> None:
+    Trainer(cfg).run()

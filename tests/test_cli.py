@@ -1,0 +1,114 @@
+"""The real `clc` command in fresh processes: round trips, pipes, batches, and every way input can be bad."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from clccodec import Codec
+
+from .conftest import run_clc, synthetic_photo
+
+
+@pytest.fixture()
+def workdir(tmp_path, photo_png, tiny_model_path):
+    (tmp_path / "photo.png").write_bytes(photo_png.read_bytes())
+    return tmp_path
+
+
+def clc(workdir, tiny_model_path, *args, **kw):
+    return run_clc(*args, env_extra={"CLC_MODEL": str(tiny_model_path), "CLC_DICTIONARY": str(workdir / "none")},
+                   cwd=workdir, **kw)
+
+
+def assert_one_line_error(r, needle):
+    assert r.returncode != 0
+    err = r.stderr.decode()
+    assert "Traceback" not in err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    assert needle in lines[0], err
+
+
+def test_encode_info_decode_round_trip(workdir, tiny_model_path):
+    r = clc(workdir, tiny_model_path, "encode", "photo.png", "-o", "photo.clc", "-q", "3.5")
+    assert r.returncode == 0, r.stderr.decode()
+    size = (workdir / "photo.clc").stat().st_size
+    r = clc(workdir, tiny_model_path, "info", "photo.clc", "--json")
+    assert r.returncode == 0
+    assert f'"bytes": {size}' in r.stdout.decode()
+    assert f'"bpp": {8 * size / (96 * 136)}' in r.stdout.decode()
+    r = clc(workdir, tiny_model_path, "decode", "photo.clc", "-o", "out.png")
+    assert r.returncode == 0, r.stderr.decode()
+    decoded = np.asarray(Image.open(workdir / "out.png"))
+    expected = Codec(tiny_model_path, dictionary=False, device="cpu").encode_full(
+        workdir / "photo.png", 3.5, 0, reconstruct=True)
+    assert expected.data == (workdir / "photo.clc").read_bytes()
+    assert np.array_equal(decoded, expected.reconstruction)
+
+
+def test_stdin_to_stdout_pipeline(workdir, tiny_model_path):
+    png = (workdir / "photo.png").read_bytes()
+    enc = clc(workdir, tiny_model_path, "encode", "-", "-o", "-", stdin=png)
+    assert enc.returncode == 0 and enc.stdout[:3] == b"CLC"
+    dec = clc(workdir, tiny_model_path, "decode", "-", "-o", "-", stdin=enc.stdout)
+    assert dec.returncode == 0 and dec.stdout[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_batch_with_one_bad_file(workdir, tiny_model_path):
+    for i in range(2):
+        Image.fromarray(synthetic_photo(40, 48, seed=i)).save(workdir / f"img{i}.png")
+    (workdir / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
+    r = clc(workdir, tiny_model_path, "encode", "img0.png", "broken.png", "img1.png", "-o", "out")
+    assert r.returncode != 0
+    assert sorted(p.name for p in (workdir / "out").iterdir()) == ["img0.clc", "img1.clc"]
+    err = r.stderr.decode()
+    assert "broken.png" in err and "2 encoded, 1 failed" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("kind", ["truncated", "bitflip", "empty", "foreign"])
+def test_bad_clc_files(workdir, tiny_model_path, kind):
+    assert clc(workdir, tiny_model_path, "encode", "photo.png", "-o", "good.clc").returncode == 0
+    good = (workdir / "good.clc").read_bytes()
+    bad = {"truncated": good[: len(good) // 2], "bitflip": good[:30] + bytes([good[30] ^ 4]) + good[31:],
+           "empty": b"", "foreign": (workdir / "photo.png").read_bytes()}[kind]
+    (workdir / "bad.clc").write_bytes(bad)
+    r = clc(workdir, tiny_model_path, "decode", "bad.clc", "-o", "bad.png")
+    needle = {"truncated": "truncated", "bitflip": "corrupt", "empty": "empty", "foreign": "not a .clc"}[kind]
+    assert_one_line_error(r, needle)
+    assert not (workdir / "bad.png").exists()
+    assert not [p for p in workdir.iterdir() if p.name.startswith(".bad")]  # no temporary left behind
+    assert (workdir / "bad.clc").read_bytes() == bad
+
+
+def test_input_is_never_overwritten(workdir, tiny_model_path):
+    before = (workdir / "photo.png").read_bytes()
+    r = clc(workdir, tiny_model_path, "encode", "photo.png", "-o", "photo.png", "--force")
+    assert_one_line_error(r, "overwrite the input")
+    assert (workdir / "photo.png").read_bytes() == before
+
+
+def test_existing_output_needs_force(workdir, tiny_model_path):
+    (workdir / "photo.clc").write_bytes(b"keep me")
+    r = clc(workdir, tiny_model_path, "encode", "photo.png")
+    assert_one_line_error(r, "exists")
+    assert (workdir / "photo.clc").read_bytes() == b"keep me"
+    assert clc(workdir, tiny_model_path, "encode", "photo.png", "--force").returncode == 0
+    assert (workdir / "photo.clc").read_bytes()[:3] == b"CLC"
+
+
+def test_unreadable_image_and_missing_file(workdir, tiny_model_path):
+    (workdir / "fake.jpg").write_bytes(b"this is text")
+    assert_one_line_error(clc(workdir, tiny_model_path, "encode", "fake.jpg"), "not an image")
+    assert_one_line_error(clc(workdir, tiny_model_path, "encode", "missing.png"), "no such file")
+
+
+def test_missing_model_is_one_line(workdir, tiny_model_path):
+    r = clc(workdir, tiny_model_path, "encode", "photo.png", "--model", "nope.pt")
+    assert_one_line_error(r, "model weights not found")
+
+
+def test_help_has_examples(workdir, tiny_model_path):
+    r = clc(workdir, tiny_model_path, "--help")
+    assert r.returncode == 0 and "clc encode photo.png -o photo.clc" in r.stdout.decode()
+    r = clc(workdir, tiny_model_path, "encode", "--help")
+    assert r.returncode == 0 and "--quality" in r.stdout.decode()

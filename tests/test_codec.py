@@ -1,0 +1,126 @@
+"""Round trips through the real API with a tiny random model: exactness, determinism, bpp, image kinds."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import clccodec
+from clccodec import Codec, read_info
+from clccodec.errors import ModelMismatchError, UsageError
+from clccodec.model.codec import CLCModel
+from clccodec.model.config import TINY
+from clccodec.model.weights import prepare_for_export, save_weights
+
+from .conftest import synthetic_photo
+
+DECODE_SCRIPT = """
+import sys, json, numpy as np, torch
+torch.set_num_threads(int(sys.argv[3]))
+from clccodec import Codec
+pixels, gray = Codec(sys.argv[1], dictionary=False, device="cpu").decode_pixels(open(sys.argv[2], "rb").read())
+np.save(sys.argv[4], pixels)
+"""
+
+
+@pytest.fixture(scope="module")
+def codec(tiny_model_path):
+    return Codec(tiny_model_path, dictionary=False, device="cpu")
+
+
+def decode_in_fresh_process(model_path, clc_path, out_npy, threads):
+    subprocess.run([sys.executable, "-c", DECODE_SCRIPT, str(model_path), str(clc_path), str(threads),
+                    str(out_npy)], check=True, timeout=300)
+    return np.load(out_npy)
+
+
+def test_fresh_process_decode_matches_encoder_reconstruction(codec, tiny_model_path, tmp_path):
+    img = synthetic_photo(100, 150, seed=3)
+    torch.set_num_threads(2)
+    res = codec.encode_full(img, quality=4.5, refs=0, reconstruct=True)
+    (tmp_path / "a.clc").write_bytes(res.data)
+    for threads in (1, 2):
+        decoded = decode_in_fresh_process(tiny_model_path, tmp_path / "a.clc", tmp_path / f"d{threads}.npy",
+                                          threads)
+        assert decoded.shape == (100, 150, 3)
+        assert np.array_equal(decoded, res.reconstruction), f"decode with {threads} thread(s) differs"
+
+
+def test_repeated_encodes_give_identical_bytes(codec):
+    img = synthetic_photo(64, 80, seed=1)
+    first = codec.encode(img, quality=2.0, refs=0)
+    torch.set_num_threads(1)
+    try:
+        assert codec.encode(img, quality=2.0, refs=0) == first
+    finally:
+        torch.set_num_threads(2)
+    assert codec.encode(img, quality=2.0, refs=0) == first
+
+
+def test_quality_changes_the_rate(codec):
+    img = synthetic_photo(128, 128, seed=2)
+    sizes = [len(codec.encode(img, quality=q, refs=0)) for q in (1, 4.5, 8)]
+    assert sizes[0] != sizes[2]
+
+
+def test_bpp_counts_every_byte(codec):
+    img = synthetic_photo(70, 90)
+    data = codec.encode(img, quality=3, refs=0)
+    info = read_info(data)
+    assert info["bytes"] == len(data)
+    assert info["bpp"] == pytest.approx(8 * len(data) / (70 * 90))
+    assert info["hyper_bytes"] + sum(info["slice_bytes"]) < len(data)  # the header is counted too
+
+
+@pytest.mark.parametrize("size", [(1, 1), (3, 200), (65, 33), (64, 64)])
+def test_any_size_round_trips(codec, size):
+    h, w = size
+    img = synthetic_photo(h, w)
+    res = codec.encode_full(img, quality=3, refs=0, reconstruct=True)
+    out, gray = codec.decode_pixels(res.data)
+    assert out.shape == (h, w, 3) and not gray
+    assert np.array_equal(out, res.reconstruction)
+
+
+def test_grayscale_decodes_to_grayscale(codec):
+    g = synthetic_photo(40, 56)[:, :, 1]
+    data = codec.encode(Image.fromarray(g, "L"), quality=5, refs=0)
+    assert read_info(data)["mode"] == "L"
+    im = codec.decode(data)
+    assert im.mode == "L" and im.size == (56, 40)
+
+
+def test_alpha_is_dropped_with_a_note(codec):
+    rgba = np.dstack([synthetic_photo(32, 32), np.full((32, 32), 128, np.uint8)])
+    res = codec.encode_full(Image.fromarray(rgba, "RGBA"), quality=3, refs=0)
+    assert any("alpha" in n for n in res.notes)
+    assert codec.decode(res.data).mode == "RGB"
+
+
+def test_bad_quality_is_a_usage_error(codec):
+    with pytest.raises(UsageError, match="quality"):
+        codec.encode(synthetic_photo(16, 16), quality=9)
+    with pytest.raises(UsageError, match="quality"):
+        codec.encode(synthetic_photo(16, 16), quality=float("nan"))
+
+
+def test_file_from_another_model_is_refused(codec, tmp_path):
+    torch.manual_seed(99)
+    other = CLCModel(TINY)
+    prepare_for_export(other)
+    save_weights(other, tmp_path / "other.pt")
+    data = Codec(tmp_path / "other.pt", dictionary=False, device="cpu").encode(synthetic_photo(32, 32), 3, 0)
+    with pytest.raises(ModelMismatchError, match="needs model"):
+        codec.decode(data)
+
+
+def test_module_level_api(tiny_model_path, tmp_path, photo_png):
+    dst = tmp_path / "p.clc"
+    n = clccodec.encode_file(photo_png, dst, 3, model=tiny_model_path, dictionary=False, device="cpu")
+    assert dst.stat().st_size == n
+    clccodec.decode_file(dst, tmp_path / "p.png", model=tiny_model_path, dictionary=False, device="cpu")
+    assert Image.open(tmp_path / "p.png").size == Image.open(photo_png).size
