@@ -210,7 +210,7 @@ def _guard(fn: Callable[[], None]) -> None:
 @app.command(no_args_is_help=True)
 def encode(
     inputs: Annotated[list[str], typer.Argument(help="Image files (PNG, JPEG, WebP, TIFF, BMP, ...), or '-' "
-                                                "for stdin.", show_default=False)],
+                                                "for stdin.", show_default=False, metavar="IMAGE")],
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="Output file, folder (for many "
                                                   "inputs), or '-' for stdout. Default: beside each input, "
                                                   "with .clc.", show_default=False)] = None,
@@ -255,7 +255,7 @@ def encode(
 
 @app.command(no_args_is_help=True)
 def decode(
-    inputs: Annotated[list[str], typer.Argument(help=".clc files, or '-' for stdin.", show_default=False)],
+    inputs: Annotated[list[str], typer.Argument(help=".clc files, or '-' for stdin.", show_default=False, metavar="FILE")],
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="Output image (format from the "
                                                   "extension: png, ppm, bmp, tif, webp), folder, or '-' for "
                                                   "stdout (PNG). Default: beside each input, with .png.",
@@ -295,7 +295,7 @@ def decode(
 
 @app.command(no_args_is_help=True)
 def info(
-    files: Annotated[list[str], typer.Argument(help=".clc files (or '-' for stdin).", show_default=False)],
+    files: Annotated[list[str], typer.Argument(help=".clc files (or '-' for stdin).", show_default=False, metavar="FILE")],
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Show what a .clc file holds: size, quality, model and dictionary ids, references, bytes per part, bpp.
@@ -328,6 +328,66 @@ def info(
             out.print(t)
         if failures:
             raise typer.Exit(last if len(files) == 1 else 1)
+
+    _guard(go)
+
+
+@app.command(no_args_is_help=True)
+def train(
+    data: Annotated[Path, typer.Argument(help="Folder of training photos (never Kodak: it is a test set).", metavar="DIR")],
+    out: Annotated[Path, typer.Option("--out", help="Run folder: checkpoints (last.pt, best.pt) and log.jsonl. "
+                                      "An existing run resumes exactly where it stopped.")] = Path("runs/full"),
+    config: Annotated[str, typer.Option("--config", help="Model size: full or tiny.")] = "full",
+    init: Annotated[Optional[Path], typer.Option("--init", help="Start from these weights (e.g. "
+                                                 "models/clc-full.pt) instead of random.", show_default=False)] = None,
+    steps: Annotated[int, typer.Option("--steps", help="Total steps to reach.")] = 60000,
+    batch: Annotated[int, typer.Option("--batch", help="Crops per step (per GPU under torchrun).")] = 8,
+    crop: Annotated[int, typer.Option("--crop", help="Training crop size.")] = 128,
+    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate (drops 10x for the last 10 %).")] = 2e-4,
+    lr_decay_at: Annotated[float, typer.Option("--lr-decay-at", help="Fraction of --steps after which the "
+                                               "learning rate drops 10x.")] = 0.9,
+    val_every: Annotated[int, typer.Option("--val-every", help="Validate (held-out photos) every N steps.")] = 2000,
+    max_minutes: Annotated[float, typer.Option("--max-minutes", help="Stop with a checkpoint after this "
+                                               "much time (0: no limit).")] = 0.0,
+    device: DeviceOpt = "auto",
+    amp: Annotated[bool, typer.Option("--amp/--no-amp", help="bf16 autocast for the transforms.")] = True,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """Train the variable-rate model (lambda sampled per crop over the whole quality range).
+
+    Examples: clc train ../shared/data/train --out runs/full | clc train photos/ --init models/clc-full.pt --steps 5000
+    | torchrun --nproc_per_node 8 -m clccodec train photos/ --out runs/ddp --batch 16
+    """
+
+    def go() -> None:
+        from .training.trainer import TrainConfig
+        from .training.trainer import train as run_training
+
+        run_training(TrainConfig(data=str(data), out=str(out), config=config, init=str(init) if init else None,
+                                 steps=steps, batch=batch, crop=crop, lr=lr, lr_decay_at=lr_decay_at,
+                                 val_every=val_every, max_minutes=max_minutes, device=device, amp=amp, seed=seed))
+
+    _guard(go)
+
+
+@app.command("export-weights", no_args_is_help=True)
+def export_weights(
+    checkpoint: Annotated[Path, typer.Argument(help="Trainer checkpoint (best.pt or last.pt).", metavar="CHECKPOINT")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Weights file to write.")] = Path(
+        "models/clc-full.pt"),
+) -> None:
+    """Snap a checkpoint onto the coder's fixed-point grids and write a shipped weights file.
+
+    Example: clc export-weights runs/full/best.pt -o models/clc-full.pt
+    """
+
+    def go() -> None:
+        from .training.export import export_checkpoint
+
+        if not checkpoint.exists():
+            raise UsageError(f"{checkpoint}: no such file")
+        mid = export_checkpoint(checkpoint, output)
+        out.print(f"{output}: model id {mid.hex()}", markup=False)
 
     _guard(go)
 

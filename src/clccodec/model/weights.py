@@ -26,6 +26,8 @@ from .exact import QConv2d, quantize_exact_params
 WEIGHTS_FORMAT = "clc-weights/1"
 MODEL_ID_BYTES = 8
 _CODER_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
+# small, and their exact values shape the coder (medians, gains): not worth fp16's rounding
+_KEEP_FP32 = ("entropy_bottleneck.", "entropy.gaussian.", "log_gain", "log_inv_gain")
 
 
 def model_id(model: CLCModel) -> bytes:
@@ -61,7 +63,7 @@ def save_weights(model: CLCModel, path: str | Path, meta: dict | None = None, ha
     state = {}
     for name, t in model.state_dict().items():
         t = t.detach().cpu()
-        if half and t.is_floating_point() and name not in exact and not name.endswith(_CODER_BUFFERS):
+        if half and t.is_floating_point() and name not in exact and not name.startswith(_KEEP_FP32):
             t = t.half()
         state[name] = t
     blob = {"format": WEIGHTS_FORMAT, "config": model.cfg.to_dict(), "state": state, "meta": meta or {}}
