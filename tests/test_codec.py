@@ -124,3 +124,19 @@ def test_module_level_api(tiny_model_path, tmp_path, photo_png):
     assert dst.stat().st_size == n
     clccodec.decode_file(dst, tmp_path / "p.png", model=tiny_model_path, dictionary=False, device="cpu")
     assert Image.open(tmp_path / "p.png").size == Image.open(photo_png).size
+
+
+def test_decode_ignores_onednn_and_thread_count(codec):
+    """CPU proxies for 'another machine': other kernels and reduction orders must give the same pixels."""
+    img = synthetic_photo(96, 128, seed=5)
+    res = codec.encode_full(img, quality=6, refs=0, reconstruct=True)
+    try:
+        for onednn in (False, True):
+            for threads in (1, 2):
+                torch.backends.mkldnn.enabled = onednn
+                torch.set_num_threads(threads)
+                pixels, _ = codec.decode_pixels(res.data)
+                assert np.array_equal(pixels, res.reconstruction), (onednn, threads)
+    finally:
+        torch.backends.mkldnn.enabled = True
+        torch.set_num_threads(2)
