@@ -164,7 +164,8 @@ class Trainer:
         random.setstate(st["rng_python"])
         if st.get("rng_cuda") is not None and self.device.type == "cuda":
             torch.cuda.set_rng_state_all(st["rng_cuda"])
-        if st["bank_g_a"] is not None:
+        if st["bank_g_a"] is not None and self.step % self.cfg.refresh_every:
+            # mid-period: rebuild the bank the interrupted run was using (at a boundary run() refreshes anyway)
             self.bank_g_a = st["bank_g_a"]
             self._refresh_bank(from_state=True)
         self._log({"event": "resume", "step": self.step})
