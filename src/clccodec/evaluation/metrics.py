@@ -5,7 +5,8 @@
   per-image values (not the PSNR of the mean MSE). Identical images would give +inf: capped at PSNR_CAP dB so
   JSON stays valid.
 * MS-SSIM: pytorch-msssim's `ms_ssim` on RGB with data_range 255 (5 scales, 11x11 Gaussian window, sigma 1.5,
-  the standard weights), the per-channel values averaged. It needs the shorter side > 160 px (four 2x
+  the standard weights), the per-channel values averaged. float32 like CompressAI (4x faster than float64 on
+  CPU; the E[x^2] - E[x]^2 cancellation costs up to ~3e-5 absolute on flat 8-bit content). It needs the shorter side > 160 px (four 2x
   downsamplings of an 11-pixel window). Smaller images use as many scales as fit (the first k standard weights,
   renormalised to sum 1) and below 11 px single-scale SSIM with the largest odd window that fits; `ms_ssim`
   returns the number of scales used so reports can flag it.
@@ -55,7 +56,7 @@ def scales_for(height: int, width: int, win_size: int = WIN_SIZE) -> int:
 
 
 def _to_nchw(a: np.ndarray) -> torch.Tensor:
-    t = torch.from_numpy(np.ascontiguousarray(a)).to(torch.float64)
+    t = torch.tensor(a, dtype=torch.float32)  # a copy (inputs may be read-only); float32 as CompressAI uses
     if t.ndim == 2:
         t = t[:, :, None]
     return t.permute(2, 0, 1).unsqueeze(0)

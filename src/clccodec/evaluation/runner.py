@@ -53,8 +53,8 @@ def find_images(paths: Sequence[str | Path], limit: int | None = None) -> list[P
         else:
             raise UsageError(f"{p}: no such file or folder")
     if not found:
-        raise UsageError(f"no images found in {', '.join(map(str, paths))} "
-                         f"(looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+        raise UsageError(f"no images found in {', '.join(map(str, paths))} (looked for "
+                         f"{' '.join(sorted(IMAGE_SUFFIXES))})")
     if limit is not None:
         if limit < 1:
             raise UsageError("--limit must be at least 1")
