@@ -9,6 +9,8 @@ Each size runs in its own fresh worker process, so its peak memory is its own:
 * encode / decode seconds: wall time of Codec.encode_full (pixels in memory -> .clc bytes) and of
   Codec.decode_pixels (bytes -> pixels), median over the timed runs, after an untimed warm-up at 256x256.
   A size is repeated up to --repeat times, but no more once its runs have used --budget seconds.
+* encode / decode CPU seconds: process CPU time (all threads, user + system) of the same runs, median: less
+  sensitive than wall time to other load on the machine (wall ~ CPU / threads on an idle machine).
 * peak RSS: the process's resident-set high-water mark (VmHWM in /proc/self/status) during the encode runs and
   during the decode runs, reset in between through /proc/self/clear_refs; "base" is the RSS with the model
   loaded, before any coding. On GPU also the peak CUDA memory allocated (torch.cuda.max_memory_allocated).
@@ -109,23 +111,27 @@ def worker(args: argparse.Namespace) -> dict:
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     enc_times: list[float] = []
+    enc_cpu: list[float] = []
     data = b""
     while len(enc_times) < args.repeat and (not enc_times or sum(enc_times) < args.budget):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         data = codec.encode_full(pixels, args.quality, args.refs).data
         sync()
         enc_times.append(time.perf_counter() - t)
+        enc_cpu.append(time.process_time() - c)
     enc_peak = _status_kib("VmHWM")
     enc_gpu = torch.cuda.max_memory_allocated() if cuda else None
     _reset_peak()
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     dec_times: list[float] = []
+    dec_cpu: list[float] = []
     while len(dec_times) < args.repeat and (not dec_times or sum(dec_times) < args.budget):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         out, _ = codec.decode_pixels(data)
         sync()
         dec_times.append(time.perf_counter() - t)
+        dec_cpu.append(time.process_time() - c)
     dec_peak = _status_kib("VmHWM")
     dec_gpu = torch.cuda.max_memory_allocated() if cuda else None
     assert out.shape == pixels.shape
@@ -134,6 +140,7 @@ def worker(args: argparse.Namespace) -> dict:
         "width": w, "height": h, "megapixels": w * h / 1e6, "bytes": len(data), "bpp": 8 * len(data) / (w * h),
         "encode_s": statistics.median(enc_times), "decode_s": statistics.median(dec_times),
         "encode_runs": enc_times, "decode_runs": dec_times,
+        "encode_cpu_s": statistics.median(enc_cpu), "decode_cpu_s": statistics.median(dec_cpu),
         "base_rss_mib": base * mib if base else None,
         "encode_peak_rss_mib": enc_peak * mib if enc_peak else None,
         "decode_peak_rss_mib": dec_peak * mib if dec_peak else None,
@@ -145,6 +152,13 @@ def worker(args: argparse.Namespace) -> dict:
         "torch_threads": torch.get_num_threads(),
         "gpu": torch.cuda.get_device_name() if cuda else None,
     }
+
+
+def _loadavg() -> list[float] | None:
+    try:
+        return list(os.getloadavg())
+    except OSError:
+        return None
 
 
 # -- driver -------------------------------------------------------------------------------------------------------
@@ -203,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             continue
         row = json.loads(r.stdout.strip().splitlines()[-1])
-        errc.print(f"  encode {row['encode_s']:.3f} s, decode {row['decode_s']:.3f} s "
+        errc.print(f"  encode {row['encode_s']:.3f} s ({row['encode_cpu_s']:.2f} CPU s), decode {row['decode_s']:.3f} s "
+                   f"({row['decode_cpu_s']:.2f} CPU s) "
                    f"({time.perf_counter() - t:.0f} s with process start)", markup=False)
         rows.append(row)
 
@@ -214,9 +229,9 @@ def main(argv: list[str] | None = None) -> int:
              f"{first.get('device', args.device)}, {first.get('torch_threads', '?')} threads, quality {args.quality:g}, "
              f"M={first.get('refs_used', 0)}")
     t = Table(title=title, title_justify="left",
-              caption="s: median wall seconds; memory in MiB: RSS with the model loaded, peak RSS while encoding "
+              caption="s: median wall seconds; CPU s: process CPU seconds (all threads); MP/s from wall time; memory in MiB: RSS with the model loaded, peak RSS while encoding "
                       "and while decoding" + (", peak CUDA memory allocated" if gpu else ""), caption_justify="left")
-    cols = ["size", "MP", "bpp", "enc s", "dec s", "enc MP/s", "dec MP/s", "RSS", "enc peak",
+    cols = ["size", "MP", "bpp", "enc s", "dec s", "enc CPU s", "dec CPU s", "enc MP/s", "dec MP/s", "RSS", "enc peak",
             "dec peak"] + (["enc GPU", "dec GPU"] if gpu else [])
     for c in cols:
         t.add_column(c, justify="right")
@@ -225,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
             t.add_row(f"{r['width']}x{r['height']}", *(["-"] * (len(cols) - 2)), r["error"][:40])
             continue
         cells = [f"{r['width']}x{r['height']}", f"{r['megapixels']:.2f}", f"{r['bpp']:.3f}", f"{r['encode_s']:.3f}",
-                 f"{r['decode_s']:.3f}", f"{r['megapixels'] / r['encode_s']:.3f}",
+                 f"{r['decode_s']:.3f}", f"{r['encode_cpu_s']:.2f}", f"{r['decode_cpu_s']:.2f}",
+                 f"{r['megapixels'] / r['encode_s']:.3f}",
                  f"{r['megapixels'] / r['decode_s']:.3f}", f"{r['base_rss_mib']:.0f}",
                  f"{r['encode_peak_rss_mib']:.0f}", f"{r['decode_peak_rss_mib']:.0f}"]
         if gpu:
@@ -240,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
                                                            "budget", "image")},
                 "environment": {"python": platform.python_version(), "torch": torch.__version__,
                                 "platform": platform.platform(), "cpu_count": os.cpu_count(),
-                                "processor": platform.processor()},
+                                "processor": platform.processor(), "loadavg_at_end": _loadavg()},
                 "method": __doc__.split("\n\n", 2)[2].strip(),
                 "results": rows}
         Path(args.json).write_text(json.dumps(blob, indent=1) + "\n")
