@@ -29,7 +29,7 @@ def render(res: dict) -> str:
               + (f", {env['gpu']}" if env.get("gpu") else "") + ").", ""]
     bd = res.get("bd_rate", {})
     if bd.get("rows"):
-        lines += [f"BD-rate of {bd.get('test')} (negative = fewer bits; {bd.get('method')}):", "",
+        lines += [f"BD-rate of {bd.get('test')}. Method: {bd.get('method')}.", "",
                   "| against | PSNR, <= 1 bpp | PSNR, all | MS-SSIM dB, all | that curve vs VTM (<= 1 bpp) |",
                   "|---|---:|---:|---:|---:|"]
         for r in bd["rows"]:
