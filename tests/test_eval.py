@@ -222,3 +222,23 @@ def test_speed_benchmark_runs(tmp_path, tiny_model_path):
     row = json.loads((tmp_path / "speed.json").read_text())["results"][0]
     assert row["width"] == 64 and row["encode_s"] > 0 and row["decode_s"] > 0
     assert row["encode_peak_rss_mib"] >= row["base_rss_mib"] * 0.5
+
+
+KODAK = REPO.parent / "shared" / "data" / "kodak"
+
+
+@pytest.mark.skipif(not (KODAK.is_dir() and __import__("os").environ.get("CLC_KODAK_TESTS")),
+                    reason="opt-in (CLC_KODAK_TESTS=1, needs ../shared/data/kodak; ~2 min)")
+def test_live_webp_reproduces_measured_here_on_kodak():
+    """Pillow's libwebp at method 6 writes what cwebp -m 6 wrote for measured_here: same bpp, PSNR, MS-SSIM on all
+    24 Kodak images. Checks the whole measurement path (file bytes, 8-bit PSNR per image, MS-SSIM, averaging)."""
+    local = json.loads((anchors.DATA / anchors.ALL["local-webp"][0]).read_text())
+    images = runner.load_images(runner.find_images([KODAK]))
+    codec = classical.CODECS["webp"]
+    for q in (0, 50):
+        i = local["settings"]["values"].index(q)
+        recs = [runner.measure(im.name, im.pixels, d := codec.encode(im.pixels, q), codec.decode(d), q, 0, 0)
+                for im in images]
+        assert np.mean([r.bpp for r in recs]) == pytest.approx(local["results"]["bpp"][i], rel=2e-3)
+        assert np.mean([r.psnr for r in recs]) == pytest.approx(local["results"]["psnr-rgb"][i], abs=0.01)
+        assert np.mean([r.msssim for r in recs]) == pytest.approx(local["results"]["ms-ssim-rgb"][i], abs=1e-4)
