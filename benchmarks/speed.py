@@ -234,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     cols = ["size", "MP", "bpp", "enc s", "dec s", "enc CPU s", "dec CPU s", "enc MP/s", "dec MP/s", "RSS", "enc peak",
             "dec peak"] + (["enc GPU", "dec GPU"] if gpu else [])
     for c in cols:
-        t.add_column(c, justify="right")
+        t.add_column(c, justify="right", no_wrap=True)
     for r in rows:
         if "error" in r:
             t.add_row(f"{r['width']}x{r['height']}", *(["-"] * (len(cols) - 2)), r["error"][:40])
