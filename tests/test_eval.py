@@ -224,11 +224,11 @@ def test_speed_benchmark_runs(tmp_path, tiny_model_path):
     assert row["encode_peak_rss_mib"] >= row["base_rss_mib"] * 0.5
 
 
-KODAK = REPO.parent / "shared" / "data" / "kodak"
+KODAK = Path(__import__("os").environ.get("CLC_KODAK_DIR", REPO.parent / "shared" / "data" / "kodak"))
 
 
 @pytest.mark.skipif(not (KODAK.is_dir() and __import__("os").environ.get("CLC_KODAK_TESTS")),
-                    reason="opt-in (CLC_KODAK_TESTS=1, needs ../shared/data/kodak; ~2 min)")
+                    reason="opt-in: CLC_KODAK_TESTS=1 (Kodak at ../shared/data/kodak or $CLC_KODAK_DIR; ~2 min)")
 def test_live_webp_reproduces_measured_here_on_kodak():
     """Pillow's libwebp at method 6 writes what cwebp -m 6 wrote for measured_here: same bpp, PSNR, MS-SSIM on all
     24 Kodak images. Checks the whole measurement path (file bytes, 8-bit PSNR per image, MS-SSIM, averaging)."""
