@@ -1,0 +1,56 @@
+#!/usr/bin/env python
+"""Markdown tables (for README / MODEL_CARD) from a `clc eval --json` file.
+
+    python benchmarks/rd_table.py benchmarks/results/kodak_rd.json > benchmarks/results/kodak_rd.md
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+
+def fmt_bd(r: dict | None) -> str:
+    if not r:
+        return "-"
+    return f"{r['value']:+.1f} %" if r["value"] is not None else "n/a"
+
+
+def render(res: dict) -> str:
+    lines = [f"### {res['name']} on {res.get('source', '?')} ({len(res.get('images', []))} images)", "",
+             "| quality | bpp | PSNR-RGB dB | MS-SSIM-RGB | encode s | decode s |", "|---:|---:|---:|---:|---:|---:|"]
+    a = res["results"]
+    for i, q in enumerate(res["quality"]):
+        lines.append(f"| {q:g} | {a['bpp'][i]:.4f} | {a['psnr-rgb'][i]:.2f} | {a['ms-ssim-rgb'][i]:.4f} | "
+                     f"{a['encoding_time'][i]:.2f} | {a['decoding_time'][i]:.2f} |")
+    env = res.get("environment", {})
+    lines += ["", f"Times: mean wall seconds per image on {env.get('device', '?')} ({env.get('cpu_count', '?')} CPU "
+              f"cores, torch {env.get('torch', '?')}, {env.get('torch_threads', '?')} threads"
+              + (f", {env['gpu']}" if env.get("gpu") else "") + ").", ""]
+    bd = res.get("bd_rate", {})
+    if bd.get("rows"):
+        lines += [f"BD-rate of {bd.get('test')}. Method: {bd.get('method')}.", "",
+                  "| against | PSNR, <= 1 bpp | PSNR, all | MS-SSIM dB, all | that curve vs VTM (<= 1 bpp) |",
+                  "|---|---:|---:|---:|---:|"]
+        for r in bd["rows"]:
+            lines.append(f"| {r['label']} | {fmt_bd(r['bd_rate_psnr_le1bpp'])} | {fmt_bd(r['bd_rate_psnr_all'])} | "
+                         f"{fmt_bd(r['bd_rate_msssim_db_all'])} | {fmt_bd(r['this_vs_vtm_psnr_le1bpp'])} |")
+        if not bd.get("anchors_comparable", True):
+            lines += ["", "Note: not the full 24-image Kodak set, so BD-rates against the published anchors are "
+                      "indicative only."]
+    for note in res.get("notes", []):
+        lines += ["", f"Note: {note}"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print(__doc__.strip(), file=sys.stderr)
+        return 2
+    with open(argv[0]) as fh:
+        sys.stdout.write(render(json.load(fh)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
