@@ -18,8 +18,8 @@ from rich.table import Table
 from . import __version__
 from .errors import ClcError, UsageError
 
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # one-line errors stay one line
+out = Console(highlight=False, soft_wrap=True)  # JSON lines must not be wrapped
 
 app = typer.Typer(
     name="clc",
@@ -28,6 +28,7 @@ app = typer.Typer(
     "  clc encode photo.png -o photo.clc --quality 3\n\n"
     "  clc decode photo.clc -o out.png\n\n"
     "  clc info photo.clc\n\n"
+    "  clc build-dict ./photos -o my.clcdict\n\n"
     "  clc encode *.png -o compressed/        (batch, with a progress bar)\n\n"
     "  cat photo.png | clc encode - -o - > photo.clc",
     no_args_is_help=True,
@@ -295,12 +296,15 @@ def decode(
 
 @app.command(no_args_is_help=True)
 def info(
-    files: Annotated[list[str], typer.Argument(help=".clc files (or '-' for stdin).", show_default=False, metavar="FILE")],
+    files: Annotated[list[str], typer.Argument(help=".clc or .clcdict files (or '-' for stdin).",
+                                               show_default=False, metavar="FILE")],
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """Show what a .clc file holds: size, quality, model and dictionary ids, references, bytes per part, bpp.
 
-    Example: clc info photo.clc
+    Also describes .clcdict reference dictionaries (K, crop size, feature extractor, model id, size, provenance).
+
+    Examples: clc info photo.clc | clc info dictionaries/default.clcdict
     """
 
     def go() -> None:
@@ -311,7 +315,8 @@ def info(
         failures = 0
         for f in files:
             try:
-                inf = read_info(read_input(f))
+                raw = read_input(f)
+                inf = _dictionary_info(raw) if _is_dictionary(raw) else read_info(raw)
             except ClcError as e:
                 err.print(f"clc: error: {f}: {e}", markup=False)
                 failures += 1
@@ -324,7 +329,7 @@ def info(
             t.add_column(style="bold")
             t.add_column()
             for k, v in inf.items():
-                t.add_row(k, f"{v:.4f}" if isinstance(v, float) and k == "bpp" else str(v))
+                t.add_row(k, _info_cell(k, v))
             out.print(t)
         if failures:
             raise typer.Exit(last if len(files) == 1 else 1)
@@ -485,6 +490,146 @@ def eval_cmd(
             write_atomic(plot, png, force=True)
             if not quiet:
                 err.print(f"wrote {plot}", markup=False)
+
+    _guard(go)
+
+
+# -- reference dictionaries ---------------------------------------------------------------------------------------
+
+
+def _is_dictionary(data: bytes) -> bool:
+    from .dictionary.clcdict import looks_like_clcdict
+
+    return looks_like_clcdict(data)
+
+
+def _dictionary_info(data: bytes) -> dict:
+    from .dictionary.store import ReferenceDictionary
+
+    return ReferenceDictionary.from_bytes(data).info()  # the caller prefixes errors with the name
+
+
+def _info_cell(key: str, value: object) -> str:
+    if isinstance(value, float) and key == "bpp":
+        return f"{value:.4f}"
+    if key == "sources" and isinstance(value, list):
+        shown = ", ".join(str(v) for v in value[:5])
+        return shown + (f", ... ({len(value) - 5} more)" if len(value) > 5 else "")
+    if key == "bytes" and isinstance(value, int) and value >= 1 << 20:
+        return f"{value} ({value / (1 << 20):.1f} MiB)"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items())
+    return str(value)
+
+
+class _RichReporter:
+    """Rich progress bars for build-dict: one line per stage."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), console=err, transient=False, disable=quiet)
+        self.task = None
+
+    def __enter__(self) -> "_RichReporter":
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._finish()
+        self.progress.stop()
+
+    def _finish(self) -> None:
+        if self.task is not None:
+            t = self.progress.tasks[-1]
+            self.progress.update(self.task, total=t.total or 1, completed=t.total or 1)
+
+    def stage(self, name: str, total: int | None = None) -> None:
+        self._finish()
+        self.task = self.progress.add_task(name, total=total)
+
+    def advance(self, n: int = 1) -> None:
+        if self.task is not None:
+            self.progress.advance(self.task, n)
+
+    def note(self, msg: str) -> None:
+        if not self.quiet:
+            self.progress.console.print(f"clc: note: {msg}", markup=False)
+
+
+@app.command("build-dict", no_args_is_help=True)
+def build_dict(
+    folder: Annotated[Path, typer.Argument(help="Folder of images (searched recursively; PNG, JPEG, WebP, ...).",
+                                           show_default=False)],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The .clcdict file to write.",
+                                         show_default=False)],
+    clusters: Annotated[int, typer.Option("--clusters", "-k", help="Entries K (MiniBatchKMeans clusters; with "
+                                          "fewer crops than K every crop becomes an entry).", min=1)] = 3000,
+    crop: Annotated[int, typer.Option("--crop", help="Crop size in pixels (a multiple of 16).", min=64)] = 256,
+    stride: Annotated[Optional[int], typer.Option("--stride", help="Crop grid step in pixels (default: the crop "
+                                                  "size, i.e. non-overlapping).", min=16, show_default=False)] = None,
+    features: Annotated[str, typer.Option("--features", help="Retrieval features: latent (the codec's own "
+                                          "analysis latent, no download) or resnet50 (needs --weights).")] = "latent",
+    weights: Annotated[Optional[Path], typer.Option("--weights", help="Local torchvision ResNet-50 state dict "
+                                                    "for --features resnet50 (nothing is downloaded).",
+                                                    show_default=False)] = None,
+    glob: Annotated[Optional[str], typer.Option("--glob", help="Only files whose name matches this pattern, "
+                                                "e.g. 'unsplash_*.png'.", show_default=False)] = None,
+    license_note: Annotated[Optional[str], typer.Option("--license", help="License/provenance note stored in "
+                                                        "the file (default: 'unspecified').",
+                                                        show_default=False)] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of PCA and clustering (same inputs + seed: same "
+                                      "file).")] = 0,
+    batch: Annotated[int, typer.Option("--batch", help="Crops per forward pass.", min=1)] = 16,
+    model: ModelOpt = None,
+    device: DeviceOpt = "auto",
+    force: ForceOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Build a reference dictionary (.clcdict) from a folder of images, for one model.
+
+    Crops every image on a grid, describes each crop by spatial-pyramid-pooled features, reduces them with PCA
+    (256 dims), clusters them into K entries (MiniBatchKMeans; the crop nearest each centroid represents its
+    cluster) and stores each entry's search key and its int8 reference values, bound to the model's id, with
+    provenance (file names, sha256, license note).
+
+    Examples:
+
+      clc build-dict ./photos -o photos.clcdict
+
+      clc build-dict ../shared/data/train --glob 'unsplash_*.png' -o default.clcdict --license 'Unsplash License'
+
+      clc build-dict ./photos -o r50.clcdict --features resnet50 --weights resnet50.pth -k 1000 --stride 128
+    """
+
+    def go() -> None:
+        from .api import default_model_path, resolve_device
+        from .dictionary.build import DEFAULT_LICENSE, BuildOptions, build_dictionary
+        from .model.weights import load_weights
+
+        if output.exists() and not force:
+            raise UsageError(f"{output} exists (use --force to overwrite)")
+        if not output.parent.is_dir():
+            raise UsageError(f"{output.parent}: folder does not exist")
+        opts = BuildOptions(clusters=clusters, crop=crop, stride=stride, features=features, weights=weights,
+                            seed=seed, batch=batch, license=license_note or DEFAULT_LICENSE, pattern=glob)
+        opts.check()
+        dev = resolve_device(device)
+        net = load_weights(model or default_model_path(), dev)
+        t = time.perf_counter()
+        with _RichReporter(quiet) as rep:
+            d, report = build_dictionary(folder, net, opts, rep, dev)
+            rep.stage("Writing", 1)
+            size = d.save(output, force)
+            rep.advance()
+        for s in report.skipped:
+            if not quiet:
+                err.print(f"clc: note: skipped {s}", markup=False)
+        if not quiet:
+            c, h, w = d.value_shape
+            err.print(f"{output}: K={len(d)} entries from {report.crops} crops of {report.images} images, "
+                      f"values {c}x{h}x{w} int8, {size} bytes, id {d.id_hex}, model {d.model_id.hex()}, "
+                      f"{time.perf_counter() - t:.1f} s", markup=False)
 
     _guard(go)
 

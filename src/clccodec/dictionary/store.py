@@ -1,0 +1,187 @@
+"""A loaded reference dictionary: what the encoder retrieves from and the decoder fetches values from, by index.
+
+    d = ReferenceDictionary.load("dictionaries/default.clcdict")
+    idx = d.retrieve(model, x, 3)        # encoder: top-3 entries for the padded image x (1, 3, H, W) in [0, 1]
+    v = d.values(idx)                    # decoder (and encoder): int8 codes (R, C_r, h, w), by index only
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..errors import DictionaryError, DictionaryMismatchError
+from . import clcdict
+from .clcdict import DictData
+from .features import FeatureExtractor, LatentExtractor, ResNet50Extractor, query_features
+from .retrieval import RetrievalIndex, merge_results
+
+RESNET_WEIGHTS_ENV = "CLC_RESNET50_WEIGHTS"
+
+# Encode-time query (chosen by measurement, benchmarks/dict_queries.py; numbers in dictionaries/README.md): SPP of
+# the whole image's feature map, for the image and its 180-degree rotation (the paper's multi-query), hits merged
+# by distance, de-duplicated, top M. Per-tile queries ("tiles") covered the image's tokens no better than random
+# entries. Encoder-only: changing it never affects decoding of existing files.
+DEFAULT_QUERY = "global"
+DEFAULT_MERGE = "distance"
+DEFAULT_ROTATE = True
+CANDIDATES_PER_QUERY = 8  # hits fetched per query vector before merging (enough to fill M after de-duplication)
+
+
+class ReferenceDictionary:
+    def __init__(self, data: DictData, path: str | Path | None = None, size_on_disk: int | None = None) -> None:
+        self.data = data
+        self.path = Path(path) if path is not None else None
+        self.size_on_disk = size_on_disk
+        self.model_id = bytes(data.model_id)
+        self.id = clcdict.dictionary_id(self.model_id, data.values)
+        self.extractor_weights: str | Path | None = None  # ResNet-50 weights for resnet50 dictionaries
+        self.query, self.merge, self.rotate = DEFAULT_QUERY, DEFAULT_MERGE, DEFAULT_ROTATE
+        self._index: RetrievalIndex | None = None
+        self._index_gpu = False
+        self._extractor: FeatureExtractor | None = None
+
+    # -- files ---------------------------------------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path: str | Path, extractor_weights: str | Path | None = None) -> "ReferenceDictionary":
+        path = Path(path)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise DictionaryError(f"reference dictionary not found: {path}") from None
+        except IsADirectoryError:
+            raise DictionaryError(f"reference dictionary {path} is a directory") from None
+        except PermissionError:
+            raise DictionaryError(f"reference dictionary {path}: permission denied") from None
+        except OSError as e:
+            raise DictionaryError(f"cannot read reference dictionary {path}: {e.strerror or e}") from None
+        d = cls.from_bytes(data, str(path))
+        d.path = path
+        d.extractor_weights = extractor_weights
+        return d
+
+    @classmethod
+    def from_bytes(cls, data: bytes, name: str | None = None) -> "ReferenceDictionary":
+        return cls(clcdict.unpack(bytes(data), name), None, len(data))
+
+    def to_bytes(self) -> bytes:
+        return clcdict.pack(self.data)
+
+    def save(self, path: str | Path, force: bool = False) -> int:
+        """Write atomically (temporary file + rename); returns the size in bytes."""
+        from ..api import write_atomic
+
+        blob = self.to_bytes()
+        write_atomic(path, blob, force)
+        self.path, self.size_on_disk = Path(path), len(blob)
+        return len(blob)
+
+    # -- what the decoder needs ---------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return self.data.size
+
+    @property
+    def id_hex(self) -> str:
+        return self.id.hex()
+
+    @property
+    def value_shape(self) -> tuple[int, int, int]:
+        return tuple(self.data.values.shape[1:])  # type: ignore[return-value]
+
+    def values(self, indices: list[int]) -> Tensor:
+        """Int8 reference codes (R, C_r, h, w) of the given entries (what model.compress/decompress take)."""
+        idx = [int(i) for i in indices]
+        bad = [i for i in idx if not 0 <= i < len(self)]
+        if bad:
+            raise DictionaryError(f"reference index {bad[0]} is outside dictionary {self.id_hex} "
+                                  f"({len(self)} entries)")
+        if not idx:
+            return torch.zeros((0, *self.value_shape), dtype=torch.int8)
+        return torch.from_numpy(self.data.values[np.asarray(idx, dtype=np.int64)].copy())
+
+    # -- what the encoder needs ---------------------------------------------------------------------------------
+
+    def check_model(self, model: nn.Module) -> None:
+        mid = bytes(getattr(model, "model_id", b""))[: len(self.model_id)]
+        if mid != self.model_id:
+            raise DictionaryMismatchError(
+                f"dictionary {self.id_hex} was built for model {self.model_id.hex()}, not for the loaded model "
+                f"{mid.hex() or '(no id)'}")
+
+    def extractor(self, model: nn.Module, device: torch.device | str | None = None) -> FeatureExtractor:
+        """The feature extractor this dictionary's keys were made with (checked by fingerprint)."""
+        self.check_model(model)
+        if self.data.extractor == "latent":
+            return LatentExtractor(model)
+        if self._extractor is None:
+            weights = self.extractor_weights or os.environ.get(RESNET_WEIGHTS_ENV)
+            if not weights:
+                raise DictionaryError(
+                    f"dictionary {self.id_hex} retrieves with resnet50 features: set {RESNET_WEIGHTS_ENV} to the "
+                    f"ResNet-50 weights file it was built with (fingerprint {self.data.extractor_id.hex()})")
+            if device is None:
+                device = next(model.parameters()).device
+            self._extractor = ResNet50Extractor(weights, device)
+        if self._extractor.fingerprint != self.data.extractor_id:
+            raise DictionaryMismatchError(
+                f"dictionary {self.id_hex} was built with ResNet-50 weights {self.data.extractor_id.hex()}, not with "
+                f"{self._extractor.fingerprint.hex()}")
+        return self._extractor
+
+    def index(self, gpu: bool = False) -> RetrievalIndex:
+        if self._index is None or self._index_gpu != gpu:
+            self._index = RetrievalIndex(self.data.mean, self.data.components, self.data.keys, gpu=gpu)
+            self._index_gpu = gpu
+        return self._index
+
+    @torch.no_grad()
+    def search(self, model: nn.Module, x: Tensor, k: int, query: str | None = None,
+               rotate: bool | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Raw hits: one (distances, indices) pair of shape (n_queries, k) per view of the image."""
+        ext = self.extractor(model, x.device)
+        views = query_features(ext, x, self.data.crop, query or self.query, self.rotate if rotate is None else rotate)
+        index = self.index(gpu=x.device.type == "cuda")
+        return [index.search(v, k) for v in views]
+
+    def retrieve(self, model: nn.Module, x: Tensor, m: int, *, query: str | None = None, merge: str | None = None,
+                 rotate: bool | None = None) -> list[int]:
+        """Indices of the top-m entries for the padded image x (1, 3, H, W) in [0, 1]; m = 0 gives []."""
+        if m <= 0:
+            return []
+        m = min(m, len(self))
+        hits = self.search(model, x, min(len(self), m + CANDIDATES_PER_QUERY), query, rotate)
+        return merge_results(hits, m, merge or self.merge)
+
+    # -- description ---------------------------------------------------------------------------------------------
+
+    def info(self) -> dict:
+        p = self.data.provenance
+        sources = p.get("sources", [])
+        c, h, w = self.value_shape
+        return {
+            "format": f"clcdict v{clcdict.VERSION}",
+            "dictionary_id": self.id_hex,
+            "id_in_clc_files": self.id[:4].hex(),
+            "K": len(self),  # entries
+            "crop": self.data.crop,
+            "stride": self.data.stride,
+            "feature_extractor": self.data.extractor,
+            "extractor_id": self.data.extractor_id.hex(),
+            "key_dims": int(self.data.keys.shape[1]),
+            "feature_dims": int(self.data.mean.shape[0]),
+            "values": f"{c}x{h}x{w} int8 ({c * h * w} bytes each)",
+            "model_id": self.model_id.hex(),
+            "bytes": self.size_on_disk,
+            "source_images": len(sources),
+            "source_crops": p.get("build", {}).get("crops"),
+            "license": p.get("license"),
+            "built_by": p.get("builder"),
+            "build": p.get("build"),
+            "sources": [s.get("file") for s in sources],
+        }
