@@ -33,7 +33,7 @@ from .errors import (
     ModelMismatchError,
     UsageError,
 )
-from .imageio import LoadedImage, encode_image, load_image, output_format, pad_to_multiple, to_image, to_pixels, \
+from .imageio import MAX_PIXELS, LoadedImage, encode_image, load_image, output_format, pad_to_multiple, to_image, to_pixels, \
     to_tensor
 from .model.codec import PAD_MULTIPLE, CLCModel, Compressed, quality_is_valid
 from .model.config import QUALITY_MAX, QUALITY_MIN
@@ -151,6 +151,9 @@ class Codec:
     # -- decoding ----------------------------------------------------------------------------------------------
 
     def _check(self, f: ClcFile) -> None:
+        if f.width * f.height > MAX_PIXELS:  # the encoder never writes one: refuse before allocating anything
+            raise FormatError(f"corrupt file: {f.width}x{f.height} is too large (this build codes at most "
+                              f"{MAX_PIXELS:,} pixels)")
         if f.model_id != self.model_id:
             raise ModelMismatchError(f"this file needs model {short_id(f.model_id)}, but the loaded model is "
                                      f"{short_id(self.model_id)} (pass the right --model)")
@@ -159,6 +162,9 @@ class Codec:
                               f"{len(self.model.cfg.slices)}")
         if not quality_is_valid(f.quality):
             raise FormatError(f"corrupt file: quality {f.quality} out of range")
+        strings = [f.tiles[0].hyper, *f.tiles[0].slices]
+        if any(len(s) < 8 or len(s) % 4 for s in strings):  # rANS output: whole 32-bit words, 8-byte final state
+            raise FormatError("corrupt file: an entropy-coded string has an impossible length")
         if f.tile_size != 0:
             raise FormatError("tiled .clc files are not supported by this build")
         if f.num_refs:

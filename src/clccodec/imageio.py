@@ -3,7 +3,7 @@
 What happens to each kind of input (also in README):
 * RGB 8-bit: coded as is.  * Grayscale (L, I;16, I, F): coded through the RGB model, decoded back to grayscale.
 * Alpha (RGBA, LA, PA, transparency): the alpha channel is dropped (the codec stores colour only) and a
-  warning says so.  * 16-bit: rounded to 8 bits.  * Palette: expanded.  * CMYK/YCbCr/LAB: converted to RGB.
+  warning says so.  * 16-bit: reduced to 8 bits (with a note).  * Palette: expanded.  * CMYK/YCbCr/LAB: converted to RGB.
 * EXIF orientation is applied, so the decoded image looks the way viewers showed the original.
 * Animated/multi-frame files are refused (a still-image codec cannot hold them faithfully).
 """
@@ -23,6 +23,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .errors import ImageError
 
 MAX_PIXELS = 120_000_000  # beyond Pillow's bomb limit on purpose: large photos are a use case, not an attack
+SIXTEEN_BIT_NOTE = "16-bit samples reduced to 8 bits"
 OUTPUT_FORMATS = {".png": "PNG", ".ppm": "PPM", ".pgm": "PPM", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
                   ".webp": "WEBP"}
 
@@ -53,8 +54,8 @@ def _to_rgb(im: Image.Image, notes: list[str]) -> tuple[np.ndarray, bool]:
     if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         a = np.asarray(im, dtype=np.float64)
         peak = 65535.0 if im.mode.startswith("I;16") or a.max() > 255 else 255.0
-        if peak > 255:
-            notes.append("16-bit samples rounded to 8 bits")
+        if peak > 255 and SIXTEEN_BIT_NOTE not in notes:
+            notes.append(SIXTEEN_BIT_NOTE)
         g = np.clip(np.round(a * 255.0 / peak), 0, 255).astype(np.uint8)
         return np.repeat(g[:, :, None], 3, axis=2), True
     if im.mode == "1":
@@ -93,6 +94,8 @@ def load_image(src: str | Path | bytes | Image.Image | np.ndarray) -> LoadedImag
                 frames = getattr(im, "n_frames", 1)
                 if frames > 1:
                     raise ImageError(f"{name}: animated or multi-frame image ({frames} frames) is not supported")
+                if any(";16" in str(t.args) for t in getattr(im, "tile", None) or []):
+                    notes.append(SIXTEEN_BIT_NOTE)  # e.g. 16-bit RGB PNG: Pillow itself keeps the high byte
                 im.load()
                 im = ImageOps.exif_transpose(im)
             finally:

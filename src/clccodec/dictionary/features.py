@@ -15,6 +15,7 @@ globally (the default) or per crop-sized tile (see `query_features`).
 from __future__ import annotations
 
 import hashlib
+import math
 from pathlib import Path
 
 import numpy as np
@@ -164,6 +165,18 @@ def tile_features(fmap: Tensor, tile: int, signed: bool) -> Tensor:
     return torch.cat([spp(t, signed) for t in tiles], 0)
 
 
+QUERY_MAX_PIXELS = 1 << 22  # larger images are queried at a reduced size: bounded time and memory
+
+
+def query_view(x: Tensor) -> Tensor:
+    """The image as the retrieval query sees it: itself, or (above about 4 MP) an area-downscaled copy."""
+    h, w = x.shape[-2:]
+    if h * w <= QUERY_MAX_PIXELS:
+        return x
+    s = math.sqrt(QUERY_MAX_PIXELS / (h * w))
+    return F.interpolate(x, size=(max(64, int(h * s)), max(64, int(w * s))), mode="area")
+
+
 def query_features(extractor: FeatureExtractor, x: Tensor, crop: int, mode: str = "global",
                    rotate: bool = True) -> list[np.ndarray]:
     """Query feature sets for an image (1, 3, H, W): one (n, F) array per view (the image, its 180° rotation).
@@ -173,6 +186,7 @@ def query_features(extractor: FeatureExtractor, x: Tensor, crop: int, mode: str 
     """
     if mode not in QUERY_MODES:
         raise ValueError(f"unknown query mode {mode!r}")
+    x = query_view(x)
     views = [x, torch.rot90(x, 2, (2, 3))] if rotate else [x]
     tile = max(1, crop // extractor.stride)
     out = []

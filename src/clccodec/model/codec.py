@@ -21,7 +21,7 @@ from compressai.entropy_models import EntropyBottleneck
 from torch import Tensor, nn
 
 from .config import LAMBDAS, QUALITY_MAX, QUALITY_MIN, ModelConfig
-from .entropy import SliceEntropyModel, scale_table
+from .entropy import SliceEntropyModel, padded, scale_table
 from .exact import exact_mode, round_ste
 from .reference import (
     ReferenceAttention,
@@ -30,9 +30,14 @@ from .reference import (
     int8_to_values,
     values_to_tokens,
 )
+from .tiling import band_rows, map_bands
 from .transforms import HyperSynthesis, analysis, hyper_analysis, synthesis
 
 PAD_MULTIPLE = 64  # g_a downsamples by 16 and h_a by another 4
+# Coding evaluates the networks in horizontal bands of about this many positions (tiling.py): whole-image up to
+# about 4 MP, bounded memory beyond. Halos cover each network's receptive radius.
+PIXEL_BAND = 1 << 22  # pixels per band of g_a, g_s
+LATENT_BAND = 1 << 15  # latent positions per band of h_a, h_s, the CLM and the slice networks
 
 
 @dataclass
@@ -91,13 +96,29 @@ class CLCModel(nn.Module):
         """Reference crops (B, 3, H, W) in [0, 1] -> dictionary values (B, C_r, H/16, W/16) on the int8 grid."""
         return self.value_proj(self.g_a(x_ref))
 
+    @staticmethod
+    def _latent_band(width: int) -> int:
+        """Latent rows per band for a latent `width` wide (a multiple of 4: h_s and h_a change scale by 4)."""
+        return band_rows(width, LATENT_BAND, 4, 4)
+
     def _decoder_context(self, z_hat: Tensor, tokens: Tensor | None) -> tuple[Tensor, Tensor]:
-        feat = self.h_s(z_hat)
-        return feat, self.clm(feat, tokens)
+        band = self._latent_band(4 * z_hat.shape[-1])
+        feat = map_bands(self.h_s, z_hat, band // 4, halo=3, up=4)  # radius < 2 z rows
+        y_a = map_bands(lambda f: self.clm(f, tokens), feat, band, halo=2)  # alignment: radius 1
+        return feat, y_a
+
+    def _analyse(self, x: Tensor, gain: Tensor) -> tuple[Tensor, Tensor]:
+        """Scaled latent y_s and hyper-latent z of a padded image, band by band."""
+        y_s = map_bands(self.g_a, x, band_rows(x.shape[-1], PIXEL_BAND, 64, 64), halo=64, down=16) * gain
+        z = map_bands(self.h_a, y_s, self._latent_band(y_s.shape[-1]), halo=8, down=4)  # radius 7 latent rows
+        return y_s, z
 
     def _synthesize(self, y_hat_s: Tensor, y_a: Tensor, inv_gain: Tensor) -> Tensor:
-        y_hat = y_hat_s.float() * inv_gain
-        return self.g_s(self.fusion(y_hat, y_a.float()))
+        def body(y_hat_band: Tensor, y_a_band: Tensor) -> Tensor:
+            return self.g_s(self.fusion(y_hat_band.float() * inv_gain, y_a_band.float()))
+
+        band = band_rows(16 * y_hat_s.shape[-1], PIXEL_BAND, 64, 64) // 16
+        return map_bands(body, [y_hat_s, y_a], band, halo=4, up=16)  # fusion + g_s: radius < 3 latent rows
 
     def _z_medians(self) -> Tensor:
         return self.entropy_bottleneck._get_medians().reshape(1, -1, 1, 1)
@@ -150,13 +171,12 @@ class CLCModel(nn.Module):
         """x (1, 3, H, W) in [0, 1] with H, W multiples of 64; refs (R, C_r, h, w) int8 codes."""
         q = torch.tensor([quality], device=x.device)
         gain, inv_gain = self.gains(q)
-        y_s = self.g_a(x) * gain
-        z = self.h_a(y_s)
+        y_s, z = self._analyse(x, gain)
         z_string = self.entropy_bottleneck.compress(z)[0]
         z_hat = self.entropy_bottleneck.decompress([z_string], z.shape[-2:])
         with exact_mode(x.device):
             feat, y_a = self._decoder_context(z_hat.double(), self._tokens(refs))
-            strings, y_hat_s = self.entropy.compress(y_s.double(), feat, y_a)
+            strings, y_hat_s = self.entropy.compress(y_s.double(), feat, y_a, self._latent_band(y_s.shape[-1]))
         x_hat = self._synthesize(y_hat_s, y_a, inv_gain).clamp_(0, 1) if reconstruct else None
         return Compressed(z_string, strings, tuple(z.shape[-2:])), x_hat
 
@@ -166,10 +186,11 @@ class CLCModel(nn.Module):
         device = torch.device(device)
         q = torch.tensor([quality], device=device)
         _, inv_gain = self.gains(q)
-        z_hat = self.entropy_bottleneck.decompress([comp.z_string], comp.z_shape)
+        z_hat = self.entropy_bottleneck.decompress([padded(comp.z_string, self.cfg.Nz * math.prod(comp.z_shape))],
+                                                   comp.z_shape)
         with exact_mode(device):
             feat, y_a = self._decoder_context(z_hat.double(), self._tokens(refs))
-            y_hat_s = self.entropy.decompress(comp.slice_strings, feat, y_a)
+            y_hat_s = self.entropy.decompress(comp.slice_strings, feat, y_a, self._latent_band(feat.shape[-1]))
         return self._synthesize(y_hat_s, y_a, inv_gain).clamp_(0, 1)
 
 

@@ -18,9 +18,20 @@ from torch import Tensor, nn
 
 from .config import ModelConfig
 from .exact import qconv, round_ste
+from .tiling import map_bands
 
 SCALE_MIN, SCALE_MAX = 0.11, 256.0
 SCALE_INDEX_INIT = 16.0  # initial scale index (sigma ~ 0.8): a sane start for the rate term
+
+
+def padded(string: bytes, symbols: int) -> bytes:
+    """The string followed by zero bytes, for CompressAI's rANS decoder, which does not bound its reads.
+
+    A valid string is never read past its end. A corrupt one can drive the decoder beyond it: every symbol
+    consumes at most 16 bits (the CDF precision) and bypass runs stop on zero bits, so 2 bytes per symbol of
+    zeros keep every read inside this buffer, and the result deterministic.
+    """
+    return string + bytes(2 * symbols + 64)
 
 
 def scale_table(levels: int) -> Tensor:
@@ -48,13 +59,17 @@ class SliceEntropyModel(nn.Module):
 
     # -- pieces shared by training, encoding and decoding --------------------------------------------------
 
-    def _params(self, i: int, ctx: list[Tensor]) -> tuple[Tensor, Tensor]:
-        out = self.param_nets[i](torch.cat(ctx, 1))
+    # `band`: rows per band (tiling.py) at coding time; bit-exact for any value, it only bounds memory.
+
+    def _params(self, i: int, ctx: list[Tensor], band: int = 1 << 30) -> tuple[Tensor, Tensor]:
+        net = self.param_nets[i]
+        out = map_bands(lambda *c: net(torch.cat(c, 1)), ctx, band, halo=2)  # two 3x3 convs: radius 2
         s = self.slices[i]
         return out[:, :s], out[:, s:]
 
-    def _lrp(self, i: int, ctx: list[Tensor], y_hat_i: Tensor) -> Tensor:
-        r = self.lrp_nets[i](torch.cat(ctx + [y_hat_i], 1)).clamp(-0.5, 0.5)
+    def _lrp(self, i: int, ctx: list[Tensor], y_hat_i: Tensor, band: int = 1 << 30) -> Tensor:
+        net = self.lrp_nets[i]
+        r = map_bands(lambda *c: net(torch.cat(c, 1)), ctx + [y_hat_i], band, halo=1).clamp(-0.5, 0.5)
         return y_hat_i + r  # both on the grid: the sum is too
 
     def sigma(self, s: Tensor) -> Tensor:
@@ -78,20 +93,21 @@ class SliceEntropyModel(nn.Module):
 
     # -- coding (float64, exact) ------------------------------------------------------------------------------
 
-    def compress(self, y: Tensor, feat: Tensor, y_a: Tensor) -> tuple[list[bytes], Tensor]:
+    def compress(self, y: Tensor, feat: Tensor, y_a: Tensor, band: int = 1 << 30) -> tuple[list[bytes], Tensor]:
         ctx, strings = [feat, y_a], []
         for i, y_i in enumerate(y.split(self.slices, 1)):
-            mu, s = self._params(i, ctx)
+            mu, s = self._params(i, ctx, band)
             idx = self.indexes(s)
             strings.append(self.gaussian.compress(y_i, idx, means=mu)[0])
             y_hat_i = torch.round(y_i - mu) + mu
-            ctx.append(self._lrp(i, ctx, y_hat_i))
+            ctx.append(self._lrp(i, ctx, y_hat_i, band))
         return strings, torch.cat(ctx[2:], 1)
 
-    def decompress(self, strings: list[bytes], feat: Tensor, y_a: Tensor) -> Tensor:
+    def decompress(self, strings: list[bytes], feat: Tensor, y_a: Tensor, band: int = 1 << 30) -> Tensor:
         ctx = [feat, y_a]
         for i in range(len(self.slices)):
-            mu, s = self._params(i, ctx)
-            y_hat_i = self.gaussian.decompress([strings[i]], self.indexes(s), dtype=mu.dtype, means=mu)
-            ctx.append(self._lrp(i, ctx, y_hat_i))
+            mu, s = self._params(i, ctx, band)
+            idx = self.indexes(s)
+            y_hat_i = self.gaussian.decompress([padded(strings[i], idx.numel())], idx, dtype=mu.dtype, means=mu)
+            ctx.append(self._lrp(i, ctx, y_hat_i, band))
         return torch.cat(ctx[2:], 1)

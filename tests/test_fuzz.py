@@ -1,0 +1,201 @@
+"""Fuzzing the container parser and the decoder with mutated, truncated and spliced .clc files.
+
+Property: decoding any byte string either raises a ClcError (one-line message at the CLI) or returns an image
+of the size the header states; never another exception, a crash or a hang. Mutations that keep the CRC-32
+valid (the checksum recomputed after mutating) reach past the parser into the entropy decoder and the
+networks: that is where a careless decoder reads out of bounds or allocates without limit.
+
+CI runs a bounded number of cases; a long run is the same test with more:
+
+    CLC_FUZZ_EXAMPLES=5000 .venv/bin/python -m pytest tests/test_fuzz.py -q
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import struct
+import zlib
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+from clccodec import Codec, container
+from clccodec.dictionary.build import BuildOptions, build_dictionary
+from clccodec.errors import ClcError
+from clccodec.model.weights import load_weights
+
+from .conftest import run_clc, synthetic_photo
+
+EXAMPLES = int(os.environ.get("CLC_FUZZ_EXAMPLES", "60"))
+CASE_SECONDS = 60  # a decode of these small files takes well under a second: longer is a hang
+FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=not os.environ.get("CLC_FUZZ_RANDOM"),
+                suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
+                                       HealthCheck.data_too_large])
+
+
+@pytest.fixture(scope="module")
+def dictionary(tiny_model_path, tmp_path_factory):
+    d = tmp_path_factory.mktemp("fuzz_dict")
+    for i in range(2):
+        Image.fromarray(synthetic_photo(128, 128, seed=10 + i)).save(d / f"p{i}.png")
+    built, _ = build_dictionary(d, load_weights(tiny_model_path), BuildOptions(clusters=6, crop=64, batch=8))
+    path = d / "fuzz.clcdict"
+    built.save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def codec(tiny_model_path, dictionary):
+    return Codec(tiny_model_path, dictionary=dictionary, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def seeds(codec):
+    """Valid files: several sizes and qualities, grayscale, with and without references."""
+    files = []
+    for (h, w), q, refs, gray in [((48, 64), 1.0, 0, False), ((70, 90), 4.5, 2, False), ((64, 64), 8.0, 3, True),
+                                  ((33, 130), 2.25, 1, False)]:
+        img = synthetic_photo(h, w, seed=h)
+        files.append(codec.encode(img[:, :, 0] if gray else img, quality=q, refs=refs))
+    return files
+
+
+def with_valid_crc(data: bytes) -> bytes:
+    """Replace the trailing CRC-32 so the mutation gets past the checksum to the decoder."""
+    if len(data) < 4:
+        return data
+    return data[:-4] + struct.pack(">I", zlib.crc32(data[:-4]))
+
+
+@st.composite
+def mutated(draw, seeds: list[bytes]) -> bytes:
+    data = bytearray(draw(st.sampled_from(seeds)))
+    kind = draw(st.sampled_from(["flip", "bytes", "insert", "delete", "truncate", "splice", "header"]))
+    if kind == "flip":
+        for _ in range(draw(st.integers(1, 8))):
+            i = draw(st.integers(0, len(data) - 1))
+            data[i] ^= 1 << draw(st.integers(0, 7))
+    elif kind == "bytes":
+        i = draw(st.integers(0, len(data) - 1))
+        chunk = draw(st.binary(min_size=1, max_size=16))
+        data[i : i + len(chunk)] = chunk
+    elif kind == "insert":
+        i = draw(st.integers(0, len(data)))
+        data[i:i] = draw(st.binary(min_size=1, max_size=32))
+    elif kind == "delete":
+        i = draw(st.integers(0, len(data) - 1))
+        del data[i : i + draw(st.integers(1, 32))]
+    elif kind == "truncate":
+        data = data[: draw(st.integers(0, len(data) - 1))]
+    elif kind == "splice":  # the head of one file and the tail of another
+        other = draw(st.sampled_from(seeds))
+        data = data[: draw(st.integers(0, len(data)))] + other[draw(st.integers(0, len(other))):]
+    else:  # header fields: the first 40 bytes hold every field before the strings
+        for _ in range(draw(st.integers(1, 4))):
+            i = draw(st.integers(0, min(40, len(data) - 1)))
+            data[i] = draw(st.integers(0, 255))
+    data = bytes(data)
+    return with_valid_crc(data) if draw(st.booleans()) else data
+
+
+class Hang(Exception):
+    pass
+
+
+def _alarm(signum, frame):
+    raise Hang(f"decode took more than {CASE_SECONDS} s")
+
+
+def decode_or_error(codec: Codec, data: bytes) -> None:
+    """The property: a ClcError, or pixels of the stated size. Anything else propagates and fails the test."""
+    old = signal.signal(signal.SIGALRM, _alarm)
+    signal.alarm(CASE_SECONDS)
+    try:
+        pixels, gray = codec.decode_pixels(data)
+    except ClcError as e:
+        assert str(e) and "\n" not in str(e)
+        event(f"refused: {type(e).__name__}")  # outcome counts: pytest --hypothesis-show-statistics
+        return
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+    event("decoded to pixels")
+    f = container.unpack(data)
+    assert pixels.shape == (f.height, f.width, 3) and pixels.dtype == np.uint8
+
+
+@FUZZ
+@given(data=st.data())
+def test_mutated_files_decode_or_fail_cleanly(codec, seeds, data):
+    decode_or_error(codec, data.draw(mutated(seeds)))
+
+
+@FUZZ
+@given(blob=st.binary(max_size=200), magic=st.booleans())
+def test_random_bytes_decode_or_fail_cleanly(codec, blob, magic):
+    decode_or_error(codec, with_valid_crc(b"CLC\x01" + blob) if magic else blob)
+
+
+@FUZZ
+@given(data=st.data())
+def test_structured_header_changes_decode_or_fail_cleanly(codec, seeds, data):
+    """Valid containers with fields the decoder must not trust: sizes, quality, references, slice counts."""
+    f = container.unpack(data.draw(st.sampled_from(seeds)))
+    field = data.draw(st.sampled_from(["size", "quality", "refs", "slices", "strings", "model", "tile"]))
+    if field == "size":
+        f.width = data.draw(st.integers(1, 4 * f.width))
+        f.height = data.draw(st.integers(1, 4 * f.height))
+    elif field == "quality":
+        f.quality = data.draw(st.integers(0, 65535)) / container.QUALITY_SCALE
+    elif field == "refs":
+        f.ref_indices = data.draw(st.lists(st.integers(0, 1 << 20), max_size=container.MAX_REFS))
+        if f.ref_indices and data.draw(st.booleans()):
+            f.dictionary_id = codec.dictionary.id[: container.ID_BYTES]
+    elif field == "slices":
+        t = f.tiles[0]
+        t.slices = data.draw(st.lists(st.sampled_from(t.slices + [b"", b"\xff" * 8]), min_size=1, max_size=6))
+    elif field == "strings":  # swap, empty or replace the entropy-coded strings
+        t = f.tiles[0]
+        parts = [t.hyper, *t.slices]
+        i = data.draw(st.integers(0, len(parts) - 1))
+        parts[i] = data.draw(st.sampled_from([b"", parts[i][: len(parts[i]) // 2], parts[-1 - i],
+                                              data.draw(st.binary(max_size=64))]))
+        f.tiles[0] = container.TileStreams(parts[0], parts[1:])
+    elif field == "model":
+        f.model_id = data.draw(st.binary(min_size=4, max_size=4))
+    else:
+        f.tile_size = 64 * data.draw(st.integers(1, 4))
+        f.tiles = f.tiles * container._tile_count(f.width, f.height, f.tile_size)
+    decode_or_error(codec, container.pack(f))
+
+
+def test_oversized_header_is_refused_before_any_work(codec, seeds):
+    f = container.unpack(seeds[0])
+    f.width = f.height = container.MAX_DIMENSION
+    with pytest.raises(ClcError, match="too large"):
+        codec.decode_pixels(container.pack(f))
+
+
+@pytest.mark.parametrize("kind", ["flip", "splice"])
+def test_cli_on_fuzzed_files_is_one_line(tmp_path, tiny_model_path, dictionary, seeds, kind):
+    """The real command on damaged files: one line on stderr, exit 3, no output file."""
+    data = bytearray(seeds[1])
+    if kind == "flip":
+        data[len(data) // 2] ^= 0x40
+    else:
+        data = seeds[1][:20] + seeds[2][20:]
+    (tmp_path / "bad.clc").write_bytes(with_valid_crc(bytes(data)))
+    r = run_clc("decode", "bad.clc", "-o", "out.png", "--dict", str(dictionary), cwd=tmp_path,
+                env_extra={"CLC_MODEL": str(tiny_model_path)})
+    err = r.stderr.decode()
+    if r.returncode == 0:  # a mutation inside an entropy-coded string can still decode to (wrong) pixels
+        assert (tmp_path / "out.png").exists()
+        return
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert r.returncode in (3, 4)
+    assert not (tmp_path / "out.png").exists()
+    assert [p.name for p in tmp_path.iterdir()] == ["bad.clc"]
