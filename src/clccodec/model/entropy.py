@@ -11,6 +11,7 @@ the rounded index, training the continuous scale.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from compressai.entropy_models import GaussianConditional
@@ -57,21 +58,6 @@ class SliceEntropyModel(nn.Module):
             done += s
         self.gaussian = GaussianConditional(scale_table(self.levels).tolist())
 
-    # -- pieces shared by training, encoding and decoding --------------------------------------------------
-
-    # `band`: rows per band (tiling.py) at coding time; bit-exact for any value, it only bounds memory.
-
-    def _params(self, i: int, ctx: list[Tensor], band: int = 1 << 30) -> tuple[Tensor, Tensor]:
-        net = self.param_nets[i]
-        out = map_bands(lambda *c: net(torch.cat(c, 1)), ctx, band, halo=2)  # two 3x3 convs: radius 2
-        s = self.slices[i]
-        return out[:, :s], out[:, s:]
-
-    def _lrp(self, i: int, ctx: list[Tensor], y_hat_i: Tensor, band: int = 1 << 30) -> Tensor:
-        net = self.lrp_nets[i]
-        r = map_bands(lambda *c: net(torch.cat(c, 1)), ctx + [y_hat_i], band, halo=1).clamp(-0.5, 0.5)
-        return y_hat_i + r  # both on the grid: the sum is too
-
     def sigma(self, s: Tensor) -> Tensor:
         """Training scale: unclamped, so the gradient never dies (GaussianConditional bounds it below)."""
         return torch.exp(math.log(SCALE_MIN) + s * self.log_step)
@@ -85,29 +71,49 @@ class SliceEntropyModel(nn.Module):
         """Scaled latent -> (y_hat with straight-through rounding, likelihoods under additive noise)."""
         ctx, liks = [feat, y_a], []
         for i, y_i in enumerate(y.split(self.slices, 1)):
-            mu, s = self._params(i, ctx)
+            out = self.param_nets[i](torch.cat(ctx, 1))
+            mu, s = out[:, : y_i.shape[1]], out[:, y_i.shape[1] :]
             _, lik = self.gaussian(y_i, self.sigma(s), means=mu)
             liks.append(lik)
-            ctx.append(self._lrp(i, ctx, round_ste(y_i - mu) + mu))
+            y_hat_i = round_ste(y_i - mu) + mu
+            ctx.append(y_hat_i + self.lrp_nets[i](torch.cat(ctx + [y_hat_i], 1)).clamp(-0.5, 0.5))
         return torch.cat(ctx[2:], 1), torch.cat(liks, 1)
 
     # -- coding (float64, exact) ------------------------------------------------------------------------------
 
+    def _code(self, feat: Tensor, y_a: Tensor, band: int,
+              symbols: Callable[[int, Tensor, Tensor], Tensor]) -> Tensor:
+        """The slice loop of both coding directions; symbols(i, mu, scale indexes) codes slice i -> y_hat_i.
+
+        The context [F_h, y_a, decoded slices] lives in one preallocated tensor (no concatenation per slice);
+        the networks run band by band (`band` rows: bit-exact for any value, it only bounds memory). Same
+        arithmetic as forward(), so training and coding agree.
+        """
+        base = feat.shape[1] + y_a.shape[1]
+        ctx = feat.new_empty((feat.shape[0], base + sum(self.slices), *feat.shape[2:]))
+        ctx[:, : feat.shape[1]] = feat
+        ctx[:, feat.shape[1] : base] = y_a
+        n = base
+        for i, s in enumerate(self.slices):
+            out = map_bands(self.param_nets[i], ctx[:, :n], band, halo=2)  # two 3x3 convs: radius 2
+            ctx[:, n : n + s] = symbols(i, out[:, :s], self.indexes(out[:, s:]))
+            r = map_bands(self.lrp_nets[i], ctx[:, : n + s], band, halo=1)  # one 3x3 conv: radius 1
+            ctx[:, n : n + s] += r.clamp_(-0.5, 0.5)  # both on the grid: the sum is too
+            n += s
+        return ctx[:, base:]
+
     def compress(self, y: Tensor, feat: Tensor, y_a: Tensor, band: int = 1 << 30) -> tuple[list[bytes], Tensor]:
-        ctx, strings = [feat, y_a], []
-        for i, y_i in enumerate(y.split(self.slices, 1)):
-            mu, s = self._params(i, ctx, band)
-            idx = self.indexes(s)
-            strings.append(self.gaussian.compress(y_i, idx, means=mu)[0])
-            y_hat_i = torch.round(y_i - mu) + mu
-            ctx.append(self._lrp(i, ctx, y_hat_i, band))
-        return strings, torch.cat(ctx[2:], 1)
+        ys, strings = y.split(self.slices, 1), []
+
+        def code(i: int, mu: Tensor, idx: Tensor) -> Tensor:
+            strings.append(self.gaussian.compress(ys[i], idx, means=mu)[0])
+            return torch.round(ys[i] - mu) + mu
+
+        y_hat = self._code(feat, y_a, band, code)
+        return strings, y_hat
 
     def decompress(self, strings: list[bytes], feat: Tensor, y_a: Tensor, band: int = 1 << 30) -> Tensor:
-        ctx = [feat, y_a]
-        for i in range(len(self.slices)):
-            mu, s = self._params(i, ctx, band)
-            idx = self.indexes(s)
-            y_hat_i = self.gaussian.decompress([padded(strings[i], idx.numel())], idx, dtype=mu.dtype, means=mu)
-            ctx.append(self._lrp(i, ctx, y_hat_i, band))
-        return torch.cat(ctx[2:], 1)
+        def decode(i: int, mu: Tensor, idx: Tensor) -> Tensor:
+            return self.gaussian.decompress([padded(strings[i], idx.numel())], idx, dtype=mu.dtype, means=mu)
+
+        return self._code(feat, y_a, band, decode)

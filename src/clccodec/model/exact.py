@@ -54,6 +54,10 @@ def round_ste(x: Tensor) -> Tensor:
 def to_grid(x: Tensor, frac: int, bound: float) -> Tensor:
     """Clamp to [-bound, bound] and round to the 2^-frac grid (exact in float32/64 for our ranges)."""
     scale = float(2**frac)
+    if not torch.is_grad_enabled():
+        # coding: one fused pass, bit-identical to the expression below (round half to even, exact scaling)
+        q = int(bound * scale)
+        return torch.fake_quantize_per_tensor_affine(x, 1.0 / scale, 0, -q, q)
     return round_ste(x.clamp(-bound, bound) * scale) / scale
 
 
@@ -73,9 +77,24 @@ class QConv2d(nn.Conv2d):
     """Conv2d on the fixed-point grids; output is re-gridded (apply ReLU afterwards: it keeps the grid)."""
 
     def forward(self, x: Tensor) -> Tensor:  # noqa: D102
-        w = q_weight(self.weight.to(x.dtype))
-        b = q_bias(self.bias.to(x.dtype)) if self.bias is not None else None
+        if torch.is_grad_enabled():
+            w = q_weight(self.weight.to(x.dtype))
+            b = q_bias(self.bias.to(x.dtype)) if self.bias is not None else None
+            return q_act(F.conv2d(x, w, b, self.stride, self.padding, self.dilation, self.groups))
+        # coding: the same values, without re-gridding the weights at every call
+        w, b = self._gridded(x.dtype, x.device)
         return q_act(F.conv2d(x, w, b, self.stride, self.padding, self.dilation, self.groups))
+
+    def _gridded(self, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor | None]:
+        """Weights and bias on their grids in `dtype`, cached until the parameters change."""
+        key = (dtype, device, self.weight._version, None if self.bias is None else self.bias._version)
+        cache = self.__dict__.get("_grid_cache")
+        if cache is None or cache[0] != key:
+            w = q_weight(self.weight.detach().to(device, dtype))
+            b = q_bias(self.bias.detach().to(device, dtype)) if self.bias is not None else None
+            cache = (key, w, b)
+            self.__dict__["_grid_cache"] = cache  # not a buffer: never saved, never moved by .to()
+        return cache[1], cache[2]
 
 
 def qconv(cin: int, cout: int, k: int = 3) -> QConv2d:
