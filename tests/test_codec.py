@@ -1,6 +1,5 @@
 """Round trips through the real API with a tiny random model: exactness, determinism, bpp, image kinds."""
 
-import json
 import subprocess
 import sys
 

@@ -140,7 +140,7 @@ class Codec:
         values = None
         if refs and self.dictionary is not None:
             indices = self.dictionary.retrieve(self.model, x, refs)
-            values = self.dictionary.values(indices).to(self.device)
+            values = self.dictionary.values(indices, self.device)
         comp, x_hat = self.model.compress(x, q, values, reconstruct=reconstruct)
         f = ClcFile(img.width, img.height, self.model_id, q, img.grayscale,
                     self.dictionary.id[: container.ID_BYTES] if indices else b"\0" * container.ID_BYTES,
@@ -183,7 +183,7 @@ class Codec:
         """Decode to uint8 (H, W, 3) RGB pixels and the grayscale flag."""
         f = container.unpack(data)
         self._check(f)
-        values = self.dictionary.values(f.ref_indices).to(self.device) if f.num_refs else None
+        values = self.dictionary.values(f.ref_indices, self.device) if f.num_refs else None
         t = f.tiles[0]
         z_shape = (math.ceil(f.height / PAD_MULTIPLE), math.ceil(f.width / PAD_MULTIPLE))
         try:

@@ -23,6 +23,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .errors import ImageError
 
 MAX_PIXELS = 120_000_000  # beyond Pillow's bomb limit on purpose: large photos are a use case, not an attack
+# what folders are searched for (training, dictionaries, evaluation)
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".ppm", ".pgm", ".pnm", ".bmp", ".tif", ".tiff", ".webp"})
 SIXTEEN_BIT_NOTE = "16-bit samples reduced to 8 bits"
 OUTPUT_FORMATS = {".png": "PNG", ".ppm": "PPM", ".pgm": "PPM", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
                   ".webp": "WEBP"}

@@ -26,14 +26,13 @@ from torch import nn
 
 from .. import __version__
 from ..errors import DictionaryError, ImageError, UsageError
-from ..imageio import load_image
+from ..imageio import IMAGE_SUFFIXES, load_image
 from ..model.reference import values_to_int8
 from .clcdict import DictData
 from .features import EXTRACTORS, make_extractor
 from .retrieval import fit_pca, project
 from .store import ReferenceDictionary
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm"}
 DEFAULT_CLUSTERS = 3000
 DEFAULT_CROP = 256
 DEFAULT_PCA_DIMS = 256

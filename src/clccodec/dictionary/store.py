@@ -44,6 +44,7 @@ class ReferenceDictionary:
         self._index: RetrievalIndex | None = None
         self._index_gpu = False
         self._extractor: FeatureExtractor | None = None
+        self._device_values: dict[torch.device, Tensor] = {}  # value tables resident on accelerators
 
     # -- files ---------------------------------------------------------------------------------------------------
 
@@ -94,16 +95,26 @@ class ReferenceDictionary:
     def value_shape(self) -> tuple[int, int, int]:
         return tuple(self.data.values.shape[1:])  # type: ignore[return-value]
 
-    def values(self, indices: list[int]) -> Tensor:
-        """Int8 reference codes (R, C_r, h, w) of the given entries (what model.compress/decompress take)."""
+    def values(self, indices: list[int], device: torch.device | str = "cpu") -> Tensor:
+        """Int8 reference codes (R, C_r, h, w) of the given entries (what model.compress/decompress take).
+
+        On a GPU the whole value table stays resident (K x C_r x h x w int8: 24 MiB for K = 3000) and entries
+        are gathered there by index, so decoding many files moves only the indices to the device.
+        """
         idx = [int(i) for i in indices]
         bad = [i for i in idx if not 0 <= i < len(self)]
         if bad:
             raise DictionaryError(f"reference index {bad[0]} is outside dictionary {self.id_hex} "
                                   f"({len(self)} entries)")
+        device = torch.device(device)
         if not idx:
-            return torch.zeros((0, *self.value_shape), dtype=torch.int8)
-        return torch.from_numpy(self.data.values[np.asarray(idx, dtype=np.int64)].copy())
+            return torch.zeros((0, *self.value_shape), dtype=torch.int8, device=device)
+        if device.type == "cpu":
+            return torch.from_numpy(self.data.values[np.asarray(idx, dtype=np.int64)].copy())
+        table = self._device_values.get(device)
+        if table is None:
+            table = self._device_values[device] = torch.from_numpy(self.data.values).to(device)
+        return table.index_select(0, torch.tensor(idx, dtype=torch.long, device=device))
 
     # -- what the encoder needs ---------------------------------------------------------------------------------
 

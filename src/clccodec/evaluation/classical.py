@@ -9,7 +9,6 @@ timings in anchor_data/measured_here.
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np

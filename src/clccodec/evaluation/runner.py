@@ -25,13 +25,13 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UsageError
+from ..imageio import IMAGE_SUFFIXES
 from . import anchors as anchor_mod
 from .anchors import Curve
 from .bd import BDResult, bd_rate_result, msssim_db
 from .classical import ClassicalCodec
 from .metrics import ms_ssim, psnr
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".ppm", ".pgm", ".pnm", ".bmp", ".tif", ".tiff", ".webp"}
 KODAK_NAMES = {f"kodim{i:02d}.png" for i in range(1, 25)}
 BD_MAX_BPP = 1.0
 

@@ -13,7 +13,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm"}
+from ..imageio import IMAGE_SUFFIXES
+
 
 
 def list_images(folder: str | Path) -> list[Path]:
