@@ -30,6 +30,7 @@ from .reference import (
     int8_to_values,
     values_to_tokens,
 )
+from .synthesis import ExactSynthesis, exact_inverse_gain
 from .tiling import band_rows, map_bands
 from .transforms import HyperSynthesis, analysis, hyper_analysis, synthesis
 
@@ -114,11 +115,21 @@ class CLCModel(nn.Module):
         return y_s, z
 
     def _synthesize(self, y_hat_s: Tensor, y_a: Tensor, inv_gain: Tensor) -> Tensor:
-        def body(y_hat_band: Tensor, y_a_band: Tensor) -> Tensor:
-            return self.g_s(self.fusion(y_hat_band.float() * inv_gain, y_a_band.float()))
+        """Training-time synthesis (float)."""
+        return self.g_s(self.fusion(y_hat_s.float() * inv_gain, y_a.float()))
 
+    def _reconstruct(self, y_hat_s: Tensor, y_a: Tensor, quality: float) -> Tensor:
+        """Coding-time synthesis: the exact twin of _synthesize (synthesis.py), band by band, in [0, 1]."""
+        device = y_hat_s.device
+        params = (*self.fusion.parameters(), *self.g_s.parameters())
+        key = (device, tuple(p._version for p in params))
+        cached = self.__dict__.get("_exact_synthesis")
+        if cached is None or cached[0] != key:  # built once per loaded model and device
+            cached = (key, ExactSynthesis(self.fusion, self.g_s, device))
+            self.__dict__["_exact_synthesis"] = cached
+        synthesis, inv_gain = cached[1], exact_inverse_gain(self.log_inv_gain, quality).to(device)
         band = band_rows(16 * y_hat_s.shape[-1], PIXEL_BAND, 64, 64) // 16
-        return map_bands(body, [y_hat_s, y_a], band, halo=4, up=16)  # fusion + g_s: radius < 3 latent rows
+        return map_bands(lambda y, a: synthesis(y, a, inv_gain), [y_hat_s, y_a], band, halo=4, up=16)
 
     def _z_medians(self) -> Tensor:
         return self.entropy_bottleneck._get_medians().reshape(1, -1, 1, 1)
@@ -170,28 +181,26 @@ class CLCModel(nn.Module):
                  reconstruct: bool = False) -> tuple[Compressed, Tensor | None]:
         """x (1, 3, H, W) in [0, 1] with H, W multiples of 64; refs (R, C_r, h, w) int8 codes."""
         q = torch.tensor([quality], device=x.device)
-        gain, inv_gain = self.gains(q)
+        gain, _ = self.gains(q)
         y_s, z = self._analyse(x, gain)
         z_string = self.entropy_bottleneck.compress(z)[0]
         z_hat = self.entropy_bottleneck.decompress([z_string], z.shape[-2:])
         with exact_mode(x.device):
             feat, y_a = self._decoder_context(z_hat.double(), self._tokens(refs))
             strings, y_hat_s = self.entropy.compress(y_s.double(), feat, y_a, self._latent_band(y_s.shape[-1]))
-        x_hat = self._synthesize(y_hat_s, y_a, inv_gain).clamp_(0, 1) if reconstruct else None
+            x_hat = self._reconstruct(y_hat_s, y_a, quality) if reconstruct else None
         return Compressed(z_string, strings, tuple(z.shape[-2:])), x_hat
 
     @torch.no_grad()
     def decompress(self, comp: Compressed, quality: float, refs: Tensor | None = None,
                    device: torch.device | str = "cpu") -> Tensor:
         device = torch.device(device)
-        q = torch.tensor([quality], device=device)
-        _, inv_gain = self.gains(q)
         z_hat = self.entropy_bottleneck.decompress([padded(comp.z_string, self.cfg.Nz * math.prod(comp.z_shape))],
                                                    comp.z_shape)
         with exact_mode(device):
             feat, y_a = self._decoder_context(z_hat.double(), self._tokens(refs))
             y_hat_s = self.entropy.decompress(comp.slice_strings, feat, y_a, self._latent_band(feat.shape[-1]))
-        return self._synthesize(y_hat_s, y_a, inv_gain).clamp_(0, 1)
+            return self._reconstruct(y_hat_s, y_a, quality)
 
 
 def count_parameters(model: nn.Module) -> int:
