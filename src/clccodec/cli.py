@@ -348,7 +348,7 @@ def train(
     steps: Annotated[int, typer.Option("--steps", help="Total steps to reach.")] = 60000,
     batch: Annotated[int, typer.Option("--batch", help="Crops per step (per GPU under torchrun).")] = 8,
     crop: Annotated[int, typer.Option("--crop", help="Training crop size.")] = 128,
-    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate (drops 10x for the last 10 %).")] = 2e-4,
+    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate (drops 10x at --lr-decay-at).")] = 2e-4,
     lr_decay_at: Annotated[float, typer.Option("--lr-decay-at", help="Fraction of --steps after which the "
                                                "learning rate drops 10x.")] = 0.9,
     val_every: Annotated[int, typer.Option("--val-every", help="Validate (held-out photos) every N steps.")] = 2000,

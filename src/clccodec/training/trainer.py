@@ -121,12 +121,14 @@ class Trainer:
         aux = {id(self.model.entropy_bottleneck.quantiles)}  # CompressAI's auxiliary (CDF range) parameter
         main_params = [p for p in self.model.parameters() if id(p) not in aux]
         aux_params = [p for p in self.model.parameters() if id(p) in aux]
+        self.main_params = main_params
         self.opt = torch.optim.Adam(main_params, lr=cfg.lr)
         self.aux_opt = torch.optim.Adam(aux_params, lr=1e-3)
         self.ddp = (torch.nn.parallel.DistributedDataParallel(self.model, device_ids=[local_rank] if
                     self.device.type == "cuda" else None) if self.world > 1 else None)
         self.step = 0
         self.best = math.inf
+        self.val_step = -1  # the step last validated: the final step is always validated, exactly once
         self.bank_g_a: dict | None = None
         self._resume()
 
@@ -139,7 +141,7 @@ class Trainer:
         if not self.main:
             return
         state = {"model": self.model.state_dict(), "model_cfg": self.model.cfg.to_dict(),
-                 "train_cfg": dataclasses.asdict(self.cfg), "step": self.step, "best": self.best}
+                 "train_cfg": dataclasses.asdict(self.cfg), "step": self.step, "best": self.best, "val_step": self.val_step}
         if full:
             state |= {"opt": self.opt.state_dict(), "aux_opt": self.aux_opt.state_dict(),
                       "bank_g_a": self.bank_g_a, "rng_numpy": self.rng.bit_generator.state,
@@ -159,14 +161,15 @@ class Trainer:
         self.opt.load_state_dict(st["opt"])
         self.aux_opt.load_state_dict(st["aux_opt"])
         self.step, self.best = st["step"], st["best"]
+        self.val_step = st.get("val_step", -1)
         self.rng.bit_generator.state = st["rng_numpy"]
         torch.set_rng_state(st["rng_torch"])
         random.setstate(st["rng_python"])
         if st.get("rng_cuda") is not None and self.device.type == "cuda":
             torch.cuda.set_rng_state_all(st["rng_cuda"])
-        if st["bank_g_a"] is not None and self.step % self.cfg.refresh_every:
+        self.bank_g_a = st["bank_g_a"]
+        if self.bank_g_a is not None and self.step % self.cfg.refresh_every:
             # mid-period: rebuild the bank the interrupted run was using (at a boundary run() refreshes anyway)
-            self.bank_g_a = st["bank_g_a"]
             self._refresh_bank(from_state=True)
         self._log({"event": "resume", "step": self.step})
 
@@ -212,7 +215,8 @@ class Trainer:
         loss, bpp, mse = rd_loss(out, x, q)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
-        gn = torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        # main parameters only: the auxiliary parameter still holds the previous step's aux gradient here
+        gn = torch.nn.utils.clip_grad_norm_(self.main_params, 1.0)
         self.opt.step()
         aux = self.model.aux_loss()
         self.aux_opt.zero_grad(set_to_none=True)
@@ -268,20 +272,33 @@ class Trainer:
                 rec["steps_per_s"] = round(len(acc) / (time.time() - t_last), 3)
                 self._log({"step": self.step, "lr": self._lr(), **rec})
                 acc, t_last = [], time.time()
-            if self.step % cfg.val_every == 0 and self.main and len(self.val_set):
-                v = self.validate()
-                self._log({"step": self.step, **v})
-                if v["val_loss"] < self.best:
-                    self.best = v["val_loss"]
-                    self._save(self.out / "best.pt", full=False)
+            if self.step % cfg.val_every == 0 or self.step == cfg.steps:
+                self._validate_and_keep_best()
             stop = cfg.max_minutes and (time.time() - t0) > cfg.max_minutes * 60
             if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps or stop:
                 self._save(self._ckpt_path())
             if stop:
                 self._log({"event": "time limit", "step": self.step})
                 break
+        if self.step >= cfg.steps and self.val_step != self.step:
+            # a run that ended before the final step was validated (older checkpoints): validate it now, with
+            # the reference bank the last training steps used
+            if self.bank.latents is None:
+                self._refresh_bank(from_state=self.bank_g_a is not None)
+            self._validate_and_keep_best()
+            self._save(self._ckpt_path())
         if self.world > 1:
             dist.destroy_process_group()
+
+    def _validate_and_keep_best(self) -> None:
+        if not (self.main and len(self.val_set)):
+            return
+        v = self.validate()
+        self.val_step = self.step
+        self._log({"step": self.step, **v})
+        if v["val_loss"] < self.best:
+            self.best = v["val_loss"]
+            self._save(self.out / "best.pt", full=False)
 
 
 def train(cfg: TrainConfig) -> None:

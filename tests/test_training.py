@@ -1,0 +1,79 @@
+"""Training: exact resume, a validation split that is not Kodak, and export into a weights file that codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from clccodec.training.data import is_validation, list_images
+from clccodec.training.trainer import TrainConfig, train
+
+from .conftest import synthetic_photo
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("photos")
+    for i in range(8):
+        Image.fromarray(synthetic_photo(80, 96, seed=i)).save(d / f"photo{i}.png")
+    return d
+
+
+def _cfg(data: Path, out: Path, steps: int) -> TrainConfig:
+    # lr_decay_at=1 keeps one learning rate, so a run to 3 steps resumed to 6 must equal one run to 6
+    return TrainConfig(data=str(data), out=str(out), config="tiny", steps=steps, batch=2, crop=64, ref_crop=64,
+                       ref_per_image=1, refs_max=2, p_no_refs=0.3, refresh_every=2, val_every=4, val_crop=64,
+                       ckpt_every=100, log_every=1, lr_decay_at=1.0, device="cpu", amp=False, val_fraction=0.25)
+
+
+def _weights(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=False)["model"]
+
+
+def test_resume_is_exact(photos, tmp_path):
+    train(_cfg(photos, tmp_path / "straight", 6))
+    train(_cfg(photos, tmp_path / "resumed", 3))
+    assert torch.load(tmp_path / "resumed" / "last.pt", weights_only=False)["step"] == 3
+    train(_cfg(photos, tmp_path / "resumed", 6))
+    a, b = _weights(tmp_path / "straight" / "last.pt"), _weights(tmp_path / "resumed" / "last.pt")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a), "resumed run diverged from the uninterrupted one"
+    log = [json.loads(line) for line in (tmp_path / "straight" / "log.jsonl").read_text().splitlines()]
+    vals = [r for r in log if "val_loss" in r]
+    assert [r["step"] for r in vals] == [4, 6], "validation every 4 steps and always at the final step"
+    assert all(np.isfinite(r["val_loss"]) and r["q1"]["bpp"] < r["q8"]["bpp"] for r in vals)
+    assert (tmp_path / "straight" / "best.pt").exists()
+
+
+def test_training_moves_the_weights(photos, tmp_path):
+    train(_cfg(photos, tmp_path / "a", 2))
+    first = torch.load(tmp_path / "a" / "last.pt", weights_only=False)
+    train(_cfg(photos, tmp_path / "a", 4))
+    second = _weights(tmp_path / "a" / "last.pt")
+    assert any(not torch.equal(first["model"][k], second[k]) for k in second)
+
+
+def test_split_is_stable_and_refuses_kodak(photos, tmp_path):
+    names = [p.name for p in list_images(photos)]
+    assert [is_validation(Path(n), 0.25) for n in names] == [is_validation(Path(n), 0.25) for n in names]
+    Image.fromarray(synthetic_photo(64, 64)).save(tmp_path / "kodim01.png")
+    with pytest.raises(ValueError, match="Kodak"):
+        list_images(tmp_path)
+
+
+def test_exported_weights_code_an_image(photos, tmp_path):
+    import clccodec
+    from clccodec.api import short_id
+    from clccodec.training.export import export_checkpoint
+
+    train(_cfg(photos, tmp_path / "run", 2))
+    model_id = export_checkpoint(tmp_path / "run" / "last.pt", tmp_path / "w.pt")
+    img = Image.fromarray(synthetic_photo(48, 40, seed=3))
+    data = clccodec.encode(img, quality=4, model=tmp_path / "w.pt", refs=0)
+    assert clccodec.read_info(data)["model_id"] == short_id(model_id[:4])  # .clc headers carry 4 bytes
+    assert clccodec.decode(data, model=tmp_path / "w.pt").size == (40, 48)
