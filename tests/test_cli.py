@@ -1,5 +1,8 @@
 """The real `clc` command in fresh processes: round trips, pipes, batches, and every way input can be bad."""
 
+import os
+import stat
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -94,6 +97,16 @@ def test_existing_output_needs_force(workdir, tiny_model_path):
     assert (workdir / "photo.clc").read_bytes() == b"keep me"
     assert clc(workdir, tiny_model_path, "encode", "photo.png", "--force").returncode == 0
     assert (workdir / "photo.clc").read_bytes()[:3] == b"CLC"
+
+
+def test_outputs_get_the_usual_file_mode(workdir, tiny_model_path):
+    # atomic writes go through mkstemp (mode 0600); finished files must get 0666 minus the umask like any tool's
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert clc(workdir, tiny_model_path, "encode", "photo.png").returncode == 0
+    assert clc(workdir, tiny_model_path, "decode", "photo.clc", "-o", "out.png").returncode == 0
+    for name in ("photo.clc", "out.png"):
+        assert stat.S_IMODE((workdir / name).stat().st_mode) == 0o666 & ~umask, name
 
 
 def test_unreadable_image_and_missing_file(workdir, tiny_model_path):

@@ -13,7 +13,7 @@ from PIL import Image
 from clccodec.training.data import is_validation, list_images
 from clccodec.training.trainer import TrainConfig, train
 
-from .conftest import synthetic_photo
+from .conftest import run_clc, synthetic_photo
 
 
 @pytest.fixture(scope="module")
@@ -69,10 +69,16 @@ def test_split_is_stable_and_refuses_kodak(photos, tmp_path):
 def test_exported_weights_code_an_image(photos, tmp_path):
     import clccodec
     from clccodec.api import short_id
-    from clccodec.training.export import export_checkpoint
 
     train(_cfg(photos, tmp_path / "run", 2))
-    model_id = export_checkpoint(tmp_path / "run" / "last.pt", tmp_path / "w.pt")
+    (tmp_path / "w.pt").write_bytes(b"keep me")
+    args = ("export-weights", str(tmp_path / "run" / "last.pt"), "-o", str(tmp_path / "w.pt"))
+    r = run_clc(*args)
+    assert r.returncode == 2 and "exists (use --force" in r.stderr.decode()
+    assert (tmp_path / "w.pt").read_bytes() == b"keep me"
+    r = run_clc(*args, "--force")
+    assert r.returncode == 0, r.stderr.decode()
+    model_id = bytes.fromhex(r.stdout.decode().split("model id")[1].strip())
     img = Image.fromarray(synthetic_photo(48, 40, seed=3))
     data = clccodec.encode(img, quality=4, model=tmp_path / "w.pt", refs=0)
     assert clccodec.read_info(data)["model_id"] == short_id(model_id[:4])  # .clc headers carry 4 bytes

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import torch
 from PIL import Image
 
 from . import container
+from .atomic import write_atomic
 from .container import ClcFile, TileStreams, quantize_quality
 from .errors import (
     DictionaryError,
@@ -220,22 +220,6 @@ def decode(data: bytes, *, model: str | Path | None = None, dictionary: str | Pa
            device: str = "auto") -> Image.Image:
     """Decode the bytes of a .clc file to a PIL image (RGB, or L for grayscale sources)."""
     return get_codec(model, dictionary, device).decode(data)
-
-
-def write_atomic(path: str | Path, data: bytes, force: bool = False) -> None:
-    """Write via a temporary file in the same folder and rename: never a partial file at `path`."""
-    path = Path(path)
-    if path.exists() and not force:
-        raise UsageError(f"{path} exists (use --force to overwrite)")
-    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def encode_file(src: str | Path, dst: str | Path, quality: float = DEFAULT_QUALITY, refs: int = DEFAULT_REFS, *,

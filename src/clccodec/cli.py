@@ -380,10 +380,11 @@ def export_weights(
     checkpoint: Annotated[Path, typer.Argument(help="Trainer checkpoint (best.pt or last.pt).", metavar="CHECKPOINT")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Weights file to write.")] = Path(
         "models/clc-full.pt"),
+    force: ForceOpt = False,
 ) -> None:
     """Snap a checkpoint onto the coder's fixed-point grids and write a shipped weights file.
 
-    Example: clc export-weights runs/full/best.pt -o models/clc-full.pt
+    Example: clc export-weights runs/full/best.pt -o models/clc-full.pt --force
     """
 
     def go() -> None:
@@ -391,6 +392,8 @@ def export_weights(
 
         if not checkpoint.exists():
             raise UsageError(f"{checkpoint}: no such file")
+        if output.exists() and not force:
+            raise UsageError(f"{output} exists (use --force to overwrite)")
         mid = export_checkpoint(checkpoint, output)
         out.print(f"{output}: model id {mid.hex()}", markup=False)
 

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
+import io
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from ..atomic import write_atomic
 from ..errors import ModelError
 from .codec import CLCModel
 from .config import ModelConfig
@@ -67,15 +67,9 @@ def save_weights(model: CLCModel, path: str | Path, meta: dict | None = None, ha
             t = t.half()
         state[name] = t
     blob = {"format": WEIGHTS_FORMAT, "config": model.cfg.to_dict(), "state": state, "meta": meta or {}}
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    os.close(fd)
-    try:
-        torch.save(blob, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    buf = io.BytesIO()
+    torch.save(blob, buf)
+    write_atomic(path, buf.getvalue(), force=True)
     return model_id(load_weights(path))
 
 
