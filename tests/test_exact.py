@@ -79,7 +79,8 @@ def test_banded_coding_gives_the_same_bytes_and_pixels(monkeypatch):
     assert banded.z_string == whole.z_string and banded.slice_strings == whole.slice_strings
     assert torch.equal(rec_banded, rec_whole)
     monkeypatch.setattr(codec_mod, "PIXEL_BAND", 64 * 64)  # g_a in 64-pixel bands too
-    monkeypatch.setattr(codec_mod, "SYNTHESIS_BAND", 64 * 64)  # and g_s
+    monkeypatch.setattr(codec_mod, "SYNTHESIS_BAND", 64 * 64)  # and g_s (halo 3 latent rows)
+    monkeypatch.setattr(codec_mod, "SYNTHESIS_MIN_ROWS", 64)
     assert torch.equal(m.decompress(whole, 3.5, refs), rec_whole)  # banded synthesis: the same pixels
     comp, rec = m.compress(x, 3.5, refs, reconstruct=True)  # banded g_a (float: symbols may move a little)
     assert torch.equal(m.decompress(comp, 3.5, refs), rec)

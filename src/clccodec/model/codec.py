@@ -42,6 +42,7 @@ PIXEL_BAND = 1 << 22  # pixels per band of g_a
 # whose column buffer holds C*k*k values per input position: a 3840x2160 decode peaked at 10.1 GB with 4 MP
 # bands, 4.8 GB with 1 MP bands (and ran 8 % faster). Any band plan gives the same pixels (synthesis.py).
 SYNTHESIS_BAND = 1 << 20
+SYNTHESIS_MIN_ROWS = 256  # 16 latent rows: on very wide images the 2 x 3-row halo stays a modest overhead
 LATENT_BAND = 1 << 15  # latent positions per band of h_a, h_s, the CLM and the slice networks
 
 
@@ -132,8 +133,10 @@ class CLCModel(nn.Module):
             cached = (key, ExactSynthesis(self.fusion, self.g_s, device))
             self.__dict__["_exact_synthesis"] = cached
         synthesis, inv_gain = cached[1], exact_inverse_gain(self.log_inv_gain, quality).to(device)
-        band = band_rows(16 * y_hat_s.shape[-1], SYNTHESIS_BAND, 64, 64) // 16
-        return map_bands(lambda y, a: synthesis(y, a, inv_gain), [y_hat_s, y_a], band, halo=4, up=16)
+        band = band_rows(16 * y_hat_s.shape[-1], SYNTHESIS_BAND, 64, SYNTHESIS_MIN_ROWS) // 16
+        # receptive radius in latent rows: CLS gate 3x3 (1) + four 5x5 stride-2 deconvolutions (1 + 1/2 + 1/4 +
+        # 1/8) = 2.875
+        return map_bands(lambda y, a: synthesis(y, a, inv_gain), [y_hat_s, y_a], band, halo=3, up=16)
 
     def _z_medians(self) -> Tensor:
         return self.entropy_bottleneck._get_medians().reshape(1, -1, 1, 1)
