@@ -58,3 +58,13 @@ def run_clc(*args: str, env_extra: dict | None = None, stdin: bytes | None = Non
     env.update(env_extra or {})
     return subprocess.run([sys.executable, "-m", "clccodec", *args], input=stdin, capture_output=True,
                           env=env, cwd=cwd, timeout=600)
+
+
+def assert_one_line_error(r: subprocess.CompletedProcess, needle: str) -> None:
+    """The CLI's failure contract: non-zero exit, no traceback, exactly one line on stderr naming the problem."""
+    assert r.returncode != 0
+    err = r.stderr.decode()
+    assert "Traceback" not in err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    assert needle in lines[0], err

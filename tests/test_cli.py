@@ -9,7 +9,7 @@ from PIL import Image
 
 from clccodec import Codec
 
-from .conftest import run_clc, synthetic_photo
+from .conftest import assert_one_line_error, run_clc, synthetic_photo
 
 
 @pytest.fixture()
@@ -21,15 +21,6 @@ def workdir(tmp_path, photo_png, tiny_model_path):
 def clc(workdir, tiny_model_path, *args, **kw):
     return run_clc(*args, env_extra={"CLC_MODEL": str(tiny_model_path), "CLC_DICTIONARY": str(workdir / "none")},
                    cwd=workdir, **kw)
-
-
-def assert_one_line_error(r, needle):
-    assert r.returncode != 0
-    err = r.stderr.decode()
-    assert "Traceback" not in err
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert len(lines) == 1, err
-    assert needle in lines[0], err
 
 
 def test_encode_info_decode_round_trip(workdir, tiny_model_path):

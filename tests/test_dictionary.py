@@ -25,7 +25,7 @@ from clccodec.model.codec import CLCModel
 from clccodec.model.config import TINY
 from clccodec.model.weights import load_weights, prepare_for_export, save_weights
 
-from .conftest import run_clc, synthetic_photo
+from .conftest import assert_one_line_error, run_clc, synthetic_photo
 
 CROP = 64
 
@@ -74,15 +74,6 @@ def dict_b(image_dir, tiny_model, tmp_path_factory):
     path = tmp_path_factory.mktemp("dicts_b") / "b.clcdict"
     d.save(path)
     return path
-
-
-def assert_one_line_error(r, needle):
-    assert r.returncode != 0
-    err = r.stderr.decode()
-    assert "Traceback" not in err
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert len(lines) == 1, err
-    assert needle in lines[0], err
 
 
 # -- building -------------------------------------------------------------------------------------------------------

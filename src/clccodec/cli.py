@@ -205,6 +205,13 @@ def _guard(fn: Callable[[], None]) -> None:
         fail(f"internal error: {e.__class__.__name__}: {e} (set CLC_DEBUG=1 for a traceback)", 70)
 
 
+def _refuse_existing_single_output(jobs: list[Job], force: bool) -> None:
+    """One output that exists is a usage error before the model loads; in a batch, each existing output is
+    that file's failure (the others are still written)."""
+    if len(jobs) == 1 and jobs[0].dst != "-" and Path(jobs[0].dst).exists() and not force:
+        raise UsageError(f"{jobs[0].dst} exists (use --force to overwrite)")
+
+
 # -- commands -----------------------------------------------------------------------------------------------------
 
 
@@ -232,10 +239,7 @@ def encode(
 
     def go() -> None:
         jobs = plan_outputs(inputs, output, ".clc")
-        for j in jobs:
-            if j.dst != "-" and Path(j.dst).exists() and not force:
-                if len(jobs) == 1:
-                    raise UsageError(f"{j.dst} exists (use --force to overwrite)")
+        _refuse_existing_single_output(jobs, force)
         codec = _codec(model, dictionary, device)
 
         def work(job: Job) -> str:
@@ -278,8 +282,7 @@ def decode(
         jobs = plan_outputs(inputs, output, ".png")
         for j in jobs:
             output_format(None if j.dst == "-" else j.dst)
-            if len(jobs) == 1 and j.dst != "-" and Path(j.dst).exists() and not force:
-                raise UsageError(f"{j.dst} exists (use --force to overwrite)")
+        _refuse_existing_single_output(jobs, force)
         codec = _codec(model, dictionary, device)
 
         def work(job: Job) -> str:
