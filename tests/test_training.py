@@ -83,3 +83,39 @@ def test_exported_weights_code_an_image(photos, tmp_path):
     data = clccodec.encode(img, quality=4, model=tmp_path / "w.pt", refs=0)
     assert clccodec.read_info(data)["model_id"] == short_id(model_id[:4])  # .clc headers carry 4 bytes
     assert clccodec.decode(data, model=tmp_path / "w.pt").size == (40, 48)
+
+
+def test_learning_rate_schedules():
+    from types import SimpleNamespace
+
+    from clccodec.training.trainer import Trainer
+
+    def lr(step: int, **kw) -> float:
+        return Trainer._lr(SimpleNamespace(cfg=TrainConfig(steps=100, lr=1.0, **kw), step=step))
+
+    assert [lr(s, lr_decay_at=0.5) for s in (0, 49, 50, 99)] == [1.0, 1.0, 0.1, 0.1]
+    assert [lr(s, warmup=4) for s in (0, 3, 4)] == [0.25, 1.0, 1.0]
+    cos = [lr(s, schedule="cosine", warmup=10) for s in (0, 9, 10, 55, 100, 150)]
+    assert cos[:3] == [0.1, 1.0, 1.0] and cos[3] == pytest.approx(0.505) and cos[4] == cos[5] == pytest.approx(0.01)
+    with pytest.raises(ValueError, match="schedule"):
+        train(TrainConfig(schedule="linear", data="unused"))
+
+
+def test_ema_resumes_exactly_and_is_what_best_holds(photos, tmp_path):
+    def cfg(out: str, steps: int) -> TrainConfig:
+        c = _cfg(photos, tmp_path / out, steps)
+        c.ema, c.quality, c.val_every = 0.5, 4.0, 100  # validated once, at the final step: best.pt is that step
+        return c
+
+    train(cfg("straight", 6))
+    train(cfg("resumed", 3))
+    train(cfg("resumed", 6))
+    a, b = (torch.load(tmp_path / r / "last.pt", weights_only=False) for r in ("straight", "resumed"))
+    assert a["ema"].keys() == b["ema"].keys() and all(torch.equal(a["ema"][k], b["ema"][k]) for k in a["ema"])
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    best = _weights(tmp_path / "straight" / "best.pt")
+    assert all(torch.equal(best[k], a["ema"][k]) for k in a["ema"]), "best.pt holds the averaged weights"
+    assert any(not torch.equal(a["ema"][k], a["model"][k]) for k in a["ema"]), "the average lags the live weights"
+    log = [json.loads(line) for line in (tmp_path / "straight" / "log.jsonl").read_text().splitlines()]
+    vals = [r for r in log if "val_loss" in r]
+    assert vals and all(set(k for k in r if k.startswith("q")) == {"q4"} for r in vals), "one quality: one lambda"

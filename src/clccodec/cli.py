@@ -354,11 +354,20 @@ def train(
     lr: Annotated[float, typer.Option("--lr", help="Adam learning rate (drops 10x at --lr-decay-at).")] = 2e-4,
     lr_decay_at: Annotated[float, typer.Option("--lr-decay-at", help="Fraction of --steps after which the "
                                                "learning rate drops 10x.")] = 0.9,
+    schedule: Annotated[str, typer.Option("--schedule", help="Learning-rate schedule: step (10x drop at "
+                                          "--lr-decay-at) or cosine (to lr/100 at --steps).")] = "step",
+    warmup: Annotated[int, typer.Option("--warmup", help="Linear learning-rate warm-up steps.")] = 0,
+    ema: Annotated[float, typer.Option("--ema", help="Decay of an exponential moving average of the weights, "
+                                       "validated and saved as best.pt (e.g. 0.999; 0: off).")] = 0.0,
+    quality: Annotated[Optional[float], typer.Option("--quality", help="Train one quality only (a single "
+                                                     "lambda); default: every quality.", show_default=False)] = None,
     val_every: Annotated[int, typer.Option("--val-every", help="Validate (held-out photos) every N steps.")] = 2000,
     max_minutes: Annotated[float, typer.Option("--max-minutes", help="Stop with a checkpoint after this "
                                                "much time (0: no limit).")] = 0.0,
     device: DeviceOpt = "auto",
-    amp: Annotated[bool, typer.Option("--amp/--no-amp", help="bf16 autocast for the transforms.")] = True,
+    amp: Annotated[Optional[bool], typer.Option("--amp/--no-amp", help="bf16 autocast for the transforms "
+                                                "[default: on where bf16 is native: CUDA, AVX-512 BF16/AMX CPUs]",
+                                                show_default=False)] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:
     """Train the variable-rate model (lambda sampled per crop over the whole quality range).
@@ -373,7 +382,7 @@ def train(
 
         run_training(TrainConfig(data=str(data), out=str(out), config=config, init=str(init) if init else None,
                                  steps=steps, batch=batch, crop=crop, lr=lr, lr_decay_at=lr_decay_at,
-                                 val_every=val_every, max_minutes=max_minutes, device=device, amp=amp, seed=seed))
+                                 schedule=schedule, warmup=warmup, ema=ema, quality=quality, val_every=val_every, max_minutes=max_minutes, device=device, amp=amp, seed=seed))
 
     _guard(go)
 
