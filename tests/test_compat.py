@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from clccodec import Codec, container
+from clccodec.ids import file_id
 
 from .conftest import REPO
 
@@ -43,7 +44,7 @@ def test_fixture_files_are_valid_clc_files():
     for name, case in MANIFEST["files"].items():
         f = container.unpack((COMPAT / name).read_bytes())
         assert f.num_refs == case["refs"] and f.quality == case["quality"]
-        assert f.model_id == bytes.fromhex(case["model_id"])[: container.ID_BYTES]
+        assert f.model_id == file_id(bytes.fromhex(case["model_id"]))
 
 
 def test_tiny_model_files_are_reproduced(tiny_model_path):
