@@ -37,7 +37,7 @@ from clccodec.imageio import load_image, pad_to_multiple, to_tensor  # noqa: E40
 from clccodec.model.codec import PAD_MULTIPLE  # noqa: E402
 from clccodec.model.reference import values_to_int8  # noqa: E402
 from clccodec.model.weights import load_weights  # noqa: E402
-from clccodec.training.data import is_validation, list_images  # noqa: E402
+from clccodec.training.data import is_validation, training_images  # noqa: E402
 
 # (name, query, rotate, merge)
 STRATEGIES = [
@@ -93,7 +93,7 @@ def main() -> None:
         args.model = str(Path(tempfile.mkdtemp(prefix="dict_queries_")) / f"random_{args.config}.pt")
         save_weights(net, args.model)
     model = load_weights(args.model)
-    files = list_images(args.data)
+    files = training_images(args.data)
     val = [p for p in files if is_validation(p, 0.05)]
     if args.limit:
         val = val[: args.limit]

@@ -36,7 +36,7 @@ from clccodec.imageio import load_image, pad_to_multiple, to_tensor  # noqa: E40
 from clccodec.model.codec import PAD_MULTIPLE, CLCModel  # noqa: E402
 from clccodec.model.config import CONFIGS  # noqa: E402
 from clccodec.model.weights import load_weights, prepare_for_export, save_weights  # noqa: E402
-from clccodec.training.data import is_validation, list_images  # noqa: E402
+from clccodec.training.data import is_validation, training_images  # noqa: E402
 
 
 def random_model(config: str, path: Path) -> Path:
@@ -119,7 +119,7 @@ def main() -> None:
     keep.mkdir(parents=True, exist_ok=True)
     model_path = Path(args.model) if args.model else random_model(args.config, tmp / f"{args.config}.pt")
     model = load_weights(model_path)
-    val = [p for p in list_images(args.data) if is_validation(p, 0.05)][: args.query_images]
+    val = [p for p in training_images(args.data) if is_validation(p, 0.05)][: args.query_images]
     res = {"machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
                        "platform": platform.platform()},
            "model": str(model_path) if args.model else f"random {args.config} config",

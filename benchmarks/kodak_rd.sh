@@ -8,7 +8,7 @@
 #   REFS=0 OUT=benchmarks/results/norefs benchmarks/kodak_rd.sh     # the no-reference ablation
 #   benchmarks/kodak_rd.sh --limit 2                                   # smoke run (extra args go to clc eval)
 #
-# Kodak is the TEST set (DESIGN.md 2.5): run this to report, never to choose weights or settings.
+# Kodak is the TEST set (never trained on, never used for choices): run this to report, never to choose weights or settings.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -44,6 +44,14 @@ def tiny_model_path(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def shipped_codec():
+    """The shipped model and default dictionary, loaded once for the whole session."""
+    from clccodec import Codec
+
+    return Codec(device="cpu")
+
+
+@pytest.fixture(scope="session")
 def photo_png(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("images") / "photo.png"
     Image.fromarray(synthetic_photo(96, 136)).save(path)

@@ -17,7 +17,7 @@ from clccodec.errors import (
 def sample(refs=(5, 300, 2999)) -> ClcFile:
     return ClcFile(width=768, height=512, model_id=b"\x01\x02\x03\x04", quality=3.25, grayscale=True,
                    dictionary_id=b"\xaa\xbb\xcc\xdd" if refs else b"\0" * 4, ref_indices=list(refs),
-                   tiles=[TileStreams(b"hyper-bytes", [b"s1", b"", b"slice3" * 50])])
+                   tiles=[TileStreams(b"hyperlatent-", [b"slice1..", b"\0" * 8, b"slice3.." * 50])])
 
 
 def test_round_trip_every_field():

@@ -174,8 +174,10 @@ def test_bad_dictionary_files(tmp_path, dict_a, photo_png, kind, tiny_model_path
 
 
 def test_missing_dictionary_is_an_error(tmp_path):
-    with pytest.raises(DictionaryError, match="not found"):
+    with pytest.raises(DictionaryError, match="reference dictionary .*nope.clcdict: no such file"):
         ReferenceDictionary.load(tmp_path / "nope.clcdict")
+    with pytest.raises(DictionaryError, match="is a directory"):
+        ReferenceDictionary.load(tmp_path)
 
 
 # -- retrieval --------------------------------------------------------------------------------------------------------
@@ -216,7 +218,7 @@ def test_query_views_and_merge():
     ext = LatentExtractor(model)
     x = torch.rand(1, 3, 192, 320)
     views = query_features(ext, x, 128, "tiles+global")
-    assert len(views) == 2 and views[0].shape == (2 + 1, 2 * TINY.M * 21)  # 1 x 2 tiles of 128 + the global one
+    assert len(views) == 2 and views[0].shape == (2 + 1, 2 * TINY.latent_channels * 21)  # 1 x 2 tiles of 128 + the global one
 
 
 # -- coding with a dictionary -----------------------------------------------------------------------------------------
@@ -295,7 +297,7 @@ def test_build_dict_cli_and_info(tmp_path, image_dir, tiny_model_path):
     assert r.exit_code == 0 and "K " in r.stdout and "feature_extractor" in r.stdout
     r = runner.invoke(app, ["build-dict", str(tmp_path / "missing"), "-o", str(tmp_path / "m.clcdict"), "--model",
                             str(tiny_model_path)])
-    assert r.exit_code != 0 and "no such directory" in r.output
+    assert r.exit_code != 0 and "no such file or folder" in r.output
 
 
 # -- the paper's ResNet-50 extractor ---------------------------------------------------------------------------------

@@ -157,3 +157,26 @@ def test_cli_reports_dropped_alpha(tmp_path, tiny_model_path):
                 env_extra={"CLC_MODEL": str(tiny_model_path), "CLC_DICTIONARY": str(tmp_path / "none")})
     assert r.returncode == 0
     assert "alpha channel dropped" in r.stderr.decode()
+
+
+def test_one_image_lister_for_every_command(tmp_path):
+    from clccodec.errors import UsageError
+    from clccodec.imageio import list_images
+
+    img = Image.fromarray(synthetic_photo(8, 8))
+    (tmp_path / "sub").mkdir()
+    for name in ("b.png", "a.jpg", "sub/c.png", ".hidden.png", "notes.txt"):
+        (img.save(tmp_path / name) if name.endswith((".png", ".jpg")) else (tmp_path / name).write_text("x"))
+    rel = lambda files: [f.relative_to(tmp_path).as_posix() for f in files]  # noqa: E731
+    assert rel(list_images(tmp_path)) == ["a.jpg", "b.png"]  # sorted, hidden and non-image files skipped
+    assert rel(list_images(tmp_path, recursive=True)) == ["a.jpg", "b.png", "sub/c.png"]
+    assert rel(list_images(tmp_path, recursive=True, pattern="*.png")) == ["b.png", "sub/c.png"]
+    assert rel(list_images([tmp_path / "b.png", tmp_path / "sub"])) == ["b.png", "sub/c.png"]  # in the order given
+    img.save(tmp_path / "sub" / "kodim07.png")
+    assert len(list_images(tmp_path, recursive=True)) == 4  # evaluation may read Kodak
+    with pytest.raises(UsageError, match="Kodak is a test set, never train on it"):
+        list_images(tmp_path, recursive=True, refuse_kodak="train on")
+    with pytest.raises(UsageError, match="no such file or folder"):
+        list_images(tmp_path / "missing")
+    with pytest.raises(UsageError, match="no images found"):
+        list_images(tmp_path, pattern="*.tif")

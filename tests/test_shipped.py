@@ -6,17 +6,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clccodec import Codec, read_info
+from clccodec import read_info
 from clccodec.api import DEFAULT_DICTIONARY, DEFAULT_MODEL
 
 from .conftest import run_clc, synthetic_photo
 
 
 @pytest.fixture(scope="module")
-def shipped():
+def shipped(shipped_codec):
     assert DEFAULT_MODEL.is_file(), "models/clc-full.pt is part of the repository"
     assert DEFAULT_DICTIONARY.is_file(), "dictionaries/default.clcdict is part of the repository"
-    return Codec(device="cpu")
+    return shipped_codec
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

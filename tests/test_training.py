@@ -10,7 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from clccodec.training.data import is_validation, list_images
+from clccodec.errors import UsageError
+from clccodec.training.data import is_validation, training_images
 from clccodec.training.trainer import TrainConfig, train
 
 from .conftest import run_clc, synthetic_photo
@@ -59,16 +60,16 @@ def test_training_moves_the_weights(photos, tmp_path):
 
 
 def test_split_is_stable_and_refuses_kodak(photos, tmp_path):
-    names = [p.name for p in list_images(photos)]
+    names = [p.name for p in training_images(photos)]
     assert [is_validation(Path(n), 0.25) for n in names] == [is_validation(Path(n), 0.25) for n in names]
     Image.fromarray(synthetic_photo(64, 64)).save(tmp_path / "kodim01.png")
-    with pytest.raises(ValueError, match="Kodak"):
-        list_images(tmp_path)
+    with pytest.raises(UsageError, match="Kodak"):
+        training_images(tmp_path)
 
 
 def test_exported_weights_code_an_image(photos, tmp_path):
     import clccodec
-    from clccodec.api import short_id
+    from clccodec.ids import file_id
 
     train(_cfg(photos, tmp_path / "run", 2))
     (tmp_path / "w.pt").write_bytes(b"keep me")
@@ -81,7 +82,7 @@ def test_exported_weights_code_an_image(photos, tmp_path):
     model_id = bytes.fromhex(r.stdout.decode().split("model id")[1].strip())
     img = Image.fromarray(synthetic_photo(48, 40, seed=3))
     data = clccodec.encode(img, quality=4, model=tmp_path / "w.pt", refs=0)
-    assert clccodec.read_info(data)["model_id"] == short_id(model_id[:4])  # .clc headers carry 4 bytes
+    assert clccodec.read_info(data)["model_id"] == file_id(model_id).hex()  # .clc headers carry 4 bytes
     assert clccodec.decode(data, model=tmp_path / "w.pt").size == (40, 48)
 
 

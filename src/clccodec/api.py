@@ -12,7 +12,6 @@ Codec per (model, dictionary, device).
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,43 +22,20 @@ import torch
 from PIL import Image
 
 from . import container
-from .atomic import write_atomic
-from .container import ClcFile, TileStreams, quantize_quality
-from .errors import (
-    DictionaryError,
-    DictionaryMismatchError,
-    FormatError,
-    ModelError,
-    ModelMismatchError,
-    UsageError,
-)
+from .fileio import write_atomic
+from .container import DEFAULT_REFS, MAX_REFS, ClcFile, read_info
+from .device import no_tf32, resolve_device
+from .errors import DictionaryError, DictionaryMismatchError, FormatError, ModelError, ModelMismatchError, UsageError
+from .ids import NO_DICTIONARY, file_id
 from .imageio import MAX_PIXELS, LoadedImage, encode_image, load_image, output_format, pad_to_multiple, to_image, to_pixels, \
     to_tensor
-from .model.codec import PAD_MULTIPLE, CLCModel, Compressed, quality_is_valid
-from .model.config import QUALITY_MAX, QUALITY_MIN
-from .model.weights import load_weights
+from .model.codec import PAD_MULTIPLE, CLCModel
+from .model.weights import load_weights, model_id
+from .quality import DEFAULT_QUALITY, QUALITY_MAX, QUALITY_MIN, quality_is_valid, quantize_quality
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_MODEL = REPO_ROOT / "models" / "clc-full.pt"
 DEFAULT_DICTIONARY = REPO_ROOT / "dictionaries" / "default.clcdict"
-DEFAULT_QUALITY = 3.0
-DEFAULT_REFS = 3
-
-# Coding must not use TF32 anywhere (the probability path is float64 anyway; this keeps synthesis stable too).
-torch.backends.cuda.matmul.allow_tf32 = False
-torch.backends.cudnn.allow_tf32 = False
-
-
-def resolve_device(name: str | torch.device = "auto") -> torch.device:
-    if isinstance(name, torch.device):
-        return name
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda requested but no CUDA GPU is available")
-    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
-        raise UsageError(f"unknown device '{name}' (use auto, cpu or cuda)")
-    return torch.device(name)
 
 
 def default_model_path() -> Path:
@@ -69,10 +45,6 @@ def default_model_path() -> Path:
 def default_dictionary_path() -> Path | None:
     p = Path(os.environ.get("CLC_DICTIONARY", DEFAULT_DICTIONARY))
     return p if p.exists() else None
-
-
-def short_id(b: bytes) -> str:
-    return b.hex()
 
 
 @dataclass
@@ -91,12 +63,10 @@ class Codec:
         if isinstance(model, CLCModel):
             self.model = model.to(self.device).eval()
             if not hasattr(self.model, "model_id"):
-                from .model.weights import model_id
-
                 self.model.model_id = model_id(self.model)
         else:
             self.model = load_weights(model or default_model_path(), self.device)
-        self.model_id = self.model.model_id[: container.ID_BYTES]
+        self.model_id = file_id(self.model.model_id)  # as .clc headers store it
         self.dictionary = self._load_dictionary(dictionary)
 
     def _load_dictionary(self, dictionary: Any):
@@ -110,15 +80,15 @@ class Codec:
             from .dictionary.store import ReferenceDictionary
 
             d = ReferenceDictionary.load(path)
-            return d if d.model_id[: container.ID_BYTES] == self.model_id else None
+            return d if file_id(d.model_id) == self.model_id else None
         if isinstance(dictionary, (str, Path)):
             from .dictionary.store import ReferenceDictionary
 
             dictionary = ReferenceDictionary.load(dictionary)
-        if dictionary.model_id[: container.ID_BYTES] != self.model_id:
+        if file_id(dictionary.model_id) != self.model_id:
             raise DictionaryMismatchError(
-                f"dictionary {short_id(dictionary.id)} was built for model {short_id(dictionary.model_id[:4])}, "
-                f"not for the loaded model {short_id(self.model_id)}")
+                f"dictionary {dictionary.id.hex()} was built for model {dictionary.model_id.hex()}, "
+                f"not for the loaded model {self.model.model_id.hex()}")
         return dictionary
 
     # -- encoding ----------------------------------------------------------------------------------------------
@@ -131,63 +101,56 @@ class Codec:
                     reconstruct: bool = False) -> EncodeResult:
         if not quality_is_valid(float(quality)):
             raise UsageError(f"quality must be between {QUALITY_MIN:g} and {QUALITY_MAX:g}, got {quality}")
-        if refs < 0 or refs > container.MAX_REFS:
-            raise UsageError(f"refs must be between 0 and {container.MAX_REFS}, got {refs}")
+        if refs < 0 or refs > MAX_REFS:
+            raise UsageError(f"refs must be between 0 and {MAX_REFS}, got {refs}")
         img = image if isinstance(image, LoadedImage) else load_image(image)
         q = quantize_quality(float(quality))
         x = pad_to_multiple(to_tensor(img.pixels, self.device), PAD_MULTIPLE)
         indices: list[int] = []
-        values = None
+        codes = None
         if refs and self.dictionary is not None:
             indices = self.dictionary.retrieve(self.model, x, refs)
-            values = self.dictionary.values(indices, self.device)
-        comp, x_hat = self.model.compress(x, q, values, reconstruct=reconstruct)
+            codes = self.dictionary.values(indices, self.device)
+        with no_tf32():
+            streams, x_hat = self.model.compress(x, q, codes, reconstruct=reconstruct)
         f = ClcFile(img.width, img.height, self.model_id, q, img.grayscale,
-                    self.dictionary.id[: container.ID_BYTES] if indices else b"\0" * container.ID_BYTES,
-                    indices, 0, [TileStreams(comp.z_string, comp.slice_strings)])
+                    self.dictionary.file_id if indices else NO_DICTIONARY, indices, 0, [streams])
         recon = to_pixels(x_hat[..., : img.height, : img.width]) if x_hat is not None else None
         return EncodeResult(container.pack(f), recon, img.notes)
 
     # -- decoding ----------------------------------------------------------------------------------------------
 
     def _check(self, f: ClcFile) -> None:
+        """What the container cannot check alone: this file against this model and dictionary."""
         if f.width * f.height > MAX_PIXELS:  # the encoder never writes one: refuse before allocating anything
             raise FormatError(f"corrupt file: {f.width}x{f.height} is too large (this build codes at most "
                               f"{MAX_PIXELS:,} pixels)")
         if f.model_id != self.model_id:
-            raise ModelMismatchError(f"this file needs model {short_id(f.model_id)}, but the loaded model is "
-                                     f"{short_id(self.model_id)} (pass the right --model)")
+            raise ModelMismatchError(f"this file needs model {f.model_id.hex()}, but the loaded model is "
+                                     f"{self.model_id.hex()} (pass the right --model)")
         if len(f.tiles[0].slices) != len(self.model.cfg.slices):
             raise FormatError(f"corrupt file: {len(f.tiles[0].slices)} slices, the model codes "
                               f"{len(self.model.cfg.slices)}")
         if not quality_is_valid(f.quality):
             raise FormatError(f"corrupt file: quality {f.quality} out of range")
-        strings = [f.tiles[0].hyper, *f.tiles[0].slices]
-        if any(len(s) < 8 or len(s) % 4 for s in strings):  # rANS output: whole 32-bit words, 8-byte final state
-            raise FormatError("corrupt file: an entropy-coded string has an impossible length")
-        if f.tile_size != 0:
-            raise FormatError("tiled .clc files are not supported by this build")
         if f.num_refs:
             if self.dictionary is None:
-                raise DictionaryError(f"this file needs reference dictionary {short_id(f.dictionary_id)}; "
+                raise DictionaryError(f"this file needs reference dictionary {f.dictionary_id.hex()}; "
                                       "none is loaded (pass --dict)")
-            if f.dictionary_id != self.dictionary.id[: container.ID_BYTES]:
+            if f.dictionary_id != self.dictionary.file_id:
                 raise DictionaryMismatchError(
-                    f"this file needs reference dictionary {short_id(f.dictionary_id)}, but the loaded dictionary "
-                    f"is {short_id(self.dictionary.id[: container.ID_BYTES])} (pass the right --dict)")
-            if max(f.ref_indices) >= len(self.dictionary):
-                raise FormatError(f"corrupt file: reference index {max(f.ref_indices)} is outside the dictionary")
+                    f"this file needs reference dictionary {f.dictionary_id.hex()}, but the loaded dictionary "
+                    f"is {self.dictionary.file_id.hex()} (pass the right --dict)")
 
     @torch.inference_mode()
     def decode_pixels(self, data: bytes) -> tuple[np.ndarray, bool]:
         """Decode to uint8 (H, W, 3) RGB pixels and the grayscale flag."""
         f = container.unpack(data)
         self._check(f)
-        values = self.dictionary.values(f.ref_indices, self.device) if f.num_refs else None
-        t = f.tiles[0]
-        z_shape = (math.ceil(f.height / PAD_MULTIPLE), math.ceil(f.width / PAD_MULTIPLE))
+        codes = self.dictionary.values(f.ref_indices, self.device) if f.num_refs else None  # checks the indices
         try:
-            x_hat = self.model.decompress(Compressed(t.hyper, t.slices, z_shape), f.quality, values, self.device)
+            with no_tf32():
+                x_hat = self.model.decompress(f.tiles[0], (f.height, f.width), f.quality, codes, self.device)
         except (RuntimeError, ValueError) as e:  # the entropy decoder rejecting its input
             raise FormatError(f"corrupt file: entropy-coded data does not decode ({e.__class__.__name__})") from None
         return to_pixels(x_hat[..., : f.height, : f.width]), f.grayscale
@@ -235,26 +198,5 @@ def decode_file(src: str | Path, dst: str | Path, *, force: bool = False, **kw: 
     write_atomic(dst, encode_image(decode(Path(src).read_bytes(), **kw), fmt), force)
 
 
-def read_info(data: bytes) -> dict:
-    """Header fields of a .clc file, its size and bits per pixel (from the whole file: every bit counted)."""
-    f = container.unpack(data)
-    return {
-        "format": f"clc v{container.VERSION}",
-        "width": f.width,
-        "height": f.height,
-        "mode": "L" if f.grayscale else "RGB",
-        "quality": f.quality,
-        "model_id": short_id(f.model_id),
-        "dictionary_id": short_id(f.dictionary_id) if f.num_refs else None,
-        "references": f.ref_indices,
-        "tile_size": f.tile_size,
-        "slices": len(f.tiles[0].slices),
-        "hyper_bytes": sum(len(t.hyper) for t in f.tiles),
-        "slice_bytes": [sum(len(t.slices[i]) for t in f.tiles) for i in range(len(f.tiles[0].slices))],
-        "bytes": len(data),
-        "bpp": 8 * len(data) / (f.width * f.height),
-    }
-
-
 __all__ = ["Codec", "encode", "decode", "encode_file", "decode_file", "read_info", "write_atomic",
-           "ModelError", "DEFAULT_QUALITY", "DEFAULT_REFS"]
+           "ModelError", "DEFAULT_QUALITY", "DEFAULT_REFS", "QUALITY_MIN", "QUALITY_MAX"]

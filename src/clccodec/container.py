@@ -2,9 +2,9 @@
 
     magic "CLC" | version | flags | width, height (varint) | model id (4) | quality (u16, x256)
     | M (u8) | [dictionary id (4) | M reference indices (varint)]  (only when M > 0)
-    | tile size (varint, 0 = one tile) | slice count S (u8)
-    | per tile: S + 1 string lengths (varint: hyper string, then each slice string)
-    | all strings, tile by tile | CRC-32 of everything before it (u32)
+    | tile size (varint, 0 = one tile; other values are reserved) | slice count S (u8)
+    | S + 1 string lengths (varint: hyper string, then each slice string)
+    | all strings | CRC-32 of everything before it (u32)
 
 Every field is checked on read; anything wrong raises a typed FormatError subclass, never a crash.
 """
@@ -16,20 +16,26 @@ import zlib
 from dataclasses import dataclass, field
 
 from .errors import ChecksumError, FormatError, NotAClcFileError, TruncatedError, UnsupportedVersionError
+from .ids import FILE_ID_BYTES, NO_DICTIONARY
+from .quality import QUALITY_SCALE, quantize_quality  # noqa: F401 - the grid qualities are stored on
 
 MAGIC = b"CLC"
 VERSION = 1
-ID_BYTES = 4
-QUALITY_SCALE = 256  # quality stored as round(q * 256): every stored quality is exact in binary
 MAX_DIMENSION = 1 << 20
-MAX_REFS = 64
+MAX_REFS = 64  # references a file can name
+DEFAULT_REFS = 3  # references an encoder retrieves unless told otherwise (the paper's M = 3)
 FLAG_GRAYSCALE = 0x01
 KNOWN_FLAGS = FLAG_GRAYSCALE
+# rANS output (CompressAI's coder) is whole 32-bit words and ends with the coder's 64-bit final state
+RANS_WORD, RANS_MIN_BYTES = 4, 8
 
 
 @dataclass
 class TileStreams:
-    """Entropy-coded strings of one tile: the hyper-latent, then one per latent slice."""
+    """The entropy-coded strings of an image (or of one tile): the hyper-latent, then one per latent slice.
+
+    What CLCModel.compress returns and CLCModel.decompress takes; a ClcFile holds one per tile.
+    """
 
     hyper: bytes
     slices: list[bytes]
@@ -42,7 +48,7 @@ class ClcFile:
     model_id: bytes
     quality: float
     grayscale: bool = False
-    dictionary_id: bytes = b"\0" * ID_BYTES
+    dictionary_id: bytes = NO_DICTIONARY
     ref_indices: list[int] = field(default_factory=list)
     tile_size: int = 0
     tiles: list[TileStreams] = field(default_factory=list)
@@ -50,11 +56,6 @@ class ClcFile:
     @property
     def num_refs(self) -> int:
         return len(self.ref_indices)
-
-
-def quantize_quality(q: float) -> float:
-    """The quality actually coded (the container stores it on a 1/256 grid)."""
-    return round(q * QUALITY_SCALE) / QUALITY_SCALE
 
 
 # -- varints (unsigned LEB128) ------------------------------------------------------------------------------------
@@ -108,8 +109,8 @@ class _Reader:
 def pack(f: ClcFile) -> bytes:
     if not (0 < f.width <= MAX_DIMENSION and 0 < f.height <= MAX_DIMENSION):
         raise ValueError(f"image size {f.width}x{f.height} out of range")
-    if len(f.model_id) != ID_BYTES or len(f.dictionary_id) != ID_BYTES:
-        raise ValueError("ids must be 4 bytes")
+    if len(f.model_id) != FILE_ID_BYTES or len(f.dictionary_id) != FILE_ID_BYTES:
+        raise ValueError(f"ids must be {FILE_ID_BYTES} bytes")
     if len(f.ref_indices) > MAX_REFS:
         raise ValueError(f"at most {MAX_REFS} references")
     if not f.tiles or any(len(t.slices) != len(f.tiles[0].slices) for t in f.tiles):
@@ -139,12 +140,6 @@ def pack(f: ClcFile) -> bytes:
     return bytes(out)
 
 
-def _tile_count(width: int, height: int, tile: int) -> int:
-    if tile == 0:
-        return 1
-    return -(-width // tile) * -(-height // tile)
-
-
 def unpack(data: bytes) -> ClcFile:
     """Parse and fully validate a .clc file.
 
@@ -170,26 +165,23 @@ def unpack(data: bytes) -> ClcFile:
     height = r.varint("height", MAX_DIMENSION)
     if width == 0 or height == 0:
         raise FormatError("corrupt file: zero image size")
-    model_id = r.take(ID_BYTES, "model id")
+    model_id = r.take(FILE_ID_BYTES, "model id")
     (qraw,) = struct.unpack(">H", r.take(2, "quality"))
     m = r.u8("reference count")
     if m > MAX_REFS:
         raise FormatError(f"corrupt file: {m} references (max {MAX_REFS})")
-    dict_id, refs = b"\0" * ID_BYTES, []
+    dict_id, indices = NO_DICTIONARY, []
     if m:
-        dict_id = r.take(ID_BYTES, "dictionary id")
-        refs = [r.varint("reference index", 1 << 31) for _ in range(m)]
+        dict_id = r.take(FILE_ID_BYTES, "dictionary id")
+        indices = [r.varint("reference index", 1 << 31) for _ in range(m)]
     tile = r.varint("tile size", MAX_DIMENSION)
-    if tile % 64:
-        raise FormatError(f"corrupt file: tile size {tile} is not a multiple of 64")
+    if tile != 0:  # docs/format.md: reserved for tiled files, which no version writes yet
+        raise FormatError(f"tiled .clc files (tile size {tile}) are reserved and not supported by this build")
     n_slices = r.u8("slice count")
     if n_slices == 0:
         raise FormatError("corrupt file: no latent slices")
-    n_tiles = _tile_count(width, height, tile)
-    if n_tiles * (n_slices + 1) > len(data):  # every length takes at least one byte
-        raise TruncatedError("file is truncated (tile table)")
-    lengths = [[r.varint("string length", 1 << 32) for _ in range(n_slices + 1)] for _ in range(n_tiles)]
-    expected = r.pos + sum(map(sum, lengths)) + 4
+    lengths = [r.varint("string length", 1 << 32) for _ in range(n_slices + 1)]
+    expected = r.pos + sum(lengths) + 4
     if len(data) < expected:
         raise TruncatedError(f"file is truncated: {len(data)} of {expected} bytes")
     if len(data) > expected:
@@ -197,13 +189,30 @@ def unpack(data: bytes) -> ClcFile:
     (stored,) = struct.unpack(">I", data[-4:])
     if zlib.crc32(data[:-4]) != stored:
         raise ChecksumError("checksum mismatch: the file is corrupt")
-    tiles = []
-    for lens in lengths:
-        parts = [r.take(n, "entropy-coded data") for n in lens]
-        tiles.append(TileStreams(parts[0], parts[1:]))
-    return ClcFile(width, height, model_id, qraw / QUALITY_SCALE, bool(flags & FLAG_GRAYSCALE), dict_id, refs,
-                   tile, tiles)
+    if any(n < RANS_MIN_BYTES or n % RANS_WORD for n in lengths):
+        raise FormatError("corrupt file: an entropy-coded string has an impossible length")
+    parts = [r.take(n, "entropy-coded data") for n in lengths]
+    return ClcFile(width, height, model_id, qraw / QUALITY_SCALE, bool(flags & FLAG_GRAYSCALE), dict_id, indices,
+                   tile, [TileStreams(parts[0], parts[1:])])
 
 
-def looks_like_clc(data: bytes) -> bool:
-    return data[: len(MAGIC)] == MAGIC
+def read_info(data: bytes) -> dict:
+    """Header fields of a .clc file, its size and bits per pixel (from the whole file: every bit counted)."""
+    f = unpack(data)
+    streams = f.tiles[0]
+    return {
+        "format": f"clc v{VERSION}",
+        "width": f.width,
+        "height": f.height,
+        "mode": "L" if f.grayscale else "RGB",
+        "quality": f.quality,
+        "model_id": f.model_id.hex(),
+        "dictionary_id": f.dictionary_id.hex() if f.num_refs else None,
+        "references": f.ref_indices,
+        "tile_size": f.tile_size,
+        "slices": len(streams.slices),
+        "hyper_bytes": len(streams.hyper),
+        "slice_bytes": [len(s) for s in streams.slices],
+        "bytes": len(data),
+        "bpp": 8 * len(data) / (f.width * f.height),
+    }

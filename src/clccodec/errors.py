@@ -31,6 +31,10 @@ class UnsupportedVersionError(FormatError):
     """A container version this build cannot read."""
 
 
+class ReferenceIndexError(FormatError):
+    """A file's reference index is outside the (otherwise matching) dictionary: the file is corrupt."""
+
+
 class ModelError(ClcError):
     """Model weights missing, unreadable, or not the model a file needs."""
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageError
+from .errors import ImageError, UsageError
+from .fileio import read_bytes
 
 MAX_PIXELS = 120_000_000  # beyond Pillow's bomb limit on purpose: large photos are a use case, not an attack
 # what folders are searched for (training, dictionaries, evaluation)
@@ -28,6 +30,41 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".ppm", ".pgm", ".pnm", ".b
 SIXTEEN_BIT_NOTE = "16-bit samples reduced to 8 bits"
 OUTPUT_FORMATS = {".png": "PNG", ".ppm": "PPM", ".pgm": "PPM", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
                   ".webp": "WEBP"}
+
+
+KODAK_PREFIX = "kodim"  # Kodak is the test set: folders that training or dictionaries read must not hold it
+
+
+def list_images(sources: str | Path | Sequence[str | Path], *, recursive: bool = False, pattern: str | None = None,
+                refuse_kodak: str | None = None) -> list[Path]:
+    """The image files (IMAGE_SUFFIXES) of folders and/or files, for every command that reads many images.
+
+    A folder gives its images sorted by path relative to it (hidden files skipped; below it too with
+    `recursive`; only names matching the glob `pattern`), a file is taken as given, in the order given.
+    `refuse_kodak` ("train on", "build dictionaries from"): refuse Kodak file names, saying what for. A missing
+    source, or no image at all, is a UsageError.
+    """
+    paths = [Path(sources)] if isinstance(sources, (str, Path)) else [Path(s) for s in sources]
+    named = ", ".join(map(str, paths))
+    found: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            walk = p.rglob(pattern or "*") if recursive else p.glob(pattern or "*")
+            found += sorted((f for f in walk if f.suffix.lower() in IMAGE_SUFFIXES and f.is_file()
+                             and not any(part.startswith(".") for part in f.relative_to(p).parts)),
+                            key=lambda f: f.relative_to(p).as_posix())
+        elif p.is_file():
+            found.append(p)
+        else:
+            raise UsageError(f"{p}: no such file or folder")
+    kodak = [f.name for f in found if f.name.lower().startswith(KODAK_PREFIX)]
+    if refuse_kodak and kodak:
+        raise UsageError(f"{named} contains Kodak images ({kodak[0]}, ...): Kodak is a test set, never "
+                         f"{refuse_kodak} it")
+    if not found:
+        raise UsageError(f"no images found in {named}" + (f" matching {pattern}" if pattern else "")
+                         + f" (looked for {' '.join(sorted(IMAGE_SUFFIXES))})")
+    return found
 
 
 @dataclass
@@ -85,14 +122,15 @@ def load_image(src: str | Path | bytes | Image.Image | np.ndarray) -> LoadedImag
             return LoadedImage(np.ascontiguousarray(a[:, :, :3]), False, notes)
         raise ImageError(f"unsupported array shape {a.shape}: expected (H, W), (H, W, 3) or (H, W, 4)")
     name = "image" if isinstance(src, (bytes, Image.Image)) else str(src)
+    if isinstance(src, (str, Path)):
+        src = read_bytes(src, ImageError)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             prev = Image.MAX_IMAGE_PIXELS
             Image.MAX_IMAGE_PIXELS = MAX_PIXELS
             try:
-                im = src if isinstance(src, Image.Image) else Image.open(io.BytesIO(src) if isinstance(src, bytes)
-                                                                         else src)
+                im = src if isinstance(src, Image.Image) else Image.open(io.BytesIO(src))
                 frames = getattr(im, "n_frames", 1)
                 if frames > 1:
                     raise ImageError(f"{name}: animated or multi-frame image ({frames} frames) is not supported")
@@ -105,10 +143,6 @@ def load_image(src: str | Path | bytes | Image.Image | np.ndarray) -> LoadedImag
         pixels, gray = _to_rgb(im, notes)
     except ImageError:
         raise
-    except FileNotFoundError:
-        raise ImageError(f"{name}: no such file") from None
-    except IsADirectoryError:
-        raise ImageError(f"{name}: is a directory") from None
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image file Pillow can read") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -121,8 +155,11 @@ def load_image(src: str | Path | bytes | Image.Image | np.ndarray) -> LoadedImag
 
 
 def to_tensor(pixels: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
-    """uint8 (H, W, 3) -> float (1, 3, H, W) in [0, 1]."""
-    return torch.from_numpy(np.array(pixels, copy=True)).to(device).permute(2, 0, 1).unsqueeze(0).float().div_(255)
+    """uint8 (H, W, 3) -> float (1, 3, H, W), or a batch (N, H, W, 3) -> (N, 3, H, W), in [0, 1]."""
+    t = torch.from_numpy(np.array(pixels, copy=True)).to(device)
+    # (the single-image path keeps its exact operation order: the strides it gives the encoder's input)
+    t = t.permute(2, 0, 1).unsqueeze(0) if t.ndim == 3 else t.permute(0, 3, 1, 2)
+    return t.float().div_(255)
 
 
 def to_pixels(x: torch.Tensor) -> np.ndarray:

@@ -26,7 +26,8 @@ from torch import nn
 
 from .. import __version__
 from ..errors import DictionaryError, ImageError, UsageError
-from ..imageio import IMAGE_SUFFIXES, load_image
+from ..ids import MODEL_ID_BYTES
+from ..imageio import list_images, load_image
 from ..model.reference import values_to_int8
 from .clcdict import DictData
 from .features import EXTRACTORS, make_extractor
@@ -88,21 +89,12 @@ class BuildReport:
     notes: list[str] = field(default_factory=list)
 
 
-def list_images(folder: str | Path, pattern: str | None = None) -> list[Path]:
+def dictionary_images(folder: str | Path, pattern: str | None = None) -> list[Path]:
+    """The images below `folder` (recursively, matching `pattern`); Kodak images are refused."""
     folder = Path(folder)
-    if not folder.exists():
-        raise UsageError(f"{folder}: no such directory")
-    if not folder.is_dir():
+    if folder.exists() and not folder.is_dir():
         raise UsageError(f"{folder}: not a directory")
-    files = sorted((p for p in folder.rglob(pattern or "*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
-                   key=lambda p: p.relative_to(folder).as_posix())
-    kodak = [p.name for p in files if p.name.lower().startswith("kodim")]
-    if kodak:
-        raise UsageError(f"{folder} contains Kodak images ({kodak[0]}, ...): Kodak is a test set, never build "
-                         "dictionaries from it")
-    if not files:
-        raise UsageError(f"{folder}: no images found" + (f" matching {pattern}" if pattern else ""))
-    return files
+    return list_images(folder, recursive=True, pattern=pattern, refuse_kodak="build dictionaries from")
 
 
 def crop_grid(h: int, w: int, crop: int, stride: int) -> list[tuple[int, int]]:
@@ -181,7 +173,7 @@ def build_dictionary(folder: str | Path, model: nn.Module, opts: BuildOptions | 
     if not hasattr(model, "model_id"):
         raise UsageError("the model has no id (load it with clccodec.model.weights.load_weights)")
     folder = Path(folder)
-    files = list_images(folder, opts.pattern)
+    files = dictionary_images(folder, opts.pattern)
     stride = opts.stride or opts.crop
     extractor = make_extractor(opts.features, model, opts.weights, device)
     shared_pass = opts.features == "latent"  # one g_a pass gives both the features and the values
@@ -272,6 +264,6 @@ def build_dictionary(folder: str | Path, model: nn.Module, opts: BuildOptions | 
         "entries": [list(origin[j]) for j in reps],  # [source index, y, x] of each entry's crop
         "skipped": report.skipped,
     }
-    data = DictData(bytes(model.model_id[:8]), opts.features, extractor.fingerprint, opts.crop, stride,
+    data = DictData(bytes(model.model_id[:MODEL_ID_BYTES]), opts.features, extractor.fingerprint, opts.crop, stride,
                     mean, comps, np.ascontiguousarray(keys[reps]), np.ascontiguousarray(values[reps]), provenance)
     return ReferenceDictionary(data), report

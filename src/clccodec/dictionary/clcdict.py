@@ -19,12 +19,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import DictionaryError
+from ..ids import DICTIONARY_ID_BYTES, EXTRACTOR_ID_BYTES, MODEL_ID_BYTES, file_id
 
 MAGIC = b"clcdict\0"
 VERSION = 1
-ID_BYTES = 8  # the dictionary id; a .clc header stores its first 4 bytes
-MODEL_ID_BYTES = 8
-EXTRACTOR_ID_BYTES = 8
 CHECKSUM_BYTES = 32
 KNOWN_EXTRACTORS = ("latent", "resnet50")
 # sanity limits: a corrupt header must not make us believe in absurd sizes
@@ -66,7 +64,7 @@ def dictionary_id(model_id: bytes, values: np.ndarray) -> bytes:
     h.update(model_id)
     h.update(struct.pack("<IHHH", *values.shape))
     h.update(np.ascontiguousarray(values, dtype=np.int8).tobytes())
-    return h.digest()[:ID_BYTES]
+    return h.digest()[:DICTIONARY_ID_BYTES]
 
 
 def pack(d: DictData) -> bytes:
@@ -75,7 +73,7 @@ def pack(d: DictData) -> bytes:
     if d.components.shape != (D, F) or d.values.shape[0] != K or d.values.ndim != 4:
         raise ValueError("inconsistent dictionary arrays")
     if len(d.model_id) != MODEL_ID_BYTES or len(d.extractor_id) != EXTRACTOR_ID_BYTES:
-        raise ValueError("model id and extractor id must be 8 bytes")
+        raise ValueError(f"model id and extractor id must be {MODEL_ID_BYTES} and {EXTRACTOR_ID_BYTES} bytes")
     name = d.extractor.encode("ascii")
     prov = json.dumps(d.provenance, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     out = bytearray(MAGIC)
@@ -168,3 +166,37 @@ def unpack(data: bytes, name: str | None = None) -> DictData:
 
 def looks_like_clcdict(data: bytes) -> bool:
     return data[: len(MAGIC)] == MAGIC
+
+
+def describe(d: DictData, dict_id: bytes, size: int | None) -> dict:
+    """What `clc info NAME.clcdict` shows: the header fields, sizes and provenance (no torch needed)."""
+    p = d.provenance
+    sources = p.get("sources", [])
+    c, h, w = d.values.shape[1:]
+    return {
+        "format": f"clcdict v{VERSION}",
+        "dictionary_id": dict_id.hex(),
+        "id_in_clc_files": file_id(dict_id).hex(),
+        "K": d.size,  # entries
+        "crop": d.crop,
+        "stride": d.stride,
+        "feature_extractor": d.extractor,
+        "extractor_id": d.extractor_id.hex(),
+        "key_dims": int(d.keys.shape[1]),
+        "feature_dims": int(d.mean.shape[0]),
+        "values": f"{c}x{h}x{w} int8 ({c * h * w} bytes each)",
+        "model_id": d.model_id.hex(),
+        "bytes": size,
+        "source_images": len(sources),
+        "source_crops": p.get("build", {}).get("crops"),
+        "license": p.get("license"),
+        "built_by": p.get("builder"),
+        "build": p.get("build"),
+        "sources": [s.get("file") for s in sources],
+    }
+
+
+def info(data: bytes, name: str | None = None) -> dict:
+    """describe() of the bytes of a .clcdict (validated like any load)."""
+    d = unpack(bytes(data), name)
+    return describe(d, dictionary_id(d.model_id, d.values), len(data))

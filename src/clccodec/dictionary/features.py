@@ -24,10 +24,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import UsageError
+from ..ids import EXTRACTOR_ID_BYTES
 
 SPP_LEVELS = (1, 2, 4)
 EXTRACTORS = ("latent", "resnet50")
-FINGERPRINT_BYTES = 8
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -53,7 +53,7 @@ def _fingerprint(named_tensors: list[tuple[str, Tensor]]) -> bytes:
         t = t.detach().cpu().float().contiguous()
         h.update(f"{name}|{tuple(t.shape)}".encode())
         h.update(t.numpy().tobytes())
-    return h.digest()[:FINGERPRINT_BYTES]
+    return h.digest()[:EXTRACTOR_ID_BYTES]
 
 
 class FeatureExtractor:
@@ -81,7 +81,7 @@ class LatentExtractor(FeatureExtractor):
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model
-        self.fingerprint = bytes(model.model_id[:FINGERPRINT_BYTES])
+        self.fingerprint = bytes(model.model_id[:EXTRACTOR_ID_BYTES])
 
     @torch.no_grad()
     def fmap(self, x: Tensor) -> Tensor:

@@ -1,14 +1,17 @@
-"""PCA + FAISS nearest-neighbour search over retrieval features (shared by build-dict, encoding and training)."""
+"""PCA + FAISS nearest-neighbour search over retrieval features (shared by build-dict, encoding and training).
+
+FAISS and scikit-learn are imported on first use: a decoder fetches values by index and never needs them.
+"""
 
 from __future__ import annotations
 
-import faiss
 import numpy as np
-from sklearn.decomposition import PCA
 
 
 def gpu_faiss_available() -> bool:
     """True when this FAISS build has GPU support and sees a GPU (faiss-gpu + CUDA)."""
+    import faiss
+
     try:
         return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
     except Exception:  # noqa: BLE001 - a broken GPU setup just means the CPU path
@@ -18,9 +21,11 @@ def gpu_faiss_available() -> bool:
 _GPU_RES = None
 
 
-def flat_index(keys: np.ndarray, gpu: bool = False) -> "faiss.Index":
+def flat_index(keys: np.ndarray, gpu: bool = False):
     """Exact L2 index over keys; on the GPU when asked for and available (results are the same up to float)."""
     global _GPU_RES
+    import faiss
+
     index = faiss.IndexFlatL2(keys.shape[1])
     if gpu and gpu_faiss_available():
         if _GPU_RES is None:
@@ -40,6 +45,8 @@ def fit_pca(features: np.ndarray, dim: int = 256, seed: int = 0, max_rows: int =
         rows = np.sort(np.random.default_rng(seed).choice(n, max_rows, replace=False))
         features = features[rows]
         n = max_rows
+    from sklearn.decomposition import PCA
+
     dim = max(1, min(dim, n - 1, f))
     pca = PCA(n_components=dim, random_state=seed)
     pca.fit(features.astype(np.float32, copy=False))
@@ -70,12 +77,9 @@ class RetrievalIndex:
         mean, comps = fit_pca(fit_features, dim, seed)
         return cls(mean, comps, project(key_features, mean, comps))
 
-    def project(self, features: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray((features.astype(np.float32) - self.mean) @ self.components.T)
-
     def search(self, features: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         k = min(k, self.index.ntotal)
-        return self.index.search(self.project(features), k)
+        return self.index.search(project(features, self.mean, self.components), k)
 
     def __len__(self) -> int:
         return self.index.ntotal

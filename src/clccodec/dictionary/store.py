@@ -14,7 +14,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..errors import DictionaryError, DictionaryMismatchError
+from ..fileio import read_bytes, write_atomic
+from ..errors import DictionaryError, DictionaryMismatchError, ReferenceIndexError
+from ..ids import file_id
 from . import clcdict
 from .clcdict import DictData
 from .features import FeatureExtractor, LatentExtractor, ResNet50Extractor, query_features
@@ -51,17 +53,7 @@ class ReferenceDictionary:
     @classmethod
     def load(cls, path: str | Path, extractor_weights: str | Path | None = None) -> "ReferenceDictionary":
         path = Path(path)
-        try:
-            data = path.read_bytes()
-        except FileNotFoundError:
-            raise DictionaryError(f"reference dictionary not found: {path}") from None
-        except IsADirectoryError:
-            raise DictionaryError(f"reference dictionary {path} is a directory") from None
-        except PermissionError:
-            raise DictionaryError(f"reference dictionary {path}: permission denied") from None
-        except OSError as e:
-            raise DictionaryError(f"cannot read reference dictionary {path}: {e.strerror or e}") from None
-        d = cls.from_bytes(data, str(path))
+        d = cls.from_bytes(read_bytes(path, DictionaryError, "reference dictionary "), str(path))
         d.path = path
         d.extractor_weights = extractor_weights
         return d
@@ -75,8 +67,6 @@ class ReferenceDictionary:
 
     def save(self, path: str | Path, force: bool = False) -> int:
         """Write atomically (temporary file + rename); returns the size in bytes."""
-        from ..api import write_atomic
-
         blob = self.to_bytes()
         write_atomic(path, blob, force)
         self.path, self.size_on_disk = Path(path), len(blob)
@@ -92,20 +82,26 @@ class ReferenceDictionary:
         return self.id.hex()
 
     @property
+    def file_id(self) -> bytes:
+        """The id as .clc headers store it."""
+        return file_id(self.id)
+
+    @property
     def value_shape(self) -> tuple[int, int, int]:
         return tuple(self.data.values.shape[1:])  # type: ignore[return-value]
 
     def values(self, indices: list[int], device: torch.device | str = "cpu") -> Tensor:
         """Int8 reference codes (R, C_r, h, w) of the given entries (what model.compress/decompress take).
 
-        On a GPU the whole value table stays resident (K x C_r x h x w int8: 24 MiB for K = 3000) and entries
-        are gathered there by index, so decoding many files moves only the indices to the device.
+        The one check of a file's reference indices: an index beyond the dictionary is a ReferenceIndexError
+        (a corrupt file). On a GPU the whole value table stays resident (K x C_r x h x w int8: 24 MiB for
+        K = 3000) and entries are gathered there by index, so decoding many files moves only the indices.
         """
         idx = [int(i) for i in indices]
         bad = [i for i in idx if not 0 <= i < len(self)]
         if bad:
-            raise DictionaryError(f"reference index {bad[0]} is outside dictionary {self.id_hex} "
-                                  f"({len(self)} entries)")
+            raise ReferenceIndexError(f"corrupt file: reference index {bad[0]} is outside dictionary "
+                                      f"{self.id_hex} ({len(self)} entries)")
         device = torch.device(device)
         if not idx:
             return torch.zeros((0, *self.value_shape), dtype=torch.int8, device=device)
@@ -172,27 +168,4 @@ class ReferenceDictionary:
     # -- description ---------------------------------------------------------------------------------------------
 
     def info(self) -> dict:
-        p = self.data.provenance
-        sources = p.get("sources", [])
-        c, h, w = self.value_shape
-        return {
-            "format": f"clcdict v{clcdict.VERSION}",
-            "dictionary_id": self.id_hex,
-            "id_in_clc_files": self.id[:4].hex(),
-            "K": len(self),  # entries
-            "crop": self.data.crop,
-            "stride": self.data.stride,
-            "feature_extractor": self.data.extractor,
-            "extractor_id": self.data.extractor_id.hex(),
-            "key_dims": int(self.data.keys.shape[1]),
-            "feature_dims": int(self.data.mean.shape[0]),
-            "values": f"{c}x{h}x{w} int8 ({c * h * w} bytes each)",
-            "model_id": self.model_id.hex(),
-            "bytes": self.size_on_disk,
-            "source_images": len(sources),
-            "source_crops": p.get("build", {}).get("crops"),
-            "license": p.get("license"),
-            "built_by": p.get("builder"),
-            "build": p.get("build"),
-            "sources": [s.get("file") for s in sources],
-        }
+        return clcdict.describe(self.data, self.id, self.size_on_disk)

@@ -10,10 +10,12 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import UsageError
+
 DATA = Path(__file__).resolve().parent / "anchor_data"
 
-# key -> (file under anchor_data, label)
-PUBLISHED: dict[str, tuple[str, str]] = {
+# key -> (file under anchor_data, label): published curves, then codecs measured here (measured_here/)
+ALL: dict[str, tuple[str, str]] = {
     "vtm": ("kodak_vtm.json", "VTM (VVC, 4:4:4)"),
     "hm": ("kodak_hm.json", "HM (HEVC)"),
     "bpg": ("kodak_bpg_444_x265_ycbcr.json", "BPG 4:4:4"),
@@ -29,8 +31,6 @@ PUBLISHED: dict[str, tuple[str, str]] = {
     "cheng2020-attn": ("kodak_compressai-cheng2020-attn_mse_cpu.json", "cheng2020-attn"),
     "minnen2020": ("kodak_paper-minnen2020-cc10_mse.json", "minnen2020 (paper)"),
     "elic": ("kodak_paper-elic2022_mse.json", "ELIC (paper)"),
-}
-MEASURED: dict[str, tuple[str, str]] = {
     "local-hevc444": ("measured_here/local_hevc444_x265.json", "x265 intra 4:4:4 slow [local]"),
     "local-hevc444-veryslow": ("measured_here/local_hevc444_x265_veryslow.json", "x265 intra 4:4:4 veryslow [local]"),
     "local-avif444": ("measured_here/local_avif444.json", "avifenc 4:4:4 [local]"),
@@ -41,7 +41,7 @@ MEASURED: dict[str, tuple[str, str]] = {
     "local-jpeg420-noopt": ("measured_here/local_jpeg420_nooptimize.json", "cjpeg 4:2:0 no-opt [local]"),
     "local-jpeg444": ("measured_here/local_jpeg444.json", "cjpeg 4:4:4 [local]"),
 }
-ALL = PUBLISHED | MEASURED
+MEASURED = tuple(k for k, (file, _) in ALL.items() if file.startswith("measured_here/"))
 REFERENCE = "vtm"  # the BD-rate reference everything is quoted against
 
 # Curves `clc eval` compares against by default (BD table), and the ones drawn on the RD plot.
@@ -87,6 +87,25 @@ class Curve:
 
 def names() -> list[str]:
     return list(ALL)
+
+
+def parse_keys(spec: str) -> list[str]:
+    """--anchors: 'default', 'all', 'none' or comma-separated keys (and groups), de-duplicated in order."""
+    s = spec.strip().lower()
+    if s in ("", "none"):
+        return []
+    keys: list[str] = []
+    for part in s.split(","):
+        part = part.strip()
+        if part == "default":
+            keys += DEFAULT_BD
+        elif part == "all":
+            keys += names()
+        elif part in ALL:
+            keys.append(part)
+        elif part:
+            raise UsageError(f"unknown anchor '{part}' (known: {', '.join(names())}, default, all, none)")
+    return list(dict.fromkeys(keys))
 
 
 def load(key: str) -> Curve:

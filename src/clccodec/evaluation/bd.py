@@ -13,7 +13,7 @@ Method (G. Bjøntegaard, VCEG-M33, 2001; the classic cubic-polynomial form Compr
 BD-PSNR swaps the roles: quality as a cubic of log-rate, integrated over the overlapping log-rate range; the
 mean difference in dB.
 
-The "<= 1 bpp" variant (what ../shared/anchors/README.md and DESIGN.md quote: "BD-rate vs VTM in the <= 1 bpp
+The "<= 1 bpp" variant (what ../shared/anchors/README.md quotes: "BD-rate vs VTM in the <= 1 bpp
 range") first drops every point above 1 bpp from *both* curves, then does steps 2-4 on what is left. This
 reproduces those published numbers to within 0.5 percentage point (tests/test_eval.py checks it): WebP +94.0 %
 (README +94 %), bmshj2018-hyperprior +36.1 % (+36 %), BPG +31.3 % (+31 %), and the locally measured codecs

@@ -18,6 +18,7 @@ import math
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from pytorch_msssim import ms_ssim as _ms_ssim
 
 PSNR_CAP = 100.0
@@ -74,19 +75,44 @@ def ms_ssim(a: np.ndarray, b: np.ndarray) -> tuple[float, int]:
         return _ms_ssim_reduced(x, y, k), k
 
 
-def _ms_ssim_reduced(x: torch.Tensor, y: torch.Tensor, k: int) -> float:
-    """MS-SSIM over k < 5 scales for small images (same per-scale terms as pytorch-msssim)."""
-    import torch.nn.functional as F
-    from pytorch_msssim.ssim import _fspecial_gauss_1d, _ssim
+def _gaussian_window(size: int, sigma: float = 1.5) -> torch.Tensor:
+    """Normalised 1-D Gaussian (1, 1, size), float32: the window pytorch-msssim uses."""
+    coords = torch.arange(size, dtype=torch.float) - size // 2
+    g = torch.exp(-(coords**2) / (2 * sigma**2))
+    return (g / g.sum()).view(1, 1, -1)
 
+
+def _blur(x: torch.Tensor, win: torch.Tensor) -> torch.Tensor:
+    """Separable valid-mode Gaussian blur of every channel (rows, then columns)."""
+    c = x.shape[1]
+    x = F.conv2d(x, win.view(1, 1, 1, -1).transpose(2, 3).repeat(c, 1, 1, 1), groups=c)
+    return F.conv2d(x, win.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
+
+
+def _ssim_and_cs(x: torch.Tensor, y: torch.Tensor, win: torch.Tensor, data_range: float = 255.0,
+                 k: tuple[float, float] = (0.01, 0.03)) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel SSIM and contrast-structure terms (N, C), the standard definitions (alpha = beta = gamma = 1)."""
+    c1, c2 = (k[0] * data_range) ** 2, (k[1] * data_range) ** 2
+    mu1, mu2 = _blur(x, win), _blur(y, win)
+    mu1_sq, mu2_sq, mu12 = mu1.pow(2), mu2.pow(2), mu1 * mu2
+    s1 = _blur(x * x, win) - mu1_sq
+    s2 = _blur(y * y, win) - mu2_sq
+    s12 = _blur(x * y, win) - mu12
+    cs_map = (2 * s12 + c2) / (s1 + s2 + c2)
+    ssim_map = ((2 * mu12 + c1) / (mu1_sq + mu2_sq + c1)) * cs_map
+    return ssim_map.flatten(2).mean(-1), cs_map.flatten(2).mean(-1)
+
+
+def _ms_ssim_reduced(x: torch.Tensor, y: torch.Tensor, k: int) -> float:
+    """MS-SSIM over k < 5 scales for small images (the same per-scale terms as pytorch-msssim's ms_ssim)."""
     side = min(x.shape[-2:])
     win_size = WIN_SIZE if side >= WIN_SIZE else max(1, side - (1 - side % 2))  # largest odd size that fits
-    win = _fspecial_gauss_1d(win_size, 1.5).to(x.dtype).repeat([x.shape[1], 1, 1, 1])
+    win = _gaussian_window(win_size, 1.5).to(x.dtype)
     weights = torch.tensor(MSSSIM_WEIGHTS[:k], dtype=x.dtype)
     weights = weights / weights.sum()
     mcs = []
     for i in range(k):
-        ssim_pc, cs = _ssim(x, y, win=win, data_range=255, size_average=False, K=(0.01, 0.03))
+        ssim_pc, cs = _ssim_and_cs(x, y, win)
         if i < k - 1:
             mcs.append(torch.relu(cs))
             pad = [s % 2 for s in x.shape[2:]]

@@ -24,8 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..container import DEFAULT_REFS
 from ..errors import UsageError
-from ..imageio import IMAGE_SUFFIXES
+from ..ids import file_id
+from ..imageio import list_images
+from ..quality import QUALITY_MAX, QUALITY_MIN
 from . import anchors as anchor_mod
 from .anchors import Curve
 from .bd import BDResult, bd_rate_result, msssim_db
@@ -42,19 +45,8 @@ Step = Callable[[str], None]
 
 
 def find_images(paths: Sequence[str | Path], limit: int | None = None) -> list[Path]:
-    """Image files from folders (sorted, not recursive) and/or files, in the order given."""
-    found: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            found += sorted(f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
-                            and not f.name.startswith("."))
-        elif p.is_file():
-            found.append(p)
-        else:
-            raise UsageError(f"{p}: no such file or folder")
-    if not found:
-        raise UsageError(f"no images found in {', '.join(map(str, paths))} (looked for "
-                         f"{' '.join(sorted(IMAGE_SUFFIXES))})")
+    """Image files from folders (sorted, not recursive) and/or files, in the order given; the first `limit`."""
+    found = list_images(paths)
     if limit is not None:
         if limit < 1:
             raise UsageError("--limit must be at least 1")
@@ -79,7 +71,7 @@ def load_images(files: Sequence[Path]) -> list[SourceImage]:
     return out
 
 
-def parse_qualities(spec: str, lo: float = 1.0, hi: float = 8.0) -> list[float]:
+def parse_qualities(spec: str, lo: float = QUALITY_MIN, hi: float = QUALITY_MAX) -> list[float]:
     """'1-8', '1,2,3', '1-4,6,8', '1-3:0.5', '2.5' -> sorted unique qualities within [lo, hi]."""
     values: list[float] = []
     for part in spec.replace(" ", "").split(","):
@@ -188,10 +180,10 @@ def _fmt_q(q: float) -> str:
 def run_clc(codec, images: Sequence[SourceImage], qualities: Sequence[float], refs: int,
             keep_dir: Path | None = None, step: Step | None = None, label: str | None = None) -> RDRun:
     """Encode every image at every quality through the API, decode from the bytes, measure."""
-    from ..api import read_info, write_atomic
+    from ..fileio import write_atomic
 
     model_id = codec.model_id.hex()
-    dict_id = codec.dictionary.id[:4].hex() if getattr(codec, "dictionary", None) is not None else None
+    dict_id = file_id(codec.dictionary.id).hex() if getattr(codec, "dictionary", None) is not None else None
     used_refs = refs if dict_id else 0
     name = label or f"CLC (model {model_id}, M={used_refs})"
     run = RDRun("clc", name, "", "quality", list(qualities), kind="clc")
@@ -212,9 +204,6 @@ def run_clc(codec, images: Sequence[SourceImage], qualities: Sequence[float], re
             t1 = time.perf_counter()
             decoded, _ = codec.decode_pixels(data)
             t2 = time.perf_counter()
-            info = read_info(data)
-            if 8 * len(data) / (info["width"] * info["height"]) != info["bpp"]:  # every byte counted, sanity
-                raise RuntimeError("bpp bookkeeping mismatch")
             if keep_dir is not None:
                 write_atomic(keep_dir / f"{Path(im.name).stem}_q{_fmt_q(q)}.clc", data, force=True)
             run.records.append(measure(im.name, im.pixels, data, decoded, q, t1 - t0, t2 - t1))
@@ -332,7 +321,7 @@ def environment(device: str) -> dict:
 
 
 def evaluate(images: Sequence[SourceImage], source: str, codec=None, qualities: Sequence[float] = (),
-             refs: int = 3, classical: Sequence[ClassicalCodec] = (), anchor_keys: Sequence[str] = (),
+             refs: int = DEFAULT_REFS, classical: Sequence[ClassicalCodec] = (), anchor_keys: Sequence[str] = (),
              keep_dir: Path | None = None, step: Step | None = None) -> EvalReport:
     """Run the learned codec (if given) and the classical codecs, and tabulate BD-rates of the learned codec."""
     notes: list[str] = []

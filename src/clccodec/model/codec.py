@@ -1,27 +1,33 @@
 """The CLC model: one network for every rate, conditioned on dictionary references.
 
     x --g_a--> y --*gain(q)--> y_s --h_a--> z --EB--> z_hat --h_s--> F_h
-    refs (int8 values, by index) + F_h --CLM--> y_a
+    reference codes (int8 dictionary values, fetched by index) + F_h --CLM--> y_a
     slices of y_s coded with (mu, scale) from [F_h, y_a, earlier slices] (+ LRP)  -> y_hat_s
     y_hat = y_hat_s * inv_gain(q) --CLS(y_a)--> g_s --> x_hat
 
-Quality q is continuous in [1, 8]: per-channel gains (Cui et al., "asymmetric gained" coding) interpolated
-log-linearly between 8 learned levels, trained against the matching lambda. The probability path (h_s, CLM,
-slice networks) runs in exact fixed point at coding time (exact.py); the rest is ordinary float.
+Quality q is continuous in [1, 8] (quality.py): per-channel gains (Cui et al., "asymmetric gained" coding)
+interpolated log-linearly between 8 learned levels, trained against the matching lambda. At coding time the
+probability path (h_s, CLM, slice networks) runs in exact fixed point (exact.py) and so does the decoder's pixel
+path (inverse gains, CLS fusion, g_s: synthesis.py); only the encoder's analysis (g_a, h_a) runs in plain float,
+and the decoder never runs it. Training runs every part in float32 (the exact parts with fake quantisation).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 from compressai.entropy_models import EntropyBottleneck
-from torch import Tensor, nn
+from compressai.models.base import CompressionModel
+from torch import Tensor
 
-from .config import LAMBDAS, QUALITY_MAX, QUALITY_MIN, ModelConfig
-from .entropy import SliceEntropyModel, padded, scale_table
+from ..container import TileStreams
+from ..quality import LAMBDAS, interpolate_log_table
+from .bands import band_rows, map_bands
+from .config import ModelConfig
+from .entropy import SliceEntropyModel, padded
+from .entropy import scale_table as gaussian_scale_table
 from .exact import exact_mode, round_ste
 from .reference import (
     ReferenceAttention,
@@ -31,11 +37,10 @@ from .reference import (
     values_to_tokens,
 )
 from .synthesis import ExactSynthesis, exact_inverse_gain
-from .tiling import band_rows, map_bands
 from .transforms import HyperSynthesis, analysis, hyper_analysis, synthesis
 
 PAD_MULTIPLE = 64  # g_a downsamples by 16 and h_a by another 4
-# Coding evaluates the networks in horizontal bands of about this many positions (tiling.py): whole-image up to
+# Coding evaluates the networks in horizontal bands of about this many positions (bands.py): whole-image up to
 # about 4 MP, bounded memory beyond. Halos cover each network's receptive radius.
 PIXEL_BAND = 1 << 22  # pixels per band of g_a
 # The exact (float64) synthesis runs on smaller bands: its deconvolutions take the unblocked float64 path,
@@ -46,55 +51,44 @@ SYNTHESIS_MIN_ROWS = 256  # 16 latent rows: on very wide images the 2 x 3-row ha
 LATENT_BAND = 1 << 15  # latent positions per band of h_a, h_s, the CLM and the slice networks
 
 
-@dataclass
-class Compressed:
-    """What the container stores for one image: the hyper-latent string and one string per slice."""
-
-    z_string: bytes
-    slice_strings: list[bytes]
-    z_shape: tuple[int, int]
-
-
 def lambda_for_quality(q: Tensor) -> Tensor:
-    """Log-linear interpolation of the lambda ladder at (fractional) quality q."""
-    logl = torch.log(torch.tensor(LAMBDAS, device=q.device, dtype=torch.float32))
-    pos = (q.float() - QUALITY_MIN).clamp(0, len(LAMBDAS) - 1)
-    lo = pos.floor().clamp(max=len(LAMBDAS) - 2).long()
-    t = pos - lo
-    return torch.exp(logl[lo] * (1 - t) + logl[lo + 1] * t)
+    """The rate-distortion trade-off lambda at (fractional) qualities q (B,): the ladder, interpolated."""
+    return interpolate_log_table(torch.log(torch.tensor(LAMBDAS, device=q.device, dtype=torch.float32)), q)
 
 
-class CLCModel(nn.Module):
+class CLCModel(CompressionModel):
+    """CompressAI's CompressionModel supplies aux_loss() and the load_state_dict that sizes the CDF buffers."""
+
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        self.g_a = analysis(cfg.N, cfg.M)
-        self.g_s = synthesis(cfg.N, cfg.M)
-        self.h_a = hyper_analysis(cfg.M, cfg.hyper, cfg.Nz)
+        C = cfg.latent_channels
+        self.g_a = analysis(cfg.N, C)
+        self.g_s = synthesis(cfg.N, C)
+        self.h_a = hyper_analysis(C, cfg.hyper, cfg.Nz)
         self.h_s = HyperSynthesis(cfg.Nz, cfg.hyper, cfg.feat)
         self.entropy_bottleneck = EntropyBottleneck(cfg.Nz)
-        self.value_proj = ValueProjection(cfg.M, cfg.ref_channels)
+        self.value_proj = ValueProjection(C, cfg.ref_channels)
         self.clm = ReferenceAttention(cfg.feat, cfg.ref_channels, cfg.attn_dim, cfg.ref_out, cfg.align_groups)
         self.entropy = SliceEntropyModel(cfg)
-        self.fusion = ReferenceFusion(cfg.M, cfg.ref_out)
+        self.fusion = ReferenceFusion(C, cfg.ref_out)
         # log-gains per quality level; MSE-optimal step sizes scale like lambda^-1/2, so start there
         ll = torch.log(torch.tensor(LAMBDAS))
-        init = (0.5 * (ll - ll.mean())).unsqueeze(1).repeat(1, cfg.M)
-        self.log_gain = nn.Parameter(init.clone())
-        self.log_inv_gain = nn.Parameter(-init.clone())
+        init = (0.5 * (ll - ll.mean())).unsqueeze(1).repeat(1, C)
+        self.log_gain = torch.nn.Parameter(init.clone())
+        self.log_inv_gain = torch.nn.Parameter(-init.clone())
+
+    @staticmethod
+    def latent_shape(height: int, width: int) -> tuple[int, int]:
+        """Rows and columns of the hyper-latent z of an image of this size (after padding to PAD_MULTIPLE)."""
+        return math.ceil(height / PAD_MULTIPLE), math.ceil(width / PAD_MULTIPLE)
 
     # -- rate control ------------------------------------------------------------------------------------------
 
     def gains(self, q: Tensor) -> tuple[Tensor, Tensor]:
-        """Per-sample quality (B,) -> (gain, inverse gain), each (B, M, 1, 1)."""
-        pos = (q.float() - QUALITY_MIN).clamp(0, QUALITY_MAX - QUALITY_MIN)
-        lo = pos.floor().clamp(max=len(LAMBDAS) - 2).long()
-        t = (pos - lo).unsqueeze(1)
-
-        def interp(table: Tensor) -> Tensor:
-            return torch.exp(table[lo] * (1 - t) + table[lo + 1] * t)[:, :, None, None]
-
-        return interp(self.log_gain), interp(self.log_inv_gain)
+        """Per-sample quality (B,) -> (gain, inverse gain), each (B, latent channels, 1, 1)."""
+        return (interpolate_log_table(self.log_gain, q)[:, :, None, None],
+                interpolate_log_table(self.log_inv_gain, q)[:, :, None, None])
 
     # -- pieces ----------------------------------------------------------------------------------------------
 
@@ -120,7 +114,7 @@ class CLCModel(nn.Module):
         return y_s, z
 
     def _synthesize(self, y_hat_s: Tensor, y_a: Tensor, inv_gain: Tensor) -> Tensor:
-        """Training-time synthesis (float)."""
+        """The float synthesis (training)."""
         return self.g_s(self.fusion(y_hat_s.float() * inv_gain, y_a.float()))
 
     def _reconstruct(self, y_hat_s: Tensor, y_a: Tensor, quality: float) -> Tensor:
@@ -143,22 +137,22 @@ class CLCModel(nn.Module):
 
     # -- training ----------------------------------------------------------------------------------------------
 
-    def forward(self, x: Tensor, q: Tensor, refs: Tensor | Callable[[Tensor], Tensor] | None = None) -> dict:
-        """x (B, 3, H, W) in [0, 1], q (B,), refs (B, R, C_r, h, w) values, or None.
+    def forward(self, x: Tensor, q: Tensor,
+                ref_values: Tensor | Callable[[Tensor], Tensor | None] | None = None) -> dict:
+        """x (B, 3, H, W) in [0, 1], q (B,), ref_values (B, R, C_r, h, w) float reference values, or None.
 
-        `refs` may also be a function of y (the trainer retrieves with y's own features, inside forward so that
-        DDP sees every use of the parameters). Returns x_hat, likelihoods of y and z, and y itself.
+        `ref_values` may also be a function of y (the trainer retrieves with y's own features, inside forward so
+        that DDP sees every use of the parameters). Returns x_hat, likelihoods of y and z, and y itself.
         """
         gain, inv_gain = self.gains(q)
         y = self.g_a(x)
-        if callable(refs):
-            refs = refs(y)
+        values = ref_values(y) if callable(ref_values) else ref_values
         y_s = y * gain
         z = self.h_a(y_s)
         _, z_lik = self.entropy_bottleneck(z)
         med = self._z_medians()
         z_hat = round_ste(z - med) + med
-        tokens = values_to_tokens(refs) if refs is not None and refs.shape[1] else None
+        tokens = values_to_tokens(values) if values is not None and values.shape[1] else None
         # the probability path trains in float32 even under autocast: its fake quantisation needs the precision
         with torch.autocast(x.device.type, enabled=False):
             feat, y_a = self._decoder_context(z_hat.float(), tokens)
@@ -166,53 +160,45 @@ class CLCModel(nn.Module):
         x_hat = self._synthesize(y_hat_s, y_a, inv_gain)
         return {"x_hat": x_hat, "likelihoods": {"y": y_lik, "z": z_lik}, "y": y}
 
-    def aux_loss(self) -> Tensor:
-        return self.entropy_bottleneck.loss()
-
     # -- coding ------------------------------------------------------------------------------------------------
 
-    def update(self) -> None:
+    def update(self, scale_table: Tensor | None = None, force: bool = True, update_quantiles: bool = False) -> bool:
         """Build the integer CDF tables (once, at export: they are stored with the weights)."""
-        self.entropy_bottleneck.update(force=True)
-        self.entropy.gaussian.update_scale_table(scale_table(self.cfg.scale_levels), force=True)
+        if scale_table is None:
+            scale_table = gaussian_scale_table(self.cfg.scale_levels)
+        return super().update(scale_table, force=force, update_quantiles=update_quantiles)
 
     @staticmethod
-    def _tokens(refs: Tensor | None) -> Tensor | None:
+    def _tokens(ref_codes: Tensor | None) -> Tensor | None:
         """(R, C_r, h, w) int8 codes -> (1, R*h*w, C_r) float64 tokens, or None for R = 0."""
-        if refs is None or refs.shape[0] == 0:
+        if ref_codes is None or ref_codes.shape[0] == 0:
             return None
-        return values_to_tokens(int8_to_values(refs, torch.float64).unsqueeze(0))
+        return values_to_tokens(int8_to_values(ref_codes, torch.float64).unsqueeze(0))
 
     @torch.no_grad()
-    def compress(self, x: Tensor, quality: float, refs: Tensor | None = None,
-                 reconstruct: bool = False) -> tuple[Compressed, Tensor | None]:
-        """x (1, 3, H, W) in [0, 1] with H, W multiples of 64; refs (R, C_r, h, w) int8 codes."""
+    def compress(self, x: Tensor, quality: float, ref_codes: Tensor | None = None,
+                 reconstruct: bool = False) -> tuple[TileStreams, Tensor | None]:
+        """x (1, 3, H, W) in [0, 1] with H, W multiples of 64; ref_codes (R, C_r, h, w) int8 dictionary values."""
         q = torch.tensor([quality], device=x.device)
         gain, _ = self.gains(q)
         y_s, z = self._analyse(x, gain)
         z_string = self.entropy_bottleneck.compress(z)[0]
         z_hat = self.entropy_bottleneck.decompress([z_string], z.shape[-2:])
         with exact_mode(x.device):
-            feat, y_a = self._decoder_context(z_hat.double(), self._tokens(refs))
+            feat, y_a = self._decoder_context(z_hat.double(), self._tokens(ref_codes))
             strings, y_hat_s = self.entropy.compress(y_s.double(), feat, y_a, self._latent_band(y_s.shape[-1]))
             x_hat = self._reconstruct(y_hat_s, y_a, quality) if reconstruct else None
-        return Compressed(z_string, strings, tuple(z.shape[-2:])), x_hat
+        return TileStreams(z_string, strings), x_hat
 
     @torch.no_grad()
-    def decompress(self, comp: Compressed, quality: float, refs: Tensor | None = None,
-                   device: torch.device | str = "cpu") -> Tensor:
+    def decompress(self, streams: TileStreams, size: tuple[int, int], quality: float,
+                   ref_codes: Tensor | None = None, device: torch.device | str = "cpu") -> Tensor:
+        """The padded reconstruction (1, 3, H', W') of an image of `size` (height, width) from its strings."""
         device = torch.device(device)
-        z_hat = self.entropy_bottleneck.decompress([padded(comp.z_string, self.cfg.Nz * math.prod(comp.z_shape))],
-                                                   comp.z_shape)
+        z_shape = self.latent_shape(*size)
+        z_hat = self.entropy_bottleneck.decompress([padded(streams.hyper, self.cfg.Nz * math.prod(z_shape))],
+                                                   z_shape)
         with exact_mode(device):
-            feat, y_a = self._decoder_context(z_hat.double(), self._tokens(refs))
-            y_hat_s = self.entropy.decompress(comp.slice_strings, feat, y_a, self._latent_band(feat.shape[-1]))
+            feat, y_a = self._decoder_context(z_hat.double(), self._tokens(ref_codes))
+            y_hat_s = self.entropy.decompress(streams.slices, feat, y_a, self._latent_band(feat.shape[-1]))
             return self._reconstruct(y_hat_s, y_a, quality)
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def quality_is_valid(q: float) -> bool:
-    return math.isfinite(q) and QUALITY_MIN <= q <= QUALITY_MAX

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 
-# CompressAI's MSE quality ladder (bmshj2018 / mbt2018 / cheng2020 presets 1..8). Integer --quality q trains
-# against LAMBDAS[q - 1]; fractional qualities interpolate log-linearly between neighbours.
-LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
-QUALITY_MIN = 1.0
-QUALITY_MAX = float(len(LAMBDAS))
+# Keys renamed since weights format 1: read under either name; model ids hash the format-1 names, so renaming a
+# field never changes an id (and never orphans a file).
+LEGACY_KEYS = {"M": "latent_channels"}
 
 
 @dataclass(frozen=True)
@@ -18,7 +17,7 @@ class ModelConfig:
 
     name: str
     N: int  # channels of the analysis/synthesis transforms
-    M: int  # latent channels (sum of `slices`)
+    latent_channels: int  # channels of the latent y (sum of `slices`); "M" in weights format 1
     Nz: int  # hyper-latent channels
     hyper: int  # hidden channels of the hyper transforms
     feat: int  # channels of the decoder-side hyper features F_h (query source, entropy-parameter input)
@@ -31,8 +30,8 @@ class ModelConfig:
     scale_levels: int = 64  # Gaussian scale table size (CompressAI's default table)
 
     def __post_init__(self) -> None:
-        if sum(self.slices) != self.M:
-            raise ValueError(f"slices {self.slices} do not sum to M={self.M}")
+        if sum(self.slices) != self.latent_channels:
+            raise ValueError(f"slices {self.slices} do not sum to latent_channels={self.latent_channels}")
         if self.ref_out % self.align_groups:
             raise ValueError("ref_out must be divisible by align_groups")
 
@@ -41,20 +40,25 @@ class ModelConfig:
         d["slices"] = list(self.slices)
         return d
 
+    def id_json(self) -> str:
+        """The config as the model id hashes it: sorted JSON with the format-1 key names."""
+        renamed = {new: old for old, new in LEGACY_KEYS.items()}
+        return json.dumps({renamed.get(k, k): v for k, v in self.to_dict().items()}, sort_keys=True)
+
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
-        d = dict(d)
+        d = {LEGACY_KEYS.get(k, k): v for k, v in d.items()}
         d["slices"] = tuple(d["slices"])
         return cls(**d)
 
 
 TINY = ModelConfig(
-    name="tiny", N=16, M=24, Nz=16, hyper=16, feat=24, ref_channels=8, attn_dim=8, ref_out=8,
+    name="tiny", N=16, latent_channels=24, Nz=16, hyper=16, feat=24, ref_channels=8, attn_dim=8, ref_out=8,
     align_groups=2, param_hidden=16, slices=(8, 16),
 )
 
 FULL = ModelConfig(
-    name="full", N=128, M=192, Nz=128, hyper=128, feat=192, ref_channels=32, attn_dim=64, ref_out=64,
+    name="full", N=128, latent_channels=192, Nz=128, hyper=128, feat=192, ref_channels=32, attn_dim=64, ref_out=64,
     align_groups=4, param_hidden=128, slices=(16, 16, 32, 64, 64),
 )
 

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from .config import ModelConfig
 from .exact import qconv, round_ste
-from .tiling import map_bands
+from .bands import map_bands
 
 SCALE_MIN, SCALE_MAX = 0.11, 256.0
 SCALE_INDEX_INIT = 16.0  # initial scale index (sigma ~ 0.8): a sane start for the rate term

@@ -3,7 +3,8 @@
 The decoder never sees the input latent y, so the CLM's *query* comes from the hyper features F_h (computed
 from z_hat), while keys and values come from the M reference values fetched from the dictionary by the indices
 written in the file. The CLM and its alignment live on the fixed-point probability path (see exact.py); the
-CLS fusion only feeds the synthesis and runs in plain float.
+CLS fusion only feeds the synthesis: it trains in float here, and at coding time runs as its exact fixed-point
+twin (synthesis.py).
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ VALUE_MAX = 127 / VALUE_SCALE
 class ValueProjection(nn.Module):
     """Learned projection of a reference latent y to the compact value stored in the dictionary."""
 
-    def __init__(self, M: int, ref_channels: int) -> None:
+    def __init__(self, latent_channels: int, ref_channels: int) -> None:
         super().__init__()
-        self.proj = nn.Conv2d(M, ref_channels, 1)
+        self.proj = nn.Conv2d(latent_channels, ref_channels, 1)
 
     def forward(self, y: Tensor) -> Tensor:
         """Values on the int8 grid (straight-through in training)."""
@@ -104,10 +105,10 @@ class ReferenceAttention(nn.Module):
 class ReferenceFusion(nn.Module):
     """CLS: y_hat + alpha * P(y_a), alpha = sigmoid(F_w([y_hat, y_a])), alpha = 0.5 at initialisation."""
 
-    def __init__(self, M: int, ref_out: int) -> None:
+    def __init__(self, latent_channels: int, ref_out: int) -> None:
         super().__init__()
-        self.gate = nn.Conv2d(M + ref_out, M, 3, padding=1)
-        self.proj = nn.Conv2d(ref_out, M, 1)
+        self.gate = nn.Conv2d(latent_channels + ref_out, latent_channels, 3, padding=1)
+        self.proj = nn.Conv2d(ref_out, latent_channels, 1)
         nn.init.zeros_(self.gate.weight)
         nn.init.zeros_(self.gate.bias)
 

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from compressai.layers import GDN
 from torch import Tensor, nn
 
-from .config import QUALITY_MIN
+from ..quality import level_weights
 from .exact import to_grid
 
 ACT_FRAC, ACT_MAX = 14, 256.0
@@ -55,13 +55,10 @@ def sigmoid_table() -> Tensor:
 def exact_inverse_gain(log_inv_gain: Tensor, quality: float) -> Tensor:
     """exp of the log-linear interpolation of the inverse-gain table at `quality`, per channel, on 2^-16.
 
-    The same formula as CLCModel.gains, evaluated with `decimal` (the parameters are exact binary floats), so
-    no device's exp() is involved. Returns (1, M, 1, 1) float64.
+    The same formula as CLCModel.gains (quality.py), evaluated with `decimal` (the parameters are exact binary
+    floats), so no device's exp() is involved. Returns (1, latent channels, 1, 1) float64.
     """
-    levels = log_inv_gain.shape[0]
-    pos = min(max(Decimal(quality) - Decimal(QUALITY_MIN), Decimal(0)), Decimal(levels - 1))
-    lo = min(int(pos), levels - 2)
-    t = pos - lo
+    lo, t = level_weights(Decimal(quality), log_inv_gain.shape[0])
     table = log_inv_gain.detach().double().cpu().tolist()
     with localcontext() as ctx:
         ctx.prec = 40

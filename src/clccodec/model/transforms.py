@@ -1,4 +1,5 @@
-"""Analysis/synthesis transforms (float path) and the fixed-point hyper-synthesis (probability path)."""
+"""Analysis/synthesis transforms (float; g_s runs exactly at coding time: synthesis.py) and the fixed-point
+hyper-synthesis (probability path)."""
 
 from __future__ import annotations
 
@@ -16,25 +17,25 @@ def _deconv(cin: int, cout: int, k: int = 5, stride: int = 2) -> nn.ConvTranspos
     return nn.ConvTranspose2d(cin, cout, k, stride=stride, padding=k // 2, output_padding=stride - 1)
 
 
-def analysis(N: int, M: int) -> nn.Sequential:
-    """g_a: image (3, H, W) -> latent (M, H/16, W/16)."""
+def analysis(N: int, C: int) -> nn.Sequential:
+    """g_a: image (3, H, W) -> latent (C, H/16, W/16)."""
     return nn.Sequential(
-        _conv(3, N), GDN(N), _conv(N, N), GDN(N), _conv(N, N), GDN(N), _conv(N, M),
+        _conv(3, N), GDN(N), _conv(N, N), GDN(N), _conv(N, N), GDN(N), _conv(N, C),
     )
 
 
-def synthesis(N: int, M: int) -> nn.Sequential:
-    """g_s: latent (M, h, w) -> image (3, 16h, 16w)."""
+def synthesis(N: int, C: int) -> nn.Sequential:
+    """g_s: latent (C, h, w) -> image (3, 16h, 16w)."""
     return nn.Sequential(
-        _deconv(M, N), GDN(N, inverse=True), _deconv(N, N), GDN(N, inverse=True),
+        _deconv(C, N), GDN(N, inverse=True), _deconv(N, N), GDN(N, inverse=True),
         _deconv(N, N), GDN(N, inverse=True), _deconv(N, 3),
     )
 
 
-def hyper_analysis(M: int, hidden: int, Nz: int) -> nn.Sequential:
+def hyper_analysis(C: int, hidden: int, Nz: int) -> nn.Sequential:
     """h_a: scaled latent -> hyper-latent z at 1/4 of the latent resolution (encoder only: float is fine)."""
     return nn.Sequential(
-        _conv(M, hidden, 3, 1), nn.ReLU(inplace=True),
+        _conv(C, hidden, 3, 1), nn.ReLU(inplace=True),
         _conv(hidden, hidden), nn.ReLU(inplace=True),
         _conv(hidden, Nz),
     )

@@ -10,28 +10,26 @@ name, and it does not depend on how the file was written.
 from __future__ import annotations
 
 import hashlib
-import json
 import io
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from ..atomic import write_atomic
+from ..fileio import write_atomic
 from ..errors import ModelError
+from ..ids import MODEL_ID_BYTES
 from .codec import CLCModel
 from .config import ModelConfig
 from .exact import QConv2d, quantize_exact_params
 
 WEIGHTS_FORMAT = "clc-weights/1"
-MODEL_ID_BYTES = 8
-_CODER_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
 # small, and their exact values shape the coder (medians, gains): not worth fp16's rounding
 _KEEP_FP32 = ("entropy_bottleneck.", "entropy.gaussian.", "log_gain", "log_inv_gain")
 
 
 def model_id(model: CLCModel) -> bytes:
-    h = hashlib.sha256(json.dumps(model.cfg.to_dict(), sort_keys=True).encode())
+    h = hashlib.sha256(model.cfg.id_json().encode())
     for name, t in sorted(model.state_dict().items()):
         t = t.detach().cpu().contiguous()
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
@@ -73,20 +71,10 @@ def save_weights(model: CLCModel, path: str | Path, meta: dict | None = None, ha
     return model_id(load_weights(path))
 
 
-def resize_coder_buffers(model: nn.Module, state: dict) -> None:
-    """CompressAI's CDF buffers start empty; give them the stored shapes so load_state_dict accepts them."""
-    for name, t in state.items():
-        if name.endswith(_CODER_BUFFERS):
-            mod_name, _, buf = name.rpartition(".")
-            mod = model.get_submodule(mod_name)
-            getattr(mod, buf).resize_(t.shape)
-
-
 def model_from_state(cfg: ModelConfig, state: dict) -> CLCModel:
+    """A model in eval mode from a state dict (fp16 tensors of a shipped file are widened to float32)."""
     model = CLCModel(cfg)
-    resize_coder_buffers(model, state)
-    full = {k: (v.float() if v.dtype == torch.float16 else v) for k, v in state.items()}
-    model.load_state_dict(full)
+    model.load_state_dict({k: (v.float() if v.dtype == torch.float16 else v) for k, v in state.items()})
     return model.eval()
 
 

@@ -5,6 +5,7 @@ Kodak is a test set and never appears here: the trainer refuses a folder that co
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,15 +14,12 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from ..imageio import IMAGE_SUFFIXES
+from ..imageio import list_images, to_tensor
 
 
-
-def list_images(folder: str | Path) -> list[Path]:
-    files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if any(p.name.lower().startswith("kodim") for p in files):
-        raise ValueError(f"{folder} contains Kodak images (kodim*): Kodak is a test set, never train on it")
-    return files
+def training_images(folder: str | Path) -> list[Path]:
+    """Every image below `folder` (recursively); a folder holding Kodak images is refused."""
+    return list_images(folder, recursive=True, refuse_kodak="train on")
 
 
 def is_validation(path: Path, fraction: float) -> bool:
@@ -30,11 +28,12 @@ def is_validation(path: Path, fraction: float) -> bool:
     return h < fraction * 2**32
 
 
-def load_rgb(path: Path, min_side: int) -> np.ndarray:
-    """Decode to uint8 HxWx3. Low-quality JPEG sources (Sun-Hays, q~75) are downscaled to hide block artifacts."""
+def load_rgb(path: Path, min_side: int, downscale_glob: str = "") -> np.ndarray:
+    """Decode to uint8 HxWx3. Files whose name matches `downscale_glob` (low-quality JPEG sources) are downscaled
+    (by up to 0.6, keeping the short side >= min_side) to hide their block artifacts."""
     with Image.open(path) as im:
         im = ImageOps.exif_transpose(im).convert("RGB")
-        if path.name.startswith("sunhays80"):
+        if downscale_glob and fnmatch.fnmatchcase(path.name, downscale_glob):
             s = max(min_side / min(im.size), 0.6)
             if s < 1:
                 im = im.resize((round(im.width * s), round(im.height * s)), Image.LANCZOS)
@@ -47,12 +46,13 @@ class ImageSet:
     images: list[np.ndarray]
 
     @classmethod
-    def load(cls, folder: str | Path, split: str, val_fraction: float = 0.05, min_side: int = 256) -> "ImageSet":
+    def load(cls, folder: str | Path, split: str, val_fraction: float = 0.05, min_side: int = 256,
+             downscale_glob: str = "") -> "ImageSet":
         names, images = [], []
-        for p in list_images(folder):
+        for p in training_images(folder):
             if (split == "val") != is_validation(p, val_fraction):
                 continue
-            img = load_rgb(p, min_side)
+            img = load_rgb(p, min_side, downscale_glob)
             if min(img.shape[:2]) >= min_side:
                 names.append(p.name)
                 images.append(img)
@@ -81,7 +81,3 @@ class ImageSet:
         img = self.images[i]
         y0, x0 = (img.shape[0] - size) // 2, (img.shape[1] - size) // 2
         return to_tensor(img[None, y0 : y0 + size, x0 : x0 + size])
-
-
-def to_tensor(batch: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(batch)).permute(0, 3, 1, 2).float().div_(255)

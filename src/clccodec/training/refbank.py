@@ -14,7 +14,8 @@ from torch import Tensor
 
 from ..dictionary.features import spp
 from ..dictionary.retrieval import RetrievalIndex
-from .data import ImageSet, to_tensor
+from ..imageio import to_tensor
+from .data import ImageSet
 
 
 class ReferenceBank:

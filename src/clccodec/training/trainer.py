@@ -15,7 +15,6 @@ import math
 import os
 import random
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,44 +22,18 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from ..device import resolve_device
 from ..model.codec import CLCModel, lambda_for_quality
-from ..model.config import CONFIGS, QUALITY_MAX, QUALITY_MIN
-from ..model.weights import load_weights, resize_coder_buffers
+from ..model.config import CONFIGS
+from ..model.weights import load_weights
+from ..quality import QUALITY_MAX, QUALITY_MIN
+from .config import TrainConfig
 from .data import ImageSet
 from .refbank import ReferenceBank
 
+__all__ = ["TrainConfig", "Trainer", "rd_loss", "train"]
+
 VAL_QUALITIES = (1.0, 3.0, 5.0, 8.0)
-
-
-@dataclass
-class TrainConfig:
-    data: str = "../shared/data/train"
-    out: str = "runs/full"
-    config: str = "full"
-    init: str | None = None  # weights file to start from (the normal way to continue training)
-    steps: int = 100_000  # total step count to reach (resuming continues towards it)
-    batch: int = 8
-    crop: int = 128
-    lr: float = 2e-4
-    lr_decay_at: float = 0.85  # "step" schedule: fraction of `steps` after which the learning rate drops 10x
-    schedule: str = "step"  # "step" (constant, then 10x lower) or "cosine" (warm-up, then cosine decay to lr/100)
-    warmup: int = 0  # linear warm-up steps (both schedules)
-    ema: float = 0.0  # decay of an exponential moving average of the weights (0: off); validated and exported
-    quality: float | None = None  # train at this one quality (a single lambda); None: q ~ U[1, 8] per crop
-    refs_max: int = 5
-    p_no_refs: float = 0.15
-    ref_crop: int = 256
-    ref_per_image: int = 2
-    refresh_every: int = 1000
-    val_every: int = 2000
-    val_crop: int = 256
-    ckpt_every: int = 250
-    log_every: int = 50
-    seed: int = 0
-    device: str = "auto"
-    amp: bool | None = None  # bf16 autocast for the transforms; None: only where bf16 is native (see fast_bf16)
-    val_fraction: float = 0.05
-    max_minutes: float = 0.0  # stop (with a checkpoint) after this much wall time; 0 = no limit
 
 
 def fast_bf16(device: torch.device) -> bool:
@@ -71,14 +44,6 @@ def fast_bf16(device: torch.device) -> bool:
     if device.type == "cpu":
         return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
     return False
-
-
-def _device(name: str, local_rank: int) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda":
-        return torch.device("cuda", local_rank)
-    return torch.device(name)
 
 
 def _bpp(lik: Tensor, pixels: int) -> Tensor:
@@ -100,7 +65,7 @@ class Trainer:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
         local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        self.device = _device(cfg.device, local_rank)
+        self.device = resolve_device(cfg.device, local_rank)
         if self.world > 1:
             dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
         if self.device.type == "cuda":
@@ -116,8 +81,9 @@ class Trainer:
         if self.main:
             self.out.mkdir(parents=True, exist_ok=True)
 
-        self.train_set = ImageSet.load(cfg.data, "train", cfg.val_fraction, max(cfg.crop, cfg.ref_crop))
-        self.val_set = ImageSet.load(cfg.data, "val", cfg.val_fraction, cfg.val_crop)
+        self.train_set = ImageSet.load(cfg.data, "train", cfg.val_fraction, max(cfg.crop, cfg.ref_crop),
+                                       cfg.downscale_glob)
+        self.val_set = ImageSet.load(cfg.data, "val", cfg.val_fraction, cfg.val_crop, cfg.downscale_glob)
         if len(self.train_set) < 2:
             raise ValueError(f"need at least 2 training images under {cfg.data}")
         self.bank = ReferenceBank(self.train_set, cfg.ref_crop, cfg.ref_per_image, seed=cfg.seed + 1)
@@ -178,8 +144,7 @@ class Trainer:
         if not path.exists():
             return
         st = torch.load(path, map_location="cpu", weights_only=False)
-        resize_coder_buffers(self.model, st["model"])
-        self.model.load_state_dict(st["model"])
+        self.model.load_state_dict(st["model"])  # CompressionModel's: sizes the CDF buffers first
         self.opt.load_state_dict(st["opt"])
         self.aux_opt.load_state_dict(st["aux_opt"])
         self.step, self.best = st["step"], st["best"]
@@ -259,7 +224,7 @@ class Trainer:
         q = self._sample_quality().to(self.device)
         m = 0 if self.rng.random() < cfg.p_no_refs else int(self.rng.integers(1, self.refs_max + 1))
 
-        def refs_fn(y: Tensor) -> Tensor | None:
+        def ref_values(y: Tensor) -> Tensor | None:
             if m == 0:
                 return None
             return self.bank.values(self.model.value_proj, self.bank.retrieve(y, m, src))
@@ -268,7 +233,7 @@ class Trainer:
         for g in self.opt.param_groups:
             g["lr"] = self._lr()
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            out = net(x, q, refs_fn)
+            out = net(x, q, ref_values)
         loss, bpp, mse = rd_loss(out, x, q)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -298,10 +263,10 @@ class Trainer:
                 x = self.val_set.center_crop(i, self.cfg.val_crop).to(self.device)
                 q = torch.tensor([qv], device=self.device)
 
-                def refs_fn(y: Tensor) -> Tensor:
+                def ref_values(y: Tensor) -> Tensor:
                     return self.bank.values(self.model.value_proj, self.bank.retrieve(y, 3, None))
 
-                out = self.model(x, q, refs_fn)
+                out = self.model(x, q, ref_values)
                 _, bpp, mse = rd_loss(out, x, q)
                 bpps.append(bpp.item())
                 mses.append(out["x_hat"].clamp(0, 1).sub(x).pow(2).mean().item())

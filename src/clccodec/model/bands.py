@@ -4,10 +4,10 @@ A fully convolutional network is translation-equivariant, and an output row depe
 within the network's receptive radius. Evaluating it on horizontal bands that overlap by a halo of at least
 that radius, and keeping each band's interior, therefore gives the whole-image output:
 
-* on the fixed-point probability path (exact.py) bit for bit, whatever the band size (every sum is exact);
-* on the float path (g_a, g_s) up to the last bits of float sums. That path never decides a symbol's
-  distribution, and the band plan is a pure function of the image size, so the encoder's reconstruction and
-  every decoder use the same plan and get the same pixels.
+* bit for bit on the exact networks: the probability path (exact.py) and the exact synthesis (synthesis.py),
+  whatever the band size, since every sum there is exact;
+* up to the last bits of float sums on the float networks (the encoder's g_a and h_a). Those never run in a
+  decoder, and the band plan is a pure function of the image size, so an encoder always makes the same plan.
 """
 
 from __future__ import annotations

@@ -1,0 +1,99 @@
+"""The Typer app and what every command shares: consoles, common options, one-line errors, the codec.
+
+Nothing here imports torch: `clc --help`, `clc --version`, `clc info` start in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from .. import __version__
+from ..errors import ClcError
+
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # one-line errors stay one line
+out = Console(highlight=False, soft_wrap=True)  # JSON lines must not be wrapped
+
+app = typer.Typer(
+    name="clc",
+    help="clc: a learned image codec (Conditional Latent Coding) with dictionary references.\n\n"
+    "Examples:\n\n"
+    "  clc encode photo.png -o photo.clc --quality 3\n\n"
+    "  clc decode photo.clc -o out.png\n\n"
+    "  clc info photo.clc\n\n"
+    "  clc build-dict ./photos -o my.clcdict\n\n"
+    "  clc encode *.png -o compressed/        (batch, with a progress bar)\n\n"
+    "  cat photo.png | clc encode - -o - > photo.clc",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+ModelOpt = Annotated[Optional[Path], typer.Option("--model", help="Weights file (default: the shipped model, "
+                                                  "or $CLC_MODEL).", show_default=False)]
+DictOpt = Annotated[Optional[str], typer.Option("--dict", help="Reference dictionary .clcdict (default: the "
+                                                "shipped one, or $CLC_DICTIONARY; 'none' disables).",
+                                                show_default=False)]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
+ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing output files.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", help="Print errors only.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"clc {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="Show the version and exit.")] = False) -> None:
+    pass
+
+
+def fail(msg: str, code: int = 1) -> None:
+    """One line on stderr, no traceback."""
+    err.print(f"clc: error: {msg}", markup=False, soft_wrap=True)  # one line, never wrapped at 80 columns
+    raise typer.Exit(code)
+
+
+def guard(fn: Callable[[], None]) -> None:
+    """Turn library errors into one line + exit code; never show a traceback unless CLC_DEBUG is set."""
+    try:
+        fn()
+    except typer.Exit:
+        raise
+    except ClcError as e:
+        fail(str(e), e.exit_code)
+    except KeyboardInterrupt:
+        err.print("clc: interrupted", markup=False)
+        raise typer.Exit(130) from None
+    except Exception as e:  # noqa: BLE001 - last line of defence: a bug must still not print a traceback
+        if os.environ.get("CLC_DEBUG"):
+            raise
+        fail(f"internal error: {e.__class__.__name__}: {e} (set CLC_DEBUG=1 for a traceback)", 70)
+
+
+def dictionary_arg(value: Optional[str]):
+    """--dict: None (the default dictionary), False ('none') or a path."""
+    if value is None:
+        return None
+    if value.lower() == "none":
+        return False
+    return Path(value)
+
+
+def make_codec(model: Optional[Path], dictionary: Optional[str], device: str):
+    from ..api import Codec
+
+    return Codec(model, dictionary_arg(dictionary), device)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,90 @@
+"""`clc train` and `clc export-weights`. Defaults come from TrainConfig (training/config.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..errors import UsageError
+from ..training.config import TrainConfig
+from .app import DeviceOpt, ForceOpt, app, guard, out
+
+_D = TrainConfig()
+
+
+@app.command(no_args_is_help=True)
+def train(
+    data: Annotated[Path, typer.Argument(help="Folder of training photos (never Kodak: it is a test set).", metavar="DIR")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Run folder: checkpoints (last.pt, best.pt) and log.jsonl. "
+                                          "An existing run resumes exactly where it stopped.")] = Path(_D.out),
+    config: Annotated[str, typer.Option("--config", help="Model size: full or tiny.")] = _D.config,
+    init: Annotated[Optional[Path], typer.Option("--init", help="Start from these weights (e.g. "
+                                                 "models/clc-full.pt) instead of random.", show_default=False)] = None,
+    steps: Annotated[int, typer.Option("--steps", help="Total steps to reach.")] = _D.steps,
+    batch: Annotated[int, typer.Option("--batch", help="Crops per step (per GPU under torchrun).")] = _D.batch,
+    crop: Annotated[int, typer.Option("--crop", help="Training crop size.")] = _D.crop,
+    lr: Annotated[float, typer.Option("--lr", help="Adam learning rate (drops 10x at --lr-decay-at).")] = _D.lr,
+    lr_decay_at: Annotated[float, typer.Option("--lr-decay-at", help="Fraction of --steps after which the "
+                                               "learning rate drops 10x.")] = _D.lr_decay_at,
+    schedule: Annotated[str, typer.Option("--schedule", help="Learning-rate schedule: step (10x drop at "
+                                          "--lr-decay-at) or cosine (to lr/100 at --steps).")] = _D.schedule,
+    warmup: Annotated[int, typer.Option("--warmup", help="Linear learning-rate warm-up steps.")] = _D.warmup,
+    ema: Annotated[float, typer.Option("--ema", help="Decay of an exponential moving average of the weights, "
+                                       "validated and saved as best.pt (e.g. 0.999; 0: off).")] = _D.ema,
+    quality: Annotated[Optional[float], typer.Option("--quality", help="Train one quality only (a single "
+                                                     "lambda); default: every quality.", show_default=False)] = None,
+    val_every: Annotated[int, typer.Option("--val-every", help="Validate (held-out photos) every N steps.")]
+    = _D.val_every,
+    max_minutes: Annotated[float, typer.Option("--max-minutes", help="Stop with a checkpoint after this "
+                                               "much time (0: no limit).")] = _D.max_minutes,
+    downscale_glob: Annotated[str, typer.Option("--downscale-glob", help="Photos whose file name matches this "
+                                                "glob are low-quality JPEGs: downscaled on load to hide their "
+                                                "blocks ('' for none).")] = _D.downscale_glob,
+    device: DeviceOpt = _D.device,
+    amp: Annotated[Optional[bool], typer.Option("--amp/--no-amp", help="bf16 autocast for the transforms "
+                                                "[default: on where bf16 is native: CUDA, AVX-512 BF16/AMX CPUs]",
+                                                show_default=False)] = _D.amp,
+    seed: Annotated[int, typer.Option("--seed")] = _D.seed,
+) -> None:
+    """Train the variable-rate model (lambda sampled per crop over the whole quality range).
+
+    Examples: clc train ../shared/data/train --out runs/full | clc train photos/ --init models/clc-full.pt --steps 5000
+    | torchrun --nproc_per_node 8 -m clccodec train photos/ --out runs/ddp --batch 16
+    """
+
+    def go() -> None:
+        from ..training.trainer import train as run_training
+
+        run_training(TrainConfig(data=str(data), out=str(out_dir), config=config, init=str(init) if init else None,
+                                 steps=steps, batch=batch, crop=crop, lr=lr, lr_decay_at=lr_decay_at,
+                                 schedule=schedule, warmup=warmup, ema=ema, quality=quality, val_every=val_every, max_minutes=max_minutes, device=device, amp=amp, seed=seed,
+                                 downscale_glob=downscale_glob))
+
+    guard(go)
+
+
+@app.command("export-weights", no_args_is_help=True)
+def export_weights(
+    checkpoint: Annotated[Path, typer.Argument(help="Trainer checkpoint (best.pt or last.pt).", metavar="CHECKPOINT")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Weights file to write.")] = Path(
+        "models/clc-full.pt"),
+    force: ForceOpt = False,
+) -> None:
+    """Snap a checkpoint onto the coder's fixed-point grids and write a shipped weights file.
+
+    Example: clc export-weights runs/full/best.pt -o models/clc-full.pt --force
+    """
+
+    def go() -> None:
+        from ..training.export import export_checkpoint
+
+        if not checkpoint.exists():
+            raise UsageError(f"{checkpoint}: no such file")
+        if output.exists() and not force:
+            raise UsageError(f"{output} exists (use --force to overwrite)")
+        mid = export_checkpoint(checkpoint, output)
+        out.print(f"{output}: model id {mid.hex()}", markup=False)
+
+    guard(go)

@@ -1,0 +1,54 @@
+"""The quality knob, in one place: its range, default, the grid files store it on, and the interpolation.
+
+Quality q is continuous in [QUALITY_MIN, QUALITY_MAX]. Integer q trains against LAMBDAS[q - 1] (CompressAI's MSE
+ladder, bmshj2018 / mbt2018 / cheng2020 presets 1..8); the model learns one gain vector per integer level, and a
+fractional q interpolates log-linearly between its two neighbours (`level_weights`). A .clc file stores
+round(q * QUALITY_SCALE), so every coded quality is exact in binary (`quantize_quality`).
+
+Importing this module does not import torch (the CLI reads the bounds from here); `interpolate_log_table` works
+on whatever tensor it is given.
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+from typing import Any
+
+LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
+QUALITY_MIN = 1.0
+QUALITY_MAX = float(len(LAMBDAS))
+DEFAULT_QUALITY = 3.0
+QUALITY_SCALE = 256  # .clc files store round(q * 256)
+
+
+def quality_is_valid(q: float) -> bool:
+    return math.isfinite(q) and QUALITY_MIN <= q <= QUALITY_MAX
+
+
+def quantize_quality(q: float) -> float:
+    """The quality actually coded (the container stores it on a 1/256 grid)."""
+    return round(q * QUALITY_SCALE) / QUALITY_SCALE
+
+
+def level_weights(q: Decimal, levels: int) -> tuple[int, Decimal]:
+    """(lo, t): quality q sits between learned levels lo and lo + 1, a fraction t of the way (exact arithmetic).
+
+    The scalar twin of `interpolate_log_table` (same clamping), for the exact synthesis's gains.
+    """
+    pos = min(max(Decimal(q) - Decimal(QUALITY_MIN), Decimal(0)), Decimal(levels - 1))
+    lo = min(int(pos), levels - 2)
+    return lo, pos - lo
+
+
+def interpolate_log_table(table: Any, q: Any) -> Any:
+    """exp of the log-linear interpolation of a per-level table at (fractional) qualities.
+
+    table (levels, *rest) holds logs (of lambdas, gains, ...); q (B,) -> (B, *rest). Used in training and coding
+    (float): the lambda for a quality and the model's gains.
+    """
+    levels = table.shape[0]
+    pos = (q.float() - QUALITY_MIN).clamp(0, levels - 1)
+    lo = pos.floor().clamp(max=levels - 2).long()
+    t = (pos - lo).reshape(-1, *([1] * (table.dim() - 1)))
+    return (table[lo] * (1 - t) + table[lo + 1] * t).exp()

@@ -1,0 +1,39 @@
+"""Training settings: the defaults of both `clc train` and the library's TrainConfig (no torch import here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class TrainConfig:
+    data: str = "../shared/data/train"
+    out: str = "runs/full"
+    config: str = "full"
+    init: str | None = None  # weights file to start from (the normal way to continue training)
+    steps: int = 60_000  # total step count to reach (resuming continues towards it)
+    batch: int = 8
+    crop: int = 128
+    lr: float = 2e-4
+    lr_decay_at: float = 0.9  # "step" schedule: fraction of `steps` after which the learning rate drops 10x
+    schedule: str = "step"  # "step" (constant, then 10x lower) or "cosine" (warm-up, then cosine decay to lr/100)
+    warmup: int = 0  # linear warm-up steps (both schedules)
+    ema: float = 0.0  # decay of an exponential moving average of the weights (0: off); validated and exported
+    quality: float | None = None  # train at this one quality (a single lambda); None: q ~ U[1, 8] per crop
+    refs_max: int = 5
+    p_no_refs: float = 0.15
+    ref_crop: int = 256
+    ref_per_image: int = 2
+    refresh_every: int = 1000
+    val_every: int = 2000
+    val_crop: int = 256
+    ckpt_every: int = 250
+    log_every: int = 50
+    seed: int = 0
+    device: str = "auto"
+    amp: bool | None = None  # bf16 autocast for the transforms; None: only where bf16 is native (trainer.fast_bf16)
+    val_fraction: float = 0.05
+    max_minutes: float = 0.0  # stop (with a checkpoint) after this much wall time; 0 = no limit
+    # photos whose file name matches this glob are low-quality JPEGs (Sun-Hays, q ~ 75): downscaled on load to hide
+    # their block artifacts; "" turns it off
+    downscale_glob: str = "sunhays80*"

@@ -1,0 +1,62 @@
+"""Byte compatibility: files encoded before a change must be encoded to the same bytes after it, and decode.
+
+tests/data/compat/ holds small synthetic images and the .clc files the shipped model (and the seeded tiny test
+model) wrote for them, with a manifest of hashes (scripts/make_compat_fixtures.py). A refactoring that changes a
+single byte or decoded pixel fails here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from clccodec import Codec, container
+from clccodec.ids import file_id
+
+from .conftest import REPO
+
+COMPAT = REPO / "tests" / "data" / "compat"
+MANIFEST = json.loads((COMPAT / "manifest.json").read_text())
+
+
+def sha(b: bytes) -> str:
+    return hashlib.sha256(b).hexdigest()
+
+
+def cases(model: str) -> list[tuple[str, dict]]:
+    return [(name, c) for name, c in MANIFEST["files"].items() if c["model"] == model]
+
+
+def check(codec: Codec, name: str, case: dict) -> None:
+    data = (COMPAT / name).read_bytes()
+    assert sha(data) == case["sha256"], f"{name} differs from its manifest entry"
+    again = codec.encode(COMPAT / case["source"], case["quality"], case["refs"])
+    assert again == data, f"{name}: re-encoding gives other bytes ({len(again)} vs {len(data)})"
+    pixels, gray = codec.decode_pixels(data)
+    assert not gray and sha(pixels.tobytes()) == case["pixels_sha256"], f"{name}: other decoded pixels"
+
+
+def test_fixture_files_are_valid_clc_files():
+    assert len(MANIFEST["files"]) >= 5
+    for name, case in MANIFEST["files"].items():
+        f = container.unpack((COMPAT / name).read_bytes())
+        assert f.num_refs == case["refs"] and f.quality == case["quality"]
+        assert f.model_id == file_id(bytes.fromhex(case["model_id"]))
+
+
+def test_tiny_model_files_are_reproduced(tiny_model_path):
+    codec = Codec(tiny_model_path, dictionary=False, device="cpu")
+    assert codec.model.model_id.hex() == MANIFEST["tiny_model_id"], "the seeded tiny model itself changed"
+    for name, case in cases("tiny"):
+        check(codec, name, case)
+
+
+def test_shipped_model_files_are_reproduced(shipped_codec):
+    if shipped_codec.model.model_id.hex() != MANIFEST["shipped_model_id"]:
+        pytest.skip("the shipped weights changed since the fixtures were written (scripts/make_compat_fixtures.py)")
+    assert shipped_codec.dictionary is not None
+    for name, case in cases("shipped"):
+        check(shipped_codec, name, case)
