@@ -139,3 +139,22 @@ def test_decode_ignores_onednn_and_thread_count(codec):
     finally:
         torch.backends.mkldnn.enabled = True
         torch.set_num_threads(2)
+
+
+def test_weights_format_1_and_2_are_the_same_model(tiny_model_path, tmp_path):
+    """Format 2 stores the probability path's convolution weights as int16 grid integers: same tensors, same
+    model id, same bytes as the format-1 file (float32) that older releases wrote and this one still reads."""
+    from clccodec.model.weights import load_weights
+
+    blob = torch.load(tiny_model_path, weights_only=True)
+    assert blob["format"] == "clc-weights/2" and blob["grids"]
+    assert all(blob["state"][k].dtype == torch.int16 for k in blob["grids"])
+    v1 = {"format": "clc-weights/1", "config": blob["config"], "meta": blob["meta"],
+          "state": {k: (v.float() / 2 ** blob["grids"][k] if k in blob["grids"] else v) for k, v in blob["state"].items()}}
+    torch.save(v1, tmp_path / "v1.pt")
+    a, b = load_weights(tiny_model_path), load_weights(tmp_path / "v1.pt")
+    assert a.model_id == b.model_id
+    assert (tmp_path / "v1.pt").stat().st_size > tiny_model_path.stat().st_size
+    img = synthetic_photo(48, 64, seed=2)
+    enc = [Codec(p, dictionary=False, device="cpu").encode(img, 4.5, 0) for p in (tiny_model_path, tmp_path / "v1.pt")]
+    assert enc[0] == enc[1]
