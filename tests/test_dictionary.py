@@ -360,3 +360,19 @@ def test_build_default_dict_script(tmp_path, tiny_model_path):
     env["MODEL"] = str(tmp_path / "missing.pt")
     r = subprocess.run([str(REPO / "scripts" / "build_default_dict.sh")], env=env, capture_output=True, timeout=60)
     assert r.returncode != 0 and "model weights not found" in r.stderr.decode()
+
+
+def test_exact_search_stands_in_for_faiss(monkeypatch):
+    """Without FAISS installed (the GPU training machine) the NumPy search returns FAISS's neighbours."""
+    import sys
+
+    from clccodec.dictionary import retrieval
+
+    rng = np.random.default_rng(0)
+    keys, queries = rng.normal(size=(300, 16)).astype(np.float32), rng.normal(size=(7, 16)).astype(np.float32)
+    d_faiss, i_faiss = retrieval.flat_index(keys).search(queries, 5)
+    monkeypatch.setitem(sys.modules, "faiss", None)  # import faiss -> ImportError
+    index = retrieval.flat_index(keys)
+    assert isinstance(index, retrieval.ExactSearch) and index.ntotal == 300
+    d, i = index.search(queries, 5)
+    assert np.array_equal(i, i_faiss) and np.allclose(d, d_faiss, rtol=1e-4, atol=1e-4)
