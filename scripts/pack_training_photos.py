@@ -22,7 +22,7 @@ from PIL import Image, ImageOps
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from clccodec.fileio import list_images  # noqa: E402
+from clccodec.imageio import list_images  # noqa: E402
 
 
 def pack(photo: Path, max_side: int, quality: int) -> bytes:
@@ -44,7 +44,7 @@ def main() -> int:
     ap.add_argument("--quality", type=int, default=92)
     ap.add_argument("--budget-mb", type=float, default=20.0)
     args = ap.parse_args()
-    photos = [p for f in args.folders for p in list_images(f)]
+    photos = list_images(args.folders, recursive=True, refuse_kodak="train on")
     names = [p.name for p in photos]
     if len(set(names)) != len(names):
         raise SystemExit("two photos share a file name: the split is by name, rename one")
