@@ -7,7 +7,7 @@ image's own value tokens, of the squared distance to the nearest token of the ch
 the tokens' variance (lower: the references hold more of what the image looks like in the space the CLM
 attends in). Baselines: no references, and M random entries.
 
-    python benchmarks/dict_queries.py --model models/clc-full.pt --data ../shared/data/train \\
+    python benchmarks/dict_queries.py --model src/clccodec/shipped/clc-full.pt --data ../shared/data/train \\
         --clusters 1000 --stride 128 --quality 3 --refs 3 --json runs/dict_queries.json
 
 The dictionary is built (unless --dict is given) from the training photos *minus* the validation photos, so a

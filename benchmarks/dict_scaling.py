@@ -4,7 +4,7 @@ Each build is a real `clc build-dict` run in its own process (wall time and that
 wait4); retrieval is timed in this process with the real ReferenceDictionary.retrieve (two analysis passes:
 the image and its 180-degree rotation, global SPP (the default query), PCA, FAISS search, merge) and, separately, the search alone.
 
-    python benchmarks/dict_scaling.py --data ../shared/data/train --model models/clc-full.pt \\
+    python benchmarks/dict_scaling.py --data ../shared/data/train --model src/clccodec/shipped/clc-full.pt \\
         --clusters 300 1000 3000 --stride 128 --json runs/dict_scaling.json
 
 Without --model, a model with random weights of --config (tiny or full) is exported to a temporary file

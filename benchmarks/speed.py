@@ -7,7 +7,8 @@
 
 Each size runs in its own fresh worker process, so its peak memory is its own:
 * encode / decode seconds: wall time of Codec.encode_full (pixels in memory -> .clc bytes) and of
-  Codec.decode_pixels (bytes -> pixels), median over the timed runs, after an untimed warm-up at 256x256.
+  Codec.decode_pixels (bytes -> pixels; the default fast synthesis), median over the timed runs, after an
+  untimed warm-up at 256x256. With --exact also decode_pixels(exact=True) (the bit-exact synthesis).
   A size is repeated up to --repeat times, but no more once its runs have used --budget seconds.
 * encode / decode CPU seconds: process CPU time (all threads, user + system) of the same runs, median: less
   sensitive than wall time to other load on the machine (wall ~ CPU / threads on an idle machine).
@@ -104,7 +105,8 @@ def worker(args: argparse.Namespace) -> dict:
             torch.cuda.synchronize()
 
     warm = synthetic(256, 256, seed=1)
-    codec.decode_pixels(codec.encode_full(warm, args.quality, args.refs).data)
+    warm_data = codec.encode_full(warm, args.quality, args.refs).data
+    codec.decode_pixels(warm_data)
     sync()
     base = _status_kib("VmRSS")
     resettable = _reset_peak()
@@ -134,11 +136,20 @@ def worker(args: argparse.Namespace) -> dict:
         dec_cpu.append(time.process_time() - c)
     dec_peak = _status_kib("VmHWM")
     dec_gpu = torch.cuda.max_memory_allocated() if cuda else None
+    exact_times: list[float] = []
+    if args.exact:
+        codec.decode_pixels(warm_data, exact=True)
+        while len(exact_times) < args.repeat and (not exact_times or sum(exact_times) < args.budget):
+            t = time.perf_counter()
+            codec.decode_pixels(data, exact=True)
+            sync()
+            exact_times.append(time.perf_counter() - t)
     assert out.shape == pixels.shape
     mib = 1 / 1024
     return {
         "width": w, "height": h, "megapixels": w * h / 1e6, "bytes": len(data), "bpp": 8 * len(data) / (w * h),
         "encode_s": statistics.median(enc_times), "decode_s": statistics.median(dec_times),
+        "decode_exact_s": statistics.median(exact_times) if exact_times else None, "decode_exact_runs": exact_times,
         "encode_runs": enc_times, "decode_runs": dec_times,
         "encode_cpu_s": statistics.median(enc_cpu), "decode_cpu_s": statistics.median(dec_cpu),
         "base_rss_mib": base * mib if base else None,
@@ -178,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--budget", type=float, default=60.0,
                    help="stop repeating a size once its runs took this many seconds (default 60)")
     p.add_argument("--image", help="a photo to crop/tile to each size instead of the synthetic pattern")
+    p.add_argument("--exact", action="store_true", help="also time the bit-exact decode (decode_pixels(exact=True))")
     p.add_argument("--json", help="write the results here")
     p.add_argument("--timeout", type=float, default=3600, help="per-size worker timeout in seconds")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -201,6 +213,8 @@ def main(argv: list[str] | None = None) -> int:
         for opt in ("model", "dict", "image"):
             if getattr(args, opt):
                 cmd += [f"--{opt}", str(getattr(args, opt))]
+        if args.exact:
+            cmd.append("--exact")
         errc.print(f"{w}x{h} ...", markup=False)
         t = time.perf_counter()
         try:
@@ -217,8 +231,9 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             continue
         row = json.loads(r.stdout.strip().splitlines()[-1])
+        exact = f", exact decode {row['decode_exact_s']:.3f} s" if row.get("decode_exact_s") else ""
         errc.print(f"  encode {row['encode_s']:.3f} s ({row['encode_cpu_s']:.2f} CPU s), decode {row['decode_s']:.3f} s "
-                   f"({row['decode_cpu_s']:.2f} CPU s) "
+                   f"({row['decode_cpu_s']:.2f} CPU s){exact} "
                    f"({time.perf_counter() - t:.0f} s with process start)", markup=False)
         rows.append(row)
 
@@ -231,8 +246,10 @@ def main(argv: list[str] | None = None) -> int:
     t = Table(title=title, title_justify="left",
               caption="s: median wall seconds; CPU s: process CPU seconds (all threads); MP/s from wall time; memory in MiB: RSS with the model loaded, peak RSS while encoding "
                       "and while decoding" + (", peak CUDA memory allocated" if gpu else ""), caption_justify="left")
-    cols = ["size", "MP", "bpp", "enc s", "dec s", "enc CPU s", "dec CPU s", "enc MP/s", "dec MP/s", "RSS", "enc peak",
-            "dec peak"] + (["enc GPU", "dec GPU"] if gpu else [])
+    exact = any(r.get("decode_exact_s") for r in ok)
+    cols = ["size", "MP", "bpp", "enc s", "dec s"] + (["exact dec s"] if exact else []) + [
+        "enc CPU s", "dec CPU s", "enc MP/s", "dec MP/s", "RSS", "enc peak", "dec peak"] + (
+        ["enc GPU", "dec GPU"] if gpu else [])
     for c in cols:
         t.add_column(c, justify="right", no_wrap=True)
     for r in rows:
@@ -240,7 +257,8 @@ def main(argv: list[str] | None = None) -> int:
             t.add_row(f"{r['width']}x{r['height']}", *(["-"] * (len(cols) - 2)), r["error"][:40])
             continue
         cells = [f"{r['width']}x{r['height']}", f"{r['megapixels']:.2f}", f"{r['bpp']:.3f}", f"{r['encode_s']:.3f}",
-                 f"{r['decode_s']:.3f}", f"{r['encode_cpu_s']:.2f}", f"{r['decode_cpu_s']:.2f}",
+                 f"{r['decode_s']:.3f}"] + ([f"{r['decode_exact_s']:.3f}"] if exact else []) + [
+                 f"{r['encode_cpu_s']:.2f}", f"{r['decode_cpu_s']:.2f}",
                  f"{r['megapixels'] / r['encode_s']:.3f}",
                  f"{r['megapixels'] / r['decode_s']:.3f}", f"{r['base_rss_mib']:.0f}",
                  f"{r['encode_peak_rss_mib']:.0f}", f"{r['decode_peak_rss_mib']:.0f}"]
@@ -253,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
 
         blob = {"command": " ".join([Path(sys.argv[0]).name if argv is None else "speed.py", *(argv or sys.argv[1:])]),
                 "settings": {k: getattr(args, k) for k in ("model", "dict", "device", "quality", "refs", "repeat",
-                                                           "budget", "image")},
+                                                           "budget", "image", "exact")},
                 "environment": {"python": platform.python_version(), "torch": torch.__version__,
                                 "platform": platform.platform(), "cpu_count": os.cpu_count(),
                                 "processor": platform.processor(), "loadavg_at_end": _loadavg()},

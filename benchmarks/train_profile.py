@@ -45,7 +45,7 @@ def timed(fn, repeat: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "train"))
-    ap.add_argument("--model", default=str(ROOT / "models" / "clc-full.pt"))
+    ap.add_argument("--model", default=str(ROOT / "src" / "clccodec" / "shipped" / "clc-full.pt"))
     ap.add_argument("--photos", type=int, default=60)
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--crop", type=int, default=128)

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Build the shipped default reference dictionary, dictionaries/default.clcdict, for the shipped model.
+# Build the shipped default reference dictionary, src/clccodec/shipped/default.clcdict, for the shipped model.
 #
 # Sources: the redistributable Unsplash subset of the training photos (../shared/data/train/unsplash_*.png,
 # see ../shared/data/SOURCES.md). The dictionary is bound to the model it is built with: rebuild it every time
-# models/clc-full.pt changes (a mismatched default dictionary is silently not used).
+# src/clccodec/shipped/clc-full.pt changes (a mismatched default dictionary is silently not used).
 #
 #   scripts/build_default_dict.sh                          # the real build (after the final weights exist)
 #   MODEL=/tmp/tiny.pt OUT=/tmp/d.clcdict scripts/build_default_dict.sh   # a trial with another model
@@ -14,8 +14,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DATA=${DATA:-../shared/data/train}
-MODEL=${MODEL:-models/clc-full.pt}
-OUT=${OUT:-dictionaries/default.clcdict}
+MODEL=${MODEL:-src/clccodec/shipped/clc-full.pt}   # clccodec.release.DEFAULT_MODEL
+OUT=${OUT:-src/clccodec/shipped/default.clcdict}   # clccodec.release.DEFAULT_DICTIONARY
 CLUSTERS=${CLUSTERS:-3000}
 CROP=${CROP:-256}
 STRIDE=${STRIDE:-128}

@@ -5,7 +5,8 @@
 # of at most 16 MiB), with the training log.
 #
 # Prepare here (once; .gpu/ is git-ignored and travels with `carry`):
-#   python scripts/pack_training_photos.py ../shared/data/train ../shared/data/train_extra -o .gpu/photos
+#   python scripts/pack_training_photos.py ../shared/data/train ../shared/data/train_extra -o .gpu/photos \
+#       --max-side 448 --quality 84 --budget-mb 23
 #   pip download --no-deps -d .gpu/whl compressai==1.2.8 pytorch-msssim   (cp312 wheels: see below)
 #     .venv/bin/python -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #       --platform manylinux_2_34_x86_64 -d .gpu/whl compressai==1.2.8 && .venv/bin/python -m pip download \
@@ -14,12 +15,12 @@
 #   DRY_RUN=1 PYTHON=.venv/bin/python OUT=/tmp/gpu_out bash scripts/gpu_train.sh
 # On the device (the `run` tool): command "bash scripts/gpu_train.sh", carry [".gpu"], timeout_s 560
 # Back here: cat <files_at>/clc-full.pt.part-* > runs/gpu/clc-full.pt && sha256sum -c (see clc-full.pt.sha256),
-# then compare on the validation split: python scripts/validate_weights.py runs/gpu/clc-full.pt models/...
+# then compare on the validation split: python scripts/validate_weights.py src/clccodec/shipped/clc-full.pt runs/gpu/clc-full.pt
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:?set OUT (the device tool sets it)}
 PY=${PYTHON:-python3}
-MODEL=${MODEL:-$(ls src/clccodec/shipped/clc-full.pt models/clc-full.pt 2>/dev/null | head -1)}
+MODEL=${MODEL:-src/clccodec/shipped/clc-full.pt}
 RUN=${RUN:-/tmp/clc-gpu-run}
 if [ -n "${DRY_RUN:-}" ]; then
     STEPS=${STEPS:-3}; BATCH=${BATCH:-2}; CROP=${CROP:-128}; MINUTES=${MINUTES:-2}; VAL=${VAL:-3}; DEVICE=cpu

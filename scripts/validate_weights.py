@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Compare weights files on the validation split (never Kodak): the decision before shipping new weights.
 
-    python scripts/validate_weights.py runs/new/clc-full.pt models/clc-full.pt            # crops + full size
+    python scripts/validate_weights.py src/clccodec/shipped/clc-full.pt runs/new/clc-full.pt   # crops + full size
     python scripts/validate_weights.py A.pt B.pt --no-full --json out.json
 
 For each weights file:

@@ -21,7 +21,8 @@ DECODE_SCRIPT = """
 import sys, json, numpy as np, torch
 torch.set_num_threads(int(sys.argv[3]))
 from clccodec import Codec
-pixels, gray = Codec(sys.argv[1], dictionary=False, device="cpu").decode_pixels(open(sys.argv[2], "rb").read())
+pixels, gray = Codec(sys.argv[1], dictionary=False, device="cpu").decode_pixels(open(sys.argv[2], "rb").read(),
+                                                                                exact=True)
 np.save(sys.argv[4], pixels)
 """
 
@@ -40,7 +41,7 @@ def decode_in_fresh_process(model_path, clc_path, out_npy, threads):
 def test_fresh_process_decode_matches_encoder_reconstruction(codec, tiny_model_path, tmp_path):
     img = synthetic_photo(100, 150, seed=3)
     torch.set_num_threads(2)
-    res = codec.encode_full(img, quality=4.5, refs=0, reconstruct=True)
+    res = codec.encode_full(img, quality=4.5, refs=0, reconstruct=True, exact=True)
     (tmp_path / "a.clc").write_bytes(res.data)
     for threads in (1, 2):
         decoded = decode_in_fresh_process(tiny_model_path, tmp_path / "a.clc", tmp_path / f"d{threads}.npy",
@@ -82,7 +83,9 @@ def test_any_size_round_trips(codec, size):
     res = codec.encode_full(img, quality=3, refs=0, reconstruct=True)
     out, gray = codec.decode_pixels(res.data)
     assert out.shape == (h, w, 3) and not gray
-    assert np.array_equal(out, res.reconstruction)
+    assert np.array_equal(out, res.reconstruction)  # the fast synthesis, same process: the same pixels
+    exact = codec.encode_full(img, quality=3, refs=0, reconstruct=True, exact=True)
+    assert exact.data == res.data and np.array_equal(codec.decode_pixels(res.data, exact=True)[0], exact.reconstruction)
 
 
 def test_grayscale_decodes_to_grayscale(codec):
@@ -126,15 +129,15 @@ def test_module_level_api(tiny_model_path, tmp_path, photo_png):
 
 
 def test_decode_ignores_onednn_and_thread_count(codec):
-    """CPU proxies for 'another machine': other kernels and reduction orders must give the same pixels."""
+    """CPU proxies for 'another machine': other kernels and reduction orders must give the same exact pixels."""
     img = synthetic_photo(96, 128, seed=5)
-    res = codec.encode_full(img, quality=6, refs=0, reconstruct=True)
+    res = codec.encode_full(img, quality=6, refs=0, reconstruct=True, exact=True)
     try:
         for onednn in (False, True):
             for threads in (1, 2):
                 torch.backends.mkldnn.enabled = onednn
                 torch.set_num_threads(threads)
-                pixels, _ = codec.decode_pixels(res.data)
+                pixels, _ = codec.decode_pixels(res.data, exact=True)
                 assert np.array_equal(pixels, res.reconstruction), (onednn, threads)
     finally:
         torch.backends.mkldnn.enabled = True

@@ -226,7 +226,7 @@ def test_query_views_and_merge():
 
 def test_encode_with_dictionary_decode_in_fresh_process(tmp_path, dict_a, tiny_model_path, photo_png):
     codec = Codec(tiny_model_path, dictionary=dict_a, device="cpu")
-    res = codec.encode_full(photo_png, 3.0, 3, reconstruct=True)
+    res = codec.encode_full(photo_png, 3.0, 3, reconstruct=True, exact=True)
     info = read_info(res.data)
     d = ReferenceDictionary.load(dict_a)
     assert len(info["references"]) == 3 and info["dictionary_id"] == d.id[:4].hex()
@@ -234,7 +234,7 @@ def test_encode_with_dictionary_decode_in_fresh_process(tmp_path, dict_a, tiny_m
     assert res.data != Codec(tiny_model_path, dictionary=False, device="cpu").encode(photo_png, 3.0, 0)
     (tmp_path / "p.clc").write_bytes(res.data)
     r = run_clc("decode", str(tmp_path / "p.clc"), "-o", str(tmp_path / "p.png"), "--model", str(tiny_model_path),
-                "--dict", str(dict_a))
+                "--dict", str(dict_a), "--exact")
     assert r.returncode == 0, r.stderr.decode()
     assert np.array_equal(np.asarray(Image.open(tmp_path / "p.png")), res.reconstruction)
 

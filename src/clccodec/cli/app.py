@@ -43,6 +43,9 @@ DictOpt = Annotated[Optional[str], typer.Option("--dict", help="Reference dictio
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
 ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing output files.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", help="Print errors only.")]
+ExactOpt = Annotated[bool, typer.Option("--exact", help="Bit-exact synthesis: identical pixels on every device "
+                                        "and thread count (several times slower). Default: the fast float32 "
+                                        "synthesis, within a pixel's last bit or two of it.")]
 
 
 def _version(value: bool) -> None:

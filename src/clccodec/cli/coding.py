@@ -9,7 +9,7 @@ import typer
 
 from ..container import DEFAULT_REFS, MAX_REFS
 from ..quality import DEFAULT_QUALITY, QUALITY_MAX, QUALITY_MIN
-from .app import DeviceOpt, DictOpt, ForceOpt, ModelOpt, QuietOpt, app, guard, make_codec
+from .app import DeviceOpt, DictOpt, ExactOpt, ForceOpt, ModelOpt, QuietOpt, app, guard, make_codec
 from .batch import Job, plan_outputs, read_input, refuse_existing_single_output, run_batch, write_output
 
 
@@ -64,6 +64,7 @@ def decode(
                                                   "extension: png, ppm, bmp, tif, webp), folder, or '-' for "
                                                   "stdout (PNG). Default: beside each input, with .png.",
                                                   show_default=False)] = None,
+    exact: ExactOpt = False,
     model: ModelOpt = None,
     dictionary: DictOpt = None,
     device: DeviceOpt = "auto",
@@ -73,6 +74,7 @@ def decode(
     """Decode .clc files to images.
 
     Examples: clc decode photo.clc -o photo.png | clc decode out/*.clc -o decoded/ | clc decode - -o - < a.clc > a.png
+    | clc decode photo.clc -o photo.png --exact
     """
 
     def go() -> None:
@@ -86,7 +88,7 @@ def decode(
 
         def work(job: Job) -> str:
             t = time.perf_counter()
-            pixels, gray = codec.decode_pixels(read_input(job.src))
+            pixels, gray = codec.decode_pixels(read_input(job.src), exact)
             fmt = output_format(None if job.dst == "-" else job.dst)
             write_output(job.dst, encode_image(to_image(pixels, gray), fmt), force)
             return f"{job.src} -> {job.dst}  {pixels.shape[1]}x{pixels.shape[0]}  {time.perf_counter() - t:.2f} s"

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from ..container import DEFAULT_REFS, MAX_REFS
 from ..errors import UsageError
-from .app import DeviceOpt, DictOpt, ForceOpt, ModelOpt, QuietOpt, app, err, guard, make_codec, out
+from .app import DeviceOpt, DictOpt, ExactOpt, ForceOpt, ModelOpt, QuietOpt, app, err, guard, make_codec, out
 
 
 @app.command("eval", no_args_is_help=True)
@@ -37,6 +37,7 @@ def eval_cmd(
                                                  show_default=False)] = None,
     limit: Annotated[Optional[int], typer.Option("--limit", help="Only the first N images (sorted by name).",
                                                  min=1, show_default=False)] = None,
+    exact: ExactOpt = False,
     model: ModelOpt = None,
     dictionary: DictOpt = None,
     device: DeviceOpt = "auto",
@@ -81,7 +82,7 @@ def eval_cmd(
             def step(what: str) -> None:
                 progress.update(task, advance=1, description=what)
 
-            report = runner.evaluate(images, ", ".join(inputs), codec, qualities, refs, live, keys, keep, step)
+            report = runner.evaluate(images, ", ".join(inputs), codec, qualities, refs, live, keys, keep, step, exact)
         if not quiet:
             print_report(report)
         for path, write in ((json_path, outputs.write_json), (plot, outputs.write_plot)):

@@ -13,11 +13,15 @@ from .batch import read_input
 
 
 def describe(raw: bytes) -> dict:
-    """The info of a .clcdict (errors prefixed by the caller) or of a .clc file."""
+    """The info of a .clcdict (errors prefixed by the caller) or of a .clc file (with the release of its model)."""
+    from .. import release
     from ..container import read_info
     from ..dictionary import clcdict
 
-    return clcdict.info(raw) if clcdict.looks_like_clcdict(raw) else read_info(raw)
+    if clcdict.looks_like_clcdict(raw):
+        return clcdict.info(raw)
+    inf = read_info(raw)
+    return inf | {"model_release": release.describe(bytes.fromhex(inf["model_id"]))}
 
 
 def info_cell(key: str, value: object) -> str:
@@ -43,7 +47,7 @@ def info(
 
     Also describes .clcdict reference dictionaries (K, crop size, feature extractor, model id, size, provenance).
 
-    Examples: clc info photo.clc | clc info dictionaries/default.clcdict
+    Examples: clc info photo.clc | clc info src/clccodec/shipped/default.clcdict
     """
 
     def go() -> None:

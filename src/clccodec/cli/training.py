@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import UsageError
+from ..release import DEFAULT_MODEL
 from ..training.config import TrainConfig
 from .app import DeviceOpt, ForceOpt, app, guard, out
 
@@ -20,8 +21,9 @@ def train(
     out_dir: Annotated[Path, typer.Option("--out", help="Run folder: checkpoints (last.pt, best.pt) and log.jsonl. "
                                           "An existing run resumes exactly where it stopped.")] = Path(_D.out),
     config: Annotated[str, typer.Option("--config", help="Model size: full or tiny.")] = _D.config,
-    init: Annotated[Optional[Path], typer.Option("--init", help="Start from these weights (e.g. "
-                                                 "models/clc-full.pt) instead of random.", show_default=False)] = None,
+    init: Annotated[Optional[Path], typer.Option("--init", help="Start from these weights (e.g. the shipped "
+                                                 "src/clccodec/shipped/clc-full.pt) instead of random.",
+                                                 show_default=False)] = None,
     steps: Annotated[int, typer.Option("--steps", help="Total steps to reach.")] = _D.steps,
     batch: Annotated[int, typer.Option("--batch", help="Crops per step (per GPU under torchrun).")] = _D.batch,
     crop: Annotated[int, typer.Option("--crop", help="Training crop size.")] = _D.crop,
@@ -50,7 +52,8 @@ def train(
 ) -> None:
     """Train the variable-rate model (lambda sampled per crop over the whole quality range).
 
-    Examples: clc train ../shared/data/train --out runs/full | clc train photos/ --init models/clc-full.pt --steps 5000
+    Examples: clc train ../shared/data/train --out runs/full | clc train photos/ --init src/clccodec/shipped/clc-full.pt
+    --steps 5000
     | torchrun --nproc_per_node 8 -m clccodec train photos/ --out runs/ddp --batch 16
     """
 
@@ -68,13 +71,15 @@ def train(
 @app.command("export-weights", no_args_is_help=True)
 def export_weights(
     checkpoint: Annotated[Path, typer.Argument(help="Trainer checkpoint (best.pt or last.pt).", metavar="CHECKPOINT")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Weights file to write.")] = Path(
-        "models/clc-full.pt"),
+    output: Annotated[Path, typer.Option("--output", "-o", help="Weights file to write (default: the shipped "
+                                         "model's place, src/clccodec/shipped/clc-full.pt).",
+                                         show_default=False)] = DEFAULT_MODEL,
     force: ForceOpt = False,
 ) -> None:
     """Snap a checkpoint onto the coder's fixed-point grids and write a shipped weights file.
 
-    Example: clc export-weights runs/full/best.pt -o models/clc-full.pt --force
+    Example: clc export-weights runs/full/best.pt --force   (replaces the shipped weights; then rebuild the default
+    dictionary with scripts/build_default_dict.sh and add the new model id to clccodec/release.py)
     """
 
     def go() -> None:

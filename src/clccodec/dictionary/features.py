@@ -178,20 +178,22 @@ def query_view(x: Tensor) -> Tensor:
 
 
 def query_features(extractor: FeatureExtractor, x: Tensor, crop: int, mode: str = "global",
-                   rotate: bool = True) -> list[np.ndarray]:
+                   rotate: bool = True, fmap: Tensor | None = None) -> list[np.ndarray]:
     """Query feature sets for an image (1, 3, H, W): one (n, F) array per view (the image, its 180° rotation).
 
     global: SPP of the whole feature map; tiles: SPP of each crop-sized tile (the scale dictionary keys were
-    made at); tiles+global: both.
+    made at); tiles+global: both. `fmap`: the extractor's map of x itself, if the caller has it (used when the
+    query sees x unscaled).
     """
     if mode not in QUERY_MODES:
         raise ValueError(f"unknown query mode {mode!r}")
-    x = query_view(x)
-    views = [x, torch.rot90(x, 2, (2, 3))] if rotate else [x]
+    view = query_view(x)
+    known = fmap if fmap is not None and view is x else None
+    views = [view, torch.rot90(view, 2, (2, 3))] if rotate else [view]
     tile = max(1, crop // extractor.stride)
     out = []
-    for v in views:
-        fm = extractor.fmap(v)
+    for i, v in enumerate(views):
+        fm = known if i == 0 and known is not None else extractor.fmap(v)
         parts = []
         if mode in ("tiles", "tiles+global"):
             parts.append(tile_features(fm, tile, extractor.signed))

@@ -1,6 +1,6 @@
 """A loaded reference dictionary: what the encoder retrieves from and the decoder fetches values from, by index.
 
-    d = ReferenceDictionary.load("dictionaries/default.clcdict")
+    d = ReferenceDictionary.load(clccodec.release.DEFAULT_DICTIONARY)
     idx = d.retrieve(model, x, 3)        # encoder: top-3 entries for the padded image x (1, 3, H, W) in [0, 1]
     v = d.values(idx)                    # decoder (and encoder): int8 codes (R, C_r, h, w), by index only
 """
@@ -148,21 +148,25 @@ class ReferenceDictionary:
         return self._index
 
     @torch.no_grad()
-    def search(self, model: nn.Module, x: Tensor, k: int, query: str | None = None,
-               rotate: bool | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Raw hits: one (distances, indices) pair of shape (n_queries, k) per view of the image."""
+    def search(self, model: nn.Module, x: Tensor, k: int, query: str | None = None, rotate: bool | None = None,
+               latent: Tensor | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Raw hits: one (distances, indices) pair of shape (n_queries, k) per view of the image.
+
+        `latent`: model.analyse(x), which the encoder computes anyway; a `latent` dictionary then queries the
+        unrotated view with it instead of running g_a again (the same features, bit for bit)."""
         ext = self.extractor(model, x.device)
-        views = query_features(ext, x, self.data.crop, query or self.query, self.rotate if rotate is None else rotate)
+        views = query_features(ext, x, self.data.crop, query or self.query, self.rotate if rotate is None else rotate,
+                               latent if ext.name == "latent" else None)
         index = self.index(gpu=x.device.type == "cuda")
         return [index.search(v, k) for v in views]
 
     def retrieve(self, model: nn.Module, x: Tensor, m: int, *, query: str | None = None, merge: str | None = None,
-                 rotate: bool | None = None) -> list[int]:
+                 rotate: bool | None = None, latent: Tensor | None = None) -> list[int]:
         """Indices of the top-m entries for the padded image x (1, 3, H, W) in [0, 1]; m = 0 gives []."""
         if m <= 0:
             return []
         m = min(m, len(self))
-        hits = self.search(model, x, min(len(self), m + CANDIDATES_PER_QUERY), query, rotate)
+        hits = self.search(model, x, min(len(self), m + CANDIDATES_PER_QUERY), query, rotate, latent)
         return merge_results(hits, m, merge or self.merge)
 
     # -- description ---------------------------------------------------------------------------------------------

@@ -178,7 +178,8 @@ def _fmt_q(q: float) -> str:
 
 
 def run_clc(codec, images: Sequence[SourceImage], qualities: Sequence[float], refs: int,
-            keep_dir: Path | None = None, step: Step | None = None, label: str | None = None) -> RDRun:
+            keep_dir: Path | None = None, step: Step | None = None, label: str | None = None,
+            exact: bool = False) -> RDRun:
     """Encode every image at every quality through the API, decode from the bytes, measure."""
     from ..fileio import write_atomic
 
@@ -188,13 +189,14 @@ def run_clc(codec, images: Sequence[SourceImage], qualities: Sequence[float], re
     name = label or f"CLC (model {model_id}, M={used_refs})"
     run = RDRun("clc", name, "", "quality", list(qualities), kind="clc")
     run.meta = {"model_id": model_id, "dictionary_id": dict_id, "refs": used_refs, "device": str(codec.device),
-                "model_config": getattr(codec.model.cfg, "name", None)}
+                "model_config": getattr(codec.model.cfg, "name", None),
+                "synthesis": "exact" if exact else "fast (float32)"}
     run.description = (f"clccodec {name}: real .clc files from Codec.encode_full, decoded from the bytes by "
-                       f"Codec.decode_pixels; bpp = 8 x file bytes / pixels; PSNR/MS-SSIM on 8-bit RGB per image, "
-                       f"then averaged; times: wall seconds of the encode and decode calls on {codec.device}")
+                       f"Codec.decode_pixels ({run.meta['synthesis']} synthesis); bpp = 8 x file bytes / pixels; "
+                       f"PSNR/MS-SSIM on 8-bit RGB per image, then averaged; times: wall seconds of the encode and decode calls on {codec.device}")
     if images:  # untimed warm-up
         d = codec.encode_full(images[0].loaded, qualities[0], refs).data
-        codec.decode_pixels(d)
+        codec.decode_pixels(d, exact)
     if keep_dir is not None:
         keep_dir.mkdir(parents=True, exist_ok=True)
     for q in qualities:
@@ -202,7 +204,7 @@ def run_clc(codec, images: Sequence[SourceImage], qualities: Sequence[float], re
             t0 = time.perf_counter()
             data = codec.encode_full(im.loaded, q, refs).data
             t1 = time.perf_counter()
-            decoded, _ = codec.decode_pixels(data)
+            decoded, _ = codec.decode_pixels(data, exact)
             t2 = time.perf_counter()
             if keep_dir is not None:
                 write_atomic(keep_dir / f"{Path(im.name).stem}_q{_fmt_q(q)}.clc", data, force=True)
@@ -322,10 +324,10 @@ def environment(device: str) -> dict:
 
 def evaluate(images: Sequence[SourceImage], source: str, codec=None, qualities: Sequence[float] = (),
              refs: int = DEFAULT_REFS, classical: Sequence[ClassicalCodec] = (), anchor_keys: Sequence[str] = (),
-             keep_dir: Path | None = None, step: Step | None = None) -> EvalReport:
+             keep_dir: Path | None = None, step: Step | None = None, exact: bool = False) -> EvalReport:
     """Run the learned codec (if given) and the classical codecs, and tabulate BD-rates of the learned codec."""
     notes: list[str] = []
-    clc = run_clc(codec, images, qualities, refs, keep_dir, step) if codec is not None else None
+    clc = run_clc(codec, images, qualities, refs, keep_dir, step, exact=exact) if codec is not None else None
     if clc is not None and clc.meta["refs"] != refs and refs:
         notes.append("no reference dictionary loaded: coded without references (M=0)")
     live = []

@@ -1,0 +1,5 @@
+"""The CLC model. Importing it registers CompressAI without its eager imports first (_compressai.py)."""
+
+from . import _compressai
+
+_compressai.load()

@@ -14,13 +14,13 @@ and the decoder never runs it. Training runs every part in float32 (the exact pa
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 
 import torch
-from compressai.entropy_models import EntropyBottleneck
-from compressai.models.base import CompressionModel
-from torch import Tensor
+from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+from torch import Tensor, nn
 
 from ..container import TileStreams
 from ..quality import LAMBDAS, interpolate_log_table
@@ -36,7 +36,7 @@ from .reference import (
     int8_to_values,
     values_to_tokens,
 )
-from .synthesis import ExactSynthesis, exact_inverse_gain
+from .synthesis import ExactSynthesis, FastSynthesis
 from .transforms import HyperSynthesis, analysis, hyper_analysis, synthesis
 
 PAD_MULTIPLE = 64  # g_a downsamples by 16 and h_a by another 4
@@ -48,6 +48,7 @@ PIXEL_BAND = 1 << 22  # pixels per band of g_a
 # bands, 4.8 GB with 1 MP bands (and ran 8 % faster). Any band plan gives the same pixels (synthesis.py).
 SYNTHESIS_BAND = 1 << 20
 SYNTHESIS_MIN_ROWS = 256  # 16 latent rows: on very wide images the 2 x 3-row halo stays a modest overhead
+FAST_SYNTHESIS_BAND = 1 << 22  # the float32 synthesis (oneDNN/cuDNN) needs far less memory per position
 LATENT_BAND = 1 << 15  # latent positions per band of h_a, h_s, the CLM and the slice networks
 
 
@@ -56,8 +57,13 @@ def lambda_for_quality(q: Tensor) -> Tensor:
     return interpolate_log_table(torch.log(torch.tensor(LAMBDAS, device=q.device, dtype=torch.float32)), q)
 
 
-class CLCModel(CompressionModel):
-    """CompressAI's CompressionModel supplies aux_loss() and the load_state_dict that sizes the CDF buffers."""
+_CODER_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
+
+
+class CLCModel(nn.Module):
+    """The model. Like CompressAI's CompressionModel it has aux_loss(), update() and a load_state_dict() that
+    sizes the CDF buffers first; it does not derive from it because importing compressai.models imports the
+    whole model zoo, its latent codecs and, through their registry, torch_geometric (seconds at every start)."""
 
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
@@ -75,8 +81,8 @@ class CLCModel(CompressionModel):
         # log-gains per quality level; MSE-optimal step sizes scale like lambda^-1/2, so start there
         ll = torch.log(torch.tensor(LAMBDAS))
         init = (0.5 * (ll - ll.mean())).unsqueeze(1).repeat(1, C)
-        self.log_gain = torch.nn.Parameter(init.clone())
-        self.log_inv_gain = torch.nn.Parameter(-init.clone())
+        self.log_gain = nn.Parameter(init.clone())
+        self.log_inv_gain = nn.Parameter(-init.clone())
 
     @staticmethod
     def latent_shape(height: int, width: int) -> tuple[int, int]:
@@ -107,30 +113,39 @@ class CLCModel(CompressionModel):
         y_a = map_bands(lambda f: self.clm(f, tokens), feat, band, halo=2)  # alignment: radius 1
         return feat, y_a
 
-    def _analyse(self, x: Tensor, gain: Tensor) -> tuple[Tensor, Tensor]:
-        """Scaled latent y_s and hyper-latent z of a padded image, band by band."""
-        y_s = map_bands(self.g_a, x, band_rows(x.shape[-1], PIXEL_BAND, 64, 64), halo=64, down=16) * gain
-        z = map_bands(self.h_a, y_s, self._latent_band(y_s.shape[-1]), halo=8, down=4)  # radius 7 latent rows
-        return y_s, z
+    def analyse(self, x: Tensor) -> Tensor:
+        """The latent y = g_a(x) of a padded image (1, 3, H, W), band by band (whole up to PIXEL_BAND pixels)."""
+        return map_bands(self.g_a, x, band_rows(x.shape[-1], PIXEL_BAND, 64, 64), halo=64, down=16)
+
+    def _hyper_analyse(self, y_s: Tensor) -> Tensor:
+        """The hyper-latent z of the scaled latent, band by band."""
+        return map_bands(self.h_a, y_s, self._latent_band(y_s.shape[-1]), halo=8, down=4)  # radius 7 latent rows
 
     def _synthesize(self, y_hat_s: Tensor, y_a: Tensor, inv_gain: Tensor) -> Tensor:
         """The float synthesis (training)."""
         return self.g_s(self.fusion(y_hat_s.float() * inv_gain, y_a.float()))
 
-    def _reconstruct(self, y_hat_s: Tensor, y_a: Tensor, quality: float) -> Tensor:
-        """Coding-time synthesis: the exact twin of _synthesize (synthesis.py), band by band, in [0, 1]."""
+    def _synthesis(self, kind: type, device: torch.device):
+        """The coding-time synthesis of this kind (ExactSynthesis or FastSynthesis), built once per device."""
+        params = (*self.fusion.parameters(), *self.g_s.parameters(), self.log_inv_gain)
+        key = (kind, device, tuple(p._version for p in params))
+        cache = self.__dict__.setdefault("_synthesis_cache", {})  # not a buffer: never saved, never moved
+        if cache.get(kind, (None,))[0] != key:
+            cache[kind] = (key, kind(self.fusion, self.g_s, self.log_inv_gain, device))
+        return cache[kind][1]
+
+    def _reconstruct(self, y_hat_s: Tensor, y_a: Tensor, quality: float, exact: bool) -> Tensor:
+        """Coding-time synthesis in [0, 1], band by band: the exact float64 twin of _synthesize (synthesis.py:
+        the same pixels on every device) or the fast float32 network (within a pixel's last bit or two of it)."""
         device = y_hat_s.device
-        params = (*self.fusion.parameters(), *self.g_s.parameters())
-        key = (device, tuple(p._version for p in params))
-        cached = self.__dict__.get("_exact_synthesis")
-        if cached is None or cached[0] != key:  # built once per loaded model and device
-            cached = (key, ExactSynthesis(self.fusion, self.g_s, device))
-            self.__dict__["_exact_synthesis"] = cached
-        synthesis, inv_gain = cached[1], exact_inverse_gain(self.log_inv_gain, quality).to(device)
-        band = band_rows(16 * y_hat_s.shape[-1], SYNTHESIS_BAND, 64, SYNTHESIS_MIN_ROWS) // 16
+        synthesis = self._synthesis(ExactSynthesis if exact else FastSynthesis, device)
+        inv_gain = synthesis.inverse_gain(quality)
+        band = band_rows(16 * y_hat_s.shape[-1], SYNTHESIS_BAND if exact else FAST_SYNTHESIS_BAND, 64,
+                         SYNTHESIS_MIN_ROWS) // 16
         # receptive radius in latent rows: CLS gate 3x3 (1) + four 5x5 stride-2 deconvolutions (1 + 1/2 + 1/4 +
         # 1/8) = 2.875
-        return map_bands(lambda y, a: synthesis(y, a, inv_gain), [y_hat_s, y_a], band, halo=3, up=16)
+        with exact_mode(device) if exact else contextlib.nullcontext():
+            return map_bands(lambda y, a: synthesis(y, a, inv_gain), [y_hat_s, y_a], band, halo=3, up=16)
 
     def _z_medians(self) -> Tensor:
         return self.entropy_bottleneck._get_medians().reshape(1, -1, 1, 1)
@@ -160,13 +175,30 @@ class CLCModel(CompressionModel):
         x_hat = self._synthesize(y_hat_s, y_a, inv_gain)
         return {"x_hat": x_hat, "likelihoods": {"y": y_lik, "z": z_lik}, "y": y}
 
+    def aux_loss(self) -> Tensor:
+        """The entropy bottleneck's quantile loss (its own optimiser trains the CDF range)."""
+        return self.entropy_bottleneck.loss()
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):  # noqa: D102
+        # CompressAI's CDF buffers are sized by update(): give them the stored shapes first (empty in a fresh
+        # model, but also when resuming into a model built from other weights)
+        for name, t in state_dict.items():
+            if name.endswith(_CODER_BUFFERS):
+                module, _, buf = name.rpartition(".")
+                try:
+                    sub = self.get_submodule(module)
+                except AttributeError:  # not a key of this model: super() reports it
+                    continue
+                if isinstance(sub, (EntropyBottleneck, GaussianConditional)):
+                    getattr(sub, buf).resize_(t.shape)
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
     # -- coding ------------------------------------------------------------------------------------------------
 
-    def update(self, scale_table: Tensor | None = None, force: bool = True, update_quantiles: bool = False) -> bool:
+    def update(self) -> None:
         """Build the integer CDF tables (once, at export: they are stored with the weights)."""
-        if scale_table is None:
-            scale_table = gaussian_scale_table(self.cfg.scale_levels)
-        return super().update(scale_table, force=force, update_quantiles=update_quantiles)
+        self.entropy_bottleneck.update(force=True)
+        self.entropy.gaussian.update_scale_table(gaussian_scale_table(self.cfg.scale_levels), force=True)
 
     @staticmethod
     def _tokens(ref_codes: Tensor | None) -> Tensor | None:
@@ -176,24 +208,32 @@ class CLCModel(CompressionModel):
         return values_to_tokens(int8_to_values(ref_codes, torch.float64).unsqueeze(0))
 
     @torch.no_grad()
-    def compress(self, x: Tensor, quality: float, ref_codes: Tensor | None = None,
-                 reconstruct: bool = False) -> tuple[TileStreams, Tensor | None]:
-        """x (1, 3, H, W) in [0, 1] with H, W multiples of 64; ref_codes (R, C_r, h, w) int8 dictionary values."""
-        q = torch.tensor([quality], device=x.device)
-        gain, _ = self.gains(q)
-        y_s, z = self._analyse(x, gain)
+    def compress(self, x: Tensor, quality: float, ref_codes: Tensor | None = None, reconstruct: bool = False,
+                 exact: bool = False, y: Tensor | None = None) -> tuple[TileStreams, Tensor | None]:
+        """x (1, 3, H, W) in [0, 1] with H, W multiples of 64; ref_codes (R, C_r, h, w) int8 dictionary values.
+
+        `y`: analyse(x), when the caller already has it (the encoder's retrieval queries with it). With
+        `reconstruct`, also the decoder's pixels (exact or fast synthesis, as a decoder would run it).
+        """
+        gain, _ = self.gains(torch.tensor([quality], device=x.device))
+        y_s = (self.analyse(x) if y is None else y) * gain
+        z = self._hyper_analyse(y_s)
         z_string = self.entropy_bottleneck.compress(z)[0]
         z_hat = self.entropy_bottleneck.decompress([z_string], z.shape[-2:])
         with exact_mode(x.device):
             feat, y_a = self._decoder_context(z_hat.double(), self._tokens(ref_codes))
             strings, y_hat_s = self.entropy.compress(y_s.double(), feat, y_a, self._latent_band(y_s.shape[-1]))
-            x_hat = self._reconstruct(y_hat_s, y_a, quality) if reconstruct else None
+        x_hat = self._reconstruct(y_hat_s, y_a, quality, exact) if reconstruct else None
         return TileStreams(z_string, strings), x_hat
 
     @torch.no_grad()
     def decompress(self, streams: TileStreams, size: tuple[int, int], quality: float,
-                   ref_codes: Tensor | None = None, device: torch.device | str = "cpu") -> Tensor:
-        """The padded reconstruction (1, 3, H', W') of an image of `size` (height, width) from its strings."""
+                   ref_codes: Tensor | None = None, device: torch.device | str = "cpu", exact: bool = False) -> Tensor:
+        """The padded reconstruction (1, 3, H', W') of an image of `size` (height, width) from its strings.
+
+        The symbols always come from the exact probability path; `exact` picks the exact synthesis (identical
+        pixels everywhere) over the fast one.
+        """
         device = torch.device(device)
         z_shape = self.latent_shape(*size)
         z_hat = self.entropy_bottleneck.decompress([padded(streams.hyper, self.cfg.Nz * math.prod(z_shape))],
@@ -201,4 +241,4 @@ class CLCModel(CompressionModel):
         with exact_mode(device):
             feat, y_a = self._decoder_context(z_hat.double(), self._tokens(ref_codes))
             y_hat_s = self.entropy.decompress(streams.slices, feat, y_a, self._latent_band(feat.shape[-1]))
-            return self._reconstruct(y_hat_s, y_a, quality)
+        return self._reconstruct(y_hat_s, y_a, quality, exact)

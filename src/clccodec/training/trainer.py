@@ -144,7 +144,7 @@ class Trainer:
         if not path.exists():
             return
         st = torch.load(path, map_location="cpu", weights_only=False)
-        self.model.load_state_dict(st["model"])  # CompressionModel's: sizes the CDF buffers first
+        self.model.load_state_dict(st["model"])  # CLCModel's: sizes the CDF buffers first
         self.opt.load_state_dict(st["opt"])
         self.aux_opt.load_state_dict(st["aux_opt"])
         self.step, self.best = st["step"], st["best"]

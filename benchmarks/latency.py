@@ -1,0 +1,180 @@
+#!/usr/bin/env python
+"""What a user waits for: CLI start-up, one-shot encode/decode, model loading, in-process coding at Kodak size.
+
+    python benchmarks/latency.py                                  # shipped model, 768x512, M = 3, quality 3
+    python benchmarks/latency.py --json benchmarks/results/latency_cpu.json
+
+Measured, in this order, on the same machine in one run (so ratios compare like with like):
+* load: seconds to construct `Codec()` (model weights + default dictionary) in a fresh process, and the parts:
+  reading the weights file, building the model, the model id, the dictionary;
+* in-process (one loaded Codec, after a warm-up): median wall seconds of encode_full (pixels -> .clc bytes,
+  retrieval included) and of decode_pixels with the default (fast) synthesis and with exact=True; encode +
+  decode is the sum of the medians;
+* one-shot CLI: median wall seconds of whole `clc` processes (python start, imports, model load, coding, file
+  writing): `--help`, `--version`, `encode --help`, `info FILE.clc`, `encode`, `decode`, `decode --exact`;
+  and which heavy modules (torch, compressai, faiss, sklearn) each light command imported.
+The image is benchmarks/speed.py's synthetic photo-like pattern (or --image, cropped/tiled to the size).
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+HEAVY = ("torch", "compressai", "faiss", "sklearn")
+PROBE = ("import runpy, sys, json; sys.argv = ['clc'] + json.loads(sys.argv[1]); "
+         "code = 0\ntry:\n    runpy.run_module('clccodec', run_name='__main__')\nexcept SystemExit as e:\n"
+         "    code = e.code or 0\n"
+         "sys.stderr.write('HEAVY ' + json.dumps(sorted(m for m in %r if m in sys.modules)) + '\\n')")
+
+
+def median_time(fn, repeat: int) -> tuple[float, list[float]]:
+    runs = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - t)
+    return statistics.median(runs), runs
+
+
+def load_breakdown(model: str | None) -> dict:
+    """Fresh process: where Codec() spends its time."""
+    code = r"""
+import json, sys, time
+t0 = time.perf_counter()
+import torch
+t1 = time.perf_counter()
+import clccodec
+from clccodec import api
+t2 = time.perf_counter()
+c = clccodec.Codec(sys.argv[1] or None, device="cpu")
+t3 = time.perf_counter()
+print(json.dumps({"import_torch_s": t1 - t0, "import_clccodec_s": t2 - t1, "codec_load_s": t3 - t2,
+                  "model_id": c.model.model_id.hex(), "dictionary": c.dictionary is not None}))
+"""
+    r = subprocess.run([sys.executable, "-c", code, model or ""], capture_output=True, text=True, check=True)
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def cli_wall(args: list[str], repeat: int, env: dict) -> tuple[float, list[float]]:
+    def once() -> None:
+        r = subprocess.run([sys.executable, "-m", "clccodec", *args], capture_output=True, env=env)
+        if r.returncode != 0:
+            raise RuntimeError(f"clc {' '.join(args)} failed: {r.stderr.decode().strip()[-300:]}")
+
+    return median_time(once, repeat)
+
+
+def heavy_imports(args: list[str], env: dict) -> list[str]:
+    r = subprocess.run([sys.executable, "-c", PROBE % (HEAVY,), json.dumps(args)], capture_output=True, text=True,
+                       env=env)
+    line = [ln for ln in r.stderr.splitlines() if ln.startswith("HEAVY ")]
+    return json.loads(line[-1][6:]) if line else ["?"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", help="weights file (default: the shipped model)")
+    p.add_argument("--size", default="768x512")
+    p.add_argument("--quality", type=float, default=3.0)
+    p.add_argument("--refs", type=int, default=3)
+    p.add_argument("--repeat", type=int, default=5, help="timed runs of each in-process measurement")
+    p.add_argument("--cli-repeat", type=int, default=3, help="timed runs of each CLI command (0: no CLI runs)")
+    p.add_argument("--image", help="a photo to crop/tile to the size instead of the synthetic pattern")
+    p.add_argument("--json", help="write the results here")
+    args = p.parse_args(argv)
+
+    sys.path.insert(0, str(HERE))
+    import numpy as np
+    from PIL import Image
+    from speed import from_photo, parse_sizes, synthetic
+
+    import clccodec
+
+    w, h = parse_sizes(args.size)[0]
+    pixels = from_photo(args.image, h, w) if args.image else synthetic(h, w)
+    res: dict = {"size": f"{w}x{h}", "quality": args.quality, "refs": args.refs}
+
+    res["load"] = load_breakdown(args.model)
+    codec = clccodec.Codec(args.model, device="cpu")
+    has_exact = "exact" in inspect.signature(codec.decode_pixels).parameters
+    codec.decode_pixels(codec.encode_full(synthetic(256, 256, seed=1), args.quality, args.refs).data)  # warm-up
+    data = codec.encode_full(pixels, args.quality, args.refs).data
+    res["refs_used"] = len(clccodec.read_info(data)["references"])
+    res["bytes"] = len(data)
+    res["encode_s"], res["encode_runs"] = median_time(lambda: codec.encode_full(pixels, args.quality, args.refs),
+                                                      args.repeat)
+    res["decode_s"], res["decode_runs"] = median_time(lambda: codec.decode_pixels(data), args.repeat)
+    if has_exact:
+        res["decode_exact_s"], res["decode_exact_runs"] = median_time(lambda: codec.decode_pixels(data, exact=True),
+                                                                      args.repeat)
+        fast, _ = codec.decode_pixels(data)
+        exact, _ = codec.decode_pixels(data, exact=True)
+        d = fast.astype(np.int16) - exact.astype(np.int16)
+        res["fast_vs_exact_max_abs"] = int(np.abs(d).max())
+        res["fast_vs_exact_differing_pixels"] = float((d != 0).mean())
+    else:  # before the fast synthesis existed: the one decode was the exact one
+        res["decode_exact_s"] = res["decode_s"]
+    res["encode_plus_decode_s"] = res["encode_s"] + res["decode_s"]
+    res["exact_over_fast"] = res["decode_exact_s"] / res["decode_s"]
+
+    env = dict(os.environ)
+    if args.model:
+        env["CLC_MODEL"] = str(Path(args.model).resolve())
+    cli: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        src, clc = Path(tmp) / "img.png", Path(tmp) / "img.clc"
+        Image.fromarray(pixels).save(src)
+        clc.write_bytes(data)
+        commands = {
+            "--help": ["--help"], "--version": ["--version"], "encode --help": ["encode", "--help"],
+            "info FILE.clc": ["info", str(clc)],
+            "encode": ["encode", str(src), "-o", str(Path(tmp) / "e.clc"), "-f", "-q", f"{args.quality:g}",
+                       "--refs", str(args.refs), "--device", "cpu"],
+            "decode": ["decode", str(clc), "-o", str(Path(tmp) / "d.png"), "-f", "--device", "cpu"],
+        }
+        if has_exact:
+            commands["decode --exact"] = commands["decode"] + ["--exact"]
+        for name, cmd in commands.items() if args.cli_repeat > 0 else ():
+            t, runs = cli_wall(cmd, args.cli_repeat, env)
+            cli[name] = {"wall_s": t, "runs": runs}
+            if name in ("--help", "--version", "encode --help", "info FILE.clc"):
+                cli[name]["heavy_imports"] = heavy_imports(cmd, env)
+    res["cli"] = cli
+    res["environment"] = {"python": platform.python_version(), "platform": platform.platform(),
+                          "cpu_count": os.cpu_count(), "loadavg_at_end": list(os.getloadavg())}
+    res["command"] = " ".join(["benchmarks/latency.py", *(argv if argv is not None else sys.argv[1:])])
+
+    print(f"clc latency: {w}x{h}, quality {args.quality:g}, M={res['refs_used']}, model {res['load']['model_id']}, "
+          f"{os.cpu_count()} CPUs, load average at end {res['environment']['loadavg_at_end'][0]:.2f}")
+    ld = res["load"]
+    print(f"  load (fresh process): import torch {ld['import_torch_s']:.2f} s, import clccodec "
+          f"{ld['import_clccodec_s']:.2f} s, Codec() {ld['codec_load_s']:.2f} s")
+    print(f"  in-process: encode {res['encode_s']:.3f} s, decode (default) {res['decode_s']:.3f} s, decode exact "
+          f"{res['decode_exact_s']:.3f} s; encode + decode {res['encode_plus_decode_s']:.3f} s; exact / default "
+          f"{res['exact_over_fast']:.2f}x")
+    if "fast_vs_exact_max_abs" in res:
+        print(f"  fast vs exact pixels: max |diff| {res['fast_vs_exact_max_abs']}, "
+              f"{100 * res['fast_vs_exact_differing_pixels']:.3f} % of samples differ")
+    for name, c in cli.items():
+        heavy = f"  heavy imports: {', '.join(c['heavy_imports']) or 'none'}" if "heavy_imports" in c else ""
+        print(f"  clc {name:<16} {c['wall_s']:.3f} s{heavy}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(res, indent=1) + "\n")
+        print(f"wrote {args.json}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

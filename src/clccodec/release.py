@@ -1,0 +1,73 @@
+"""What a release ships, and what every earlier release shipped.
+
+The default weights and dictionary are package data (`SHIPPED_DIR`), so they are found the same way in a
+source checkout, an editable install and an installed wheel. `RELEASED_MODELS` lists every model id a release
+has shipped, so that a file written by older weights gets an answer that says which release decodes it and how
+to get those weights (`describe_model_mismatch`). Importing this module imports nothing heavy.
+
+Compatibility policy (README, "Compatibility"): before 1.0 a file decodes with the weights of the release that
+wrote it (the error names them); from 1.0 on released model ids are frozen.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .ids import file_id
+
+SHIPPED_DIR = Path(__file__).resolve().parent / "shipped"  # the one place the shipped files live
+DEFAULT_MODEL = SHIPPED_DIR / "clc-full.pt"
+DEFAULT_DICTIONARY = SHIPPED_DIR / "default.clcdict"
+
+
+@dataclass(frozen=True)
+class Release:
+    model_id: str  # the full model id, 16 hex digits
+    weights: str  # the weights' name
+    version: str  # the clccodec version that shipped them
+    commit: str  # the git commit that added them ("" if not yet known)
+    path: str  # where that commit keeps the weights file
+    dictionary_id: str  # the default dictionary shipped with them
+    dictionary_path: str  # where that commit keeps it
+
+
+# One line per release of new weights (newest last): model id, name, clccodec version, commit, weights path in
+# that commit, default dictionary id, its path. `clc export-weights` prints the model id; `clc info` the
+# dictionary's.
+RELEASED_MODELS = (
+    Release("8ce8796450724e5c", "v2", "0.1.0", "7612c6d", "models/clc-full.pt", "ecb6f56fda39ba6f", "dictionaries/default.clcdict"),
+    Release("02cc9cca9ee501be", "v3", "0.1.0", "491d13b", "models/clc-full.pt", "51683e4c6944463d", "dictionaries/default.clcdict"),
+)
+
+
+def find_release(model_id: bytes) -> Release | None:
+    """The release whose model has this id (a full id or the 4-byte prefix a .clc file stores)."""
+    for r in reversed(RELEASED_MODELS):
+        full = bytes.fromhex(r.model_id)
+        if full == model_id or file_id(full) == model_id:
+            return r
+    return None
+
+
+def describe(model_id: bytes) -> str:
+    """'weights v3 of clccodec 0.1.0' or 'not a released model'."""
+    r = find_release(model_id)
+    return f"weights {r.weights} of clccodec {r.version}" if r else "not a released model"
+
+
+def describe_model_mismatch(needed: bytes, loaded: bytes, references: bool = False) -> str:
+    """One line for a file whose model is not the loaded one: which release wrote it and how to decode it."""
+    r = find_release(needed)
+    have = f"the loaded model is {file_id(loaded).hex()} ({describe(loaded)})"
+    if r is None:
+        return (f"this file needs model {needed.hex()}, which is not a released model (weights you trained?), "
+                f"but {have}: pass the weights that wrote it with --model (or $CLC_MODEL)")
+    files = [(r.path, f"clc-{r.weights}.pt")] + ([(r.dictionary_path, f"clc-{r.weights}.clcdict")] if references else [])
+    if r.commit:
+        get = " && ".join(f"git show {r.commit}:{src} > {dst}" for src, dst in files) + " (in a clccodec checkout)"
+    else:
+        get = f"take {' and '.join(src for src, _ in files)} from the clccodec {r.version} release"
+    use = f"--model clc-{r.weights}.pt" + (f" --dict clc-{r.weights}.clcdict" if references else "")
+    return (f"this file needs model {needed.hex()} (weights {r.weights} of clccodec {r.version}), but {have}; "
+            f"to decode it: {get}, then pass {use}")
