@@ -55,6 +55,16 @@ class EncodeResult:
     notes: list[str]
 
 
+@dataclass
+class DecodeResult:
+    pixels: np.ndarray  # uint8 (H, W, 3)
+    grayscale: bool
+    metadata: dict[str, bytes]  # ICC / EXIF / XMP sections of the file (metadata.py)
+    slices_used: int  # slice strings decoded; the rest (slices_total - slices_used) were filled (progressive.py)
+    slices_total: int
+    truncated: bool  # the file ended early (only with partial=True)
+
+
 class Codec:
     """A loaded model (+ optional reference dictionary) on a device."""
 
@@ -106,18 +116,25 @@ class Codec:
 
     # -- encoding ----------------------------------------------------------------------------------------------
 
-    def encode(self, image: Any, quality: float = DEFAULT_QUALITY, refs: int = DEFAULT_REFS) -> bytes:
-        return self.encode_full(image, quality, refs).data
+    def encode(self, image: Any, quality: float = DEFAULT_QUALITY, refs: int = DEFAULT_REFS, **kw: Any) -> bytes:
+        """Keywords of encode_full: slices=K, strip=True."""
+        return self.encode_full(image, quality, refs, **kw).data
 
     @torch.inference_mode()
     def encode_full(self, image: Any, quality: float = DEFAULT_QUALITY, refs: int = DEFAULT_REFS,
-                    reconstruct: bool = False, exact: bool = False) -> EncodeResult:
+                    reconstruct: bool = False, exact: bool = False, *, slices: int | None = None,
+                    strip: bool = False) -> EncodeResult:
         """The .clc bytes, the notes about the input, and with `reconstruct` the pixels a decoder will get (with
-        the exact or the default fast synthesis: compare exact ones with `decode_pixels(..., exact=True)`)."""
+        the exact or the default fast synthesis: compare exact ones with `decode_pixels(..., exact=True)`).
+        `slices`: write only the first K slice strings (a preview file; None: all). `strip`: leave out the
+        source's ICC profile, EXIF and XMP (kept by default)."""
         if not quality_is_valid(float(quality)):
             raise UsageError(f"quality must be between {QUALITY_MIN:g} and {QUALITY_MAX:g}, got {quality}")
         if refs < 0 or refs > MAX_REFS:
             raise UsageError(f"refs must be between 0 and {MAX_REFS}, got {refs}")
+        n_slices = len(self.model.cfg.slices)
+        if slices is not None and not 0 <= slices <= n_slices:
+            raise UsageError(f"slices must be between 0 and {n_slices} (the model codes {n_slices}), got {slices}")
         img = image if isinstance(image, LoadedImage) else load_image(image)
         q = quantize_quality(float(quality))
         x = pad_to_multiple(to_tensor(img.pixels, self.device), PAD_MULTIPLE)
@@ -128,9 +145,18 @@ class Codec:
             indices = self.dictionary.retrieve(self.model, x, refs, latent=y)
             codes = self.dictionary.values(indices, self.device)
         with no_tf32():
-            streams, x_hat = self.model.compress(x, q, codes, reconstruct, exact, y)
+            preview = slices is not None and slices < n_slices
+            streams, x_hat = self.model.compress(x, q, codes, reconstruct and not preview, exact, y)
+            if preview:
+                from .progressive import decompress_prefix
+
+                streams.slices = streams.slices[:slices]
+                if reconstruct:
+                    x_hat = decompress_prefix(self.model, streams, (img.height, img.width), q, codes, self.device,
+                                              exact=exact)
         f = ClcFile(img.width, img.height, self.model_id, q, img.grayscale,
-                    self.dictionary.file_id if indices else NO_DICTIONARY, indices, 0, [streams])
+                    self.dictionary.file_id if indices else NO_DICTIONARY, indices, 0, [streams],
+                    slices_total=n_slices, metadata={} if strip else dict(img.metadata))
         recon = to_pixels(x_hat[..., : img.height, : img.width]) if x_hat is not None else None
         return EncodeResult(container.pack(f), recon, img.notes)
 
@@ -143,8 +169,8 @@ class Codec:
                               f"{MAX_PIXELS:,} pixels)")
         if f.model_id != self.model_id:
             raise ModelMismatchError(describe_model_mismatch(f.model_id, self.model.model_id, f.num_refs > 0))
-        if len(f.tiles[0].slices) != len(self.model.cfg.slices):
-            raise FormatError(f"corrupt file: {len(f.tiles[0].slices)} slices, the model codes "
+        if f.slices_total != len(self.model.cfg.slices):
+            raise FormatError(f"corrupt file: {f.slices_total} slices, the model codes "
                               f"{len(self.model.cfg.slices)}")
         if not quality_is_valid(f.quality):
             raise FormatError(f"corrupt file: quality {f.quality} out of range")
@@ -158,22 +184,45 @@ class Codec:
                     f"is {self.dictionary.file_id.hex()} (pass the right --dict)")
 
     @torch.inference_mode()
-    def decode_pixels(self, data: bytes, exact: bool = False) -> tuple[np.ndarray, bool]:
-        """Decode to uint8 (H, W, 3) RGB pixels and the grayscale flag (`exact`: the bit-exact synthesis)."""
-        f = container.unpack(data)
+    def decode_full(self, data: bytes, *, exact: bool = False, partial: bool = False, detail: str = "mean",
+                    seed: int = 0) -> DecodeResult:
+        """Decode a .clc file. `exact`: the bit-exact synthesis (default: the fast one). `partial`: a truncated
+        version-2 file decodes from its complete sections (else a TruncatedError). Slices a file does not hold
+        (truncated, or a `slices=K` preview) are filled by progressive.py: `detail="mean"` (exact decoder-side
+        prediction) or `"sample"` (seeded draw)."""
+        from .progressive import DETAIL_MODES
+
+        if detail not in DETAIL_MODES:
+            raise UsageError(f"detail must be one of {', '.join(DETAIL_MODES)}, got {detail!r}")
+        f = container.unpack(data, partial=partial)
         self._check(f)
         codes = self.dictionary.values(f.ref_indices, self.device) if f.num_refs else None  # checks the indices
         try:
             with no_tf32():
-                x_hat = self.model.decompress(f.tiles[0], (f.height, f.width), f.quality, codes, self.device,
-                                              exact)
+                if f.slices_present == f.slices_total:
+                    x_hat = self.model.decompress(f.tiles[0], (f.height, f.width), f.quality, codes, self.device,
+                                                  exact)
+                else:
+                    from .progressive import decompress_prefix
+
+                    x_hat = decompress_prefix(self.model, f.tiles[0], (f.height, f.width), f.quality, codes,
+                                              self.device, detail, seed, exact=exact)
         except (RuntimeError, ValueError) as e:  # the entropy decoder rejecting its input
             raise FormatError(f"corrupt file: entropy-coded data does not decode ({e.__class__.__name__})") from None
-        return to_pixels(x_hat[..., : f.height, : f.width]), f.grayscale
+        return DecodeResult(to_pixels(x_hat[..., : f.height, : f.width]), f.grayscale, f.metadata,
+                            f.slices_present, f.slices_total, f.truncated)
 
-    def decode(self, data: bytes, exact: bool = False) -> Image.Image:
-        pixels, gray = self.decode_pixels(data, exact)
-        return to_image(pixels, gray)
+    def decode_pixels(self, data: bytes, **kw: Any) -> tuple[np.ndarray, bool]:
+        """Decode to uint8 (H, W, 3) RGB pixels and the grayscale flag (keywords: those of decode_full)."""
+        r = self.decode_full(data, **kw)
+        return r.pixels, r.grayscale
+
+    def decode(self, data: bytes, **kw: Any) -> Image.Image:
+        """A PIL image; its info carries the file's ICC profile / EXIF / XMP, which Pillow writes on save."""
+        r = self.decode_full(data, **kw)
+        im = to_image(r.pixels, r.grayscale)
+        im.info.update({"icc_profile" if k == "icc" else k: v for k, v in r.metadata.items()})
+        return im
 
 
 # -- module-level convenience ---------------------------------------------------------------------------------------
@@ -190,17 +239,20 @@ def get_codec(model: str | Path | None = None, dictionary: str | Path | None | b
 
 
 def encode(image: Any, quality: float = DEFAULT_QUALITY, refs: int = DEFAULT_REFS, *, model: str | Path | None = None,
-           dictionary: str | Path | None = None, device: str = "auto") -> bytes:
-    """Encode an image (path, bytes, PIL image or uint8 array) to the bytes of a .clc file."""
-    return get_codec(model, dictionary, device).encode(image, quality, refs)
+           dictionary: str | Path | None = None, device: str = "auto", **kw: Any) -> bytes:
+    """Encode an image (path, bytes, PIL image or uint8 array) to the bytes of a .clc file.
+
+    Keywords of Codec.encode_full: slices=K (a preview file of the first K slices), strip=True (no ICC/EXIF/XMP)."""
+    return get_codec(model, dictionary, device).encode(image, quality, refs, **kw)
 
 
-def decode(data: bytes, *, exact: bool = False, model: str | Path | None = None,
-           dictionary: str | Path | None = None, device: str = "auto") -> Image.Image:
+def decode(data: bytes, *, model: str | Path | None = None, dictionary: str | Path | None = None,
+           device: str = "auto", **kw: Any) -> Image.Image:
     """Decode the bytes of a .clc file to a PIL image (RGB, or L for grayscale sources).
 
-    exact=True: the bit-exact synthesis (identical pixels on every device; slower than the default)."""
-    return get_codec(model, dictionary, device).decode(data, exact)
+    Keywords of Codec.decode_full: exact=True (the bit-exact synthesis: identical pixels on every device, slower
+    than the default), partial=True, detail="mean" | "sample", seed=N."""
+    return get_codec(model, dictionary, device).decode(data, **kw)
 
 
 def encode_file(src: str | Path, dst: str | Path, quality: float = DEFAULT_QUALITY, refs: int = DEFAULT_REFS, *,
@@ -213,7 +265,9 @@ def encode_file(src: str | Path, dst: str | Path, quality: float = DEFAULT_QUALI
 
 def decode_file(src: str | Path, dst: str | Path, *, force: bool = False, exact: bool = False, **kw: Any) -> None:
     fmt = output_format(dst)
-    write_atomic(dst, encode_image(decode(read_bytes(src), exact=exact, **kw), fmt), force)
+    im = decode(read_bytes(src), exact=exact, **kw)
+    meta = {"icc" if k == "icc_profile" else k: v for k, v in im.info.items() if k in ("icc_profile", "exif", "xmp")}
+    write_atomic(dst, encode_image(im, fmt, meta), force)
 
 
 __all__ = ["Codec", "encode", "decode", "encode_file", "decode_file", "read_info", "write_atomic",

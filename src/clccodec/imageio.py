@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,8 @@ MAX_PIXELS = 120_000_000  # beyond Pillow's bomb limit on purpose: large photos 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".ppm", ".pgm", ".pnm", ".bmp", ".tif", ".tiff", ".webp"})
 SIXTEEN_BIT_NOTE = "16-bit samples reduced to 8 bits"
 OUTPUT_FORMATS = {".png": "PNG", ".ppm": "PPM", ".pgm": "PPM", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
-                  ".webp": "WEBP"}
+                  ".webp": "WEBP", ".jpg": "JPEG", ".jpeg": "JPEG"}
+JPEG_OUTPUT_QUALITY = 95  # JPEG outputs (for viewers that need one): 4:4:4, quality 95
 
 
 KODAK_PREFIX = "kodim"  # Kodak is the test set: folders that training or dictionaries read must not hold it
@@ -72,6 +73,7 @@ class LoadedImage:
     pixels: np.ndarray  # uint8 (H, W, 3)
     grayscale: bool
     notes: list[str]  # things a user should know (alpha dropped, 16-bit rounded, ...)
+    metadata: dict[str, bytes] = field(default_factory=dict)  # ICC / EXIF / XMP of the source (metadata.py)
 
     @property
     def width(self) -> int:
@@ -141,6 +143,9 @@ def load_image(src: str | Path | bytes | Image.Image | np.ndarray) -> LoadedImag
             finally:
                 Image.MAX_IMAGE_PIXELS = prev
         pixels, gray = _to_rgb(im, notes)
+        from .metadata import read_metadata
+
+        metadata = read_metadata(im, gray, notes)
     except ImageError:
         raise
     except UnidentifiedImageError:
@@ -151,7 +156,7 @@ def load_image(src: str | Path | bytes | Image.Image | np.ndarray) -> LoadedImag
         raise ImageError(f"{name}: cannot decode image ({e})") from None
     if pixels.shape[0] == 0 or pixels.shape[1] == 0:
         raise ImageError(f"{name}: empty image")
-    return LoadedImage(np.ascontiguousarray(pixels), gray, notes)
+    return LoadedImage(np.ascontiguousarray(pixels), gray, notes, metadata)
 
 
 def to_tensor(pixels: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -193,7 +198,13 @@ def output_format(path: str | Path | None, default: str = "PNG") -> str:
     return OUTPUT_FORMATS[suffix]
 
 
-def encode_image(im: Image.Image, fmt: str) -> bytes:
+def encode_image(im: Image.Image, fmt: str, metadata: dict[str, bytes] | None = None) -> bytes:
+    """The image in `fmt`, with the source's ICC/EXIF/XMP `metadata` where the format can hold it."""
+    from .metadata import save_options
+
     buf = io.BytesIO()
-    im.save(buf, format=fmt, **({"lossless": True} if fmt == "WEBP" else {}))
+    kw = {"lossless": True} if fmt == "WEBP" else {}
+    if fmt == "JPEG":
+        kw = {"quality": JPEG_OUTPUT_QUALITY, "subsampling": 0}
+    im.save(buf, format=fmt, **kw, **save_options(fmt, metadata))
     return buf.getvalue()

@@ -196,7 +196,7 @@ def run_clc(codec, images: Sequence[SourceImage], qualities: Sequence[float], re
                        f"PSNR/MS-SSIM on 8-bit RGB per image, then averaged; times: wall seconds of the encode and decode calls on {codec.device}")
     if images:  # untimed warm-up
         d = codec.encode_full(images[0].loaded, qualities[0], refs).data
-        codec.decode_pixels(d, exact)
+        codec.decode_pixels(d, exact=exact)
     if keep_dir is not None:
         keep_dir.mkdir(parents=True, exist_ok=True)
     for q in qualities:
@@ -204,7 +204,7 @@ def run_clc(codec, images: Sequence[SourceImage], qualities: Sequence[float], re
             t0 = time.perf_counter()
             data = codec.encode_full(im.loaded, q, refs).data
             t1 = time.perf_counter()
-            decoded, _ = codec.decode_pixels(data, exact)
+            decoded, _ = codec.decode_pixels(data, exact=exact)
             t2 = time.perf_counter()
             if keep_dir is not None:
                 write_atomic(keep_dir / f"{Path(im.name).stem}_q{_fmt_q(q)}.clc", data, force=True)
