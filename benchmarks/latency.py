@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
 
     res["load"] = load_breakdown(args.model)
     codec = clccodec.Codec(args.model, device="cpu")
-    has_exact = "exact" in inspect.signature(codec.decode_pixels).parameters
+    has_exact = "exact" in inspect.signature(getattr(codec, "decode_full", codec.decode_pixels)).parameters
     codec.decode_pixels(codec.encode_full(synthetic(256, 256, seed=1), args.quality, args.refs).data)  # warm-up
     data = codec.encode_full(pixels, args.quality, args.refs).data
     res["refs_used"] = len(clccodec.read_info(data)["references"])
