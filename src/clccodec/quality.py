@@ -52,3 +52,11 @@ def interpolate_log_table(table: Any, q: Any) -> Any:
     lo = pos.floor().clamp(max=levels - 2).long()
     t = (pos - lo).reshape(-1, *([1] * (table.dim() - 1)))
     return (table[lo] * (1 - t) + table[lo + 1] * t).exp()
+
+
+def lambda_at(q: float) -> float:
+    """The lambda of one quality, in plain floats: the scalar twin of model.codec.lambda_for_quality."""
+    pos = min(max(q - QUALITY_MIN, 0.0), len(LAMBDAS) - 1)
+    lo = min(int(pos), len(LAMBDAS) - 2)
+    t = pos - lo
+    return math.exp(math.log(LAMBDAS[lo]) * (1 - t) + math.log(LAMBDAS[lo + 1]) * t)

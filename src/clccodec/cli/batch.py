@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Callable
@@ -90,6 +91,22 @@ def write_output(dst: str, data: bytes, force: bool) -> None:
         raise UsageError(f"{dst}: permission denied") from None
     except FileNotFoundError:
         raise UsageError(f"{dst}: folder does not exist") from None
+
+
+@contextlib.contextmanager
+def refinement_progress(show: bool):
+    """A transient progress bar on stderr for a long (refining) encode; yields the callback, or None."""
+    if not show:
+        yield None
+        return
+    with Progress(TextColumn("refining latents"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=err, transient=True) as progress:
+        task = progress.add_task("refine", total=None)
+
+        def update(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        yield update
 
 
 def run_batch(jobs: list[Job], work: Callable[[Job], str], quiet: bool, verb: str) -> None:

@@ -215,12 +215,21 @@ class CLCModel(nn.Module):
         `y`: analyse(x), when the caller already has it (the encoder's retrieval queries with it). With
         `reconstruct`, also the decoder's pixels (exact or fast synthesis, as a decoder would run it).
         """
-        gain, _ = self.gains(torch.tensor([quality], device=x.device))
-        y_s = (self.analyse(x) if y is None else y) * gain
-        z = self._hyper_analyse(y_s)
+        y_s = self.scaled_latent(self.analyse(x) if y is None else y, quality)
+        return self.code_latents(y_s, self._hyper_analyse(y_s), quality, ref_codes, reconstruct, exact)
+
+    def scaled_latent(self, y: Tensor, quality: float) -> Tensor:
+        """The latent as the coder quantises it: y times the quality's gains."""
+        return y * self.gains(torch.tensor([quality], device=y.device))[0]
+
+    @torch.no_grad()
+    def code_latents(self, y_s: Tensor, z: Tensor, quality: float, ref_codes: Tensor | None = None,
+                     reconstruct: bool = False, exact: bool = False) -> tuple[TileStreams, Tensor | None]:
+        """Code a scaled latent y_s and hyper-latent z (any values: the analysis's, or refined ones, effort.py)
+        on the exact probability path; with `reconstruct` also the decoder's pixels."""
         z_string = self.entropy_bottleneck.compress(z)[0]
         z_hat = self.entropy_bottleneck.decompress([z_string], z.shape[-2:])
-        with exact_mode(x.device):
+        with exact_mode(y_s.device):
             feat, y_a = self._decoder_context(z_hat.double(), self._tokens(ref_codes))
             strings, y_hat_s = self.entropy.compress(y_s.double(), feat, y_a, self._latent_band(y_s.shape[-1]))
         x_hat = self._reconstruct(y_hat_s, y_a, quality, exact) if reconstruct else None
