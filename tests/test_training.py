@@ -120,3 +120,32 @@ def test_ema_resumes_exactly_and_is_what_best_holds(photos, tmp_path):
     log = [json.loads(line) for line in (tmp_path / "straight" / "log.jsonl").read_text().splitlines()]
     vals = [r for r in log if "val_loss" in r]
     assert vals and all(set(k for k in r if k.startswith("q")) == {"q4"} for r in vals), "one quality: one lambda"
+
+
+def test_related_references_start_with_the_crops_own_photo(photos):
+    from clccodec.model.codec import CLCModel
+    from clccodec.model.config import TINY
+    from clccodec.training.data import ImageSet
+    from clccodec.training.refbank import ReferenceBank
+
+    images = ImageSet.load(photos, "train", 0.0, 64)
+    bank = ReferenceBank(images, crop=64, per_image=2)
+    g_a = CLCModel(TINY).g_a.eval()
+    bank.refresh(g_a, torch.device("cpu"), amp=False)
+    x, src = images.random_crops(np.random.default_rng(0), 4, 64)
+    with torch.no_grad():
+        y = g_a(x)
+    plain = bank.retrieve(y, 3, src)
+    related = bank.retrieve(y, 3, src, related=True)
+    for b in range(4):
+        assert all(bank.src[j] != src[b] for j in plain[b])  # never the crop's own photo by default
+        assert [bank.src[j] for j in related[b][:2]] == [src[b], src[b]]  # its 2 bank crops first
+        assert bank.src[related[b][2]] != src[b]
+
+
+def test_training_with_related_references_runs_and_logs_the_share(photos, tmp_path):
+    cfg = _cfg(photos, tmp_path / "rel", 4)
+    cfg.p_related, cfg.p_no_refs = 1.0, 0.0
+    train(cfg)
+    log = [json.loads(line) for line in (tmp_path / "rel" / "log.jsonl").read_text().splitlines()]
+    assert [r["related"] for r in log if "related" in r] == [1.0] * 4

@@ -30,7 +30,7 @@ EFFORT_MIN, EFFORT_MAX, DEFAULT_EFFORT = 0, 9, 0
 SELECTION_REFS = (0, 1, 2, 3, 5)  # reference counts tried from effort 2 on
 
 # Latent refinement iterations per effort (refine.py; tuned on training photos with benchmarks/effort_tune.py).
-REFINE_ITERATIONS = {3: 4, 4: 8, 5: 12, 6: 16, 7: 22, 8: 30, 9: 40}
+REFINE_ITERATIONS = {3: 4, 4: 6, 5: 10, 6: 14, 7: 18, 8: 24, 9: 32}
 FIRST_REFINING_EFFORT = min(REFINE_ITERATIONS)
 
 Progress = Callable[[int, int], None]  # (iterations done, iterations in all)

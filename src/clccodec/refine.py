@@ -86,7 +86,9 @@ def _relaxed_rd(model: CLCModel, x: Tensor, y_s: Tensor, z: Tensor, lam: float, 
         lik = ent.gaussian.likelihood_lower_bound(ent.gaussian._likelihood(y_l + mu, ent.sigma(s), means=mu))
         bits = bits - torch.log2(lik).sum()
         ctx.append(y_t + ent.lrp_nets[i](torch.cat(ctx + [y_t], 1)).clamp(-0.5, 0.5))
-    x_hat = model._synthesize(torch.cat(ctx[2:], 1), y_a, inv_gain)
+    # channels_last: oneDNN's faster convolution layout on CPU (about -20 % per iteration)
+    x_hat = model._synthesize(torch.cat(ctx[2:], 1).contiguous(memory_format=torch.channels_last),
+                              y_a.contiguous(memory_format=torch.channels_last), inv_gain)
     mse = (x_hat - x).pow(2).mean()
     return lam * 255**2 * mse + bits / (x.shape[-2] * x.shape[-1])
 

@@ -37,6 +37,10 @@ def train(
                                        "validated and saved as best.pt (e.g. 0.999; 0: off).")] = _D.ema,
     quality: Annotated[Optional[float], typer.Option("--quality", help="Train one quality only (a single "
                                                      "lambda); default: every quality.", show_default=False)] = None,
+    p_related: Annotated[float, typer.Option("--p-related", help="Share of steps whose references start with "
+                                             "crops of each crop's own photo (teaches the model to use related "
+                                             "references, as in a photo collection); 0: never.", min=0.0, max=1.0)]
+    = _D.p_related,
     val_every: Annotated[int, typer.Option("--val-every", help="Validate (held-out photos) every N steps.")]
     = _D.val_every,
     max_minutes: Annotated[float, typer.Option("--max-minutes", help="Stop with a checkpoint after this "
@@ -62,7 +66,8 @@ def train(
 
         run_training(TrainConfig(data=str(data), out=str(out_dir), config=config, init=str(init) if init else None,
                                  steps=steps, batch=batch, crop=crop, lr=lr, lr_decay_at=lr_decay_at,
-                                 schedule=schedule, warmup=warmup, ema=ema, quality=quality, val_every=val_every, max_minutes=max_minutes, device=device, amp=amp, seed=seed,
+                                 schedule=schedule, warmup=warmup, ema=ema, quality=quality, p_related=p_related,
+                                 val_every=val_every, max_minutes=max_minutes, device=device, amp=amp, seed=seed,
                                  downscale_glob=downscale_glob))
 
     guard(go)

@@ -22,6 +22,9 @@ class TrainConfig:
     quality: float | None = None  # train at this one quality (a single lambda); None: q ~ U[1, 8] per crop
     refs_max: int = 5
     p_no_refs: float = 0.15
+    # probability that a step's references start with the bank crops of each crop's own photo (content it shares:
+    # the model learns to use a good reference, as in a collection); otherwise only entries of other photos
+    p_related: float = 0.0
     ref_crop: int = 256
     ref_per_image: int = 2
     refresh_every: int = 1000

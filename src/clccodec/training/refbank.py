@@ -2,8 +2,10 @@
 
 Fixed 256x256 crops of the training split; their analysis latents are recomputed by the current g_a every
 `refresh` steps (a memory bank: cheap, and close to what `clc build-dict` would produce from the same model).
-Retrieval uses the same features as the real dictionary (SPP of y, PCA, FAISS) and never returns a crop of
-the query's own source image, so the model cannot learn to copy itself.
+Retrieval uses the same features as the real dictionary (SPP of y, PCA, FAISS) and by default never returns a
+crop of the query's own source image, so the model does not learn to expect a copy of itself. With `related`
+the references instead start with the crops of the query's own photo (overlapping it or not: content it shares,
+like a sibling view in a collection), then the nearest entries of other photos.
 """
 
 from __future__ import annotations
@@ -47,14 +49,16 @@ class ReferenceBank:
         feats = spp(self.latents).cpu().numpy()
         self.index = RetrievalIndex.fit(feats, feats)
 
-    def retrieve(self, y: Tensor, m: int, exclude_src: np.ndarray | None) -> np.ndarray:
-        """Top-m bank entries for each latent in y (B, M, h, w), skipping entries from excluded sources."""
+    def retrieve(self, y: Tensor, m: int, exclude_src: np.ndarray | None, related: bool = False) -> np.ndarray:
+        """Top-m bank entries for each latent in y (B, M, h, w), skipping entries from excluded sources; with
+        `related`, the entries of each query's own source (exclude_src) come first."""
         feats = spp(y.detach()).cpu().numpy()
         _, nn = self.index.search(feats, m + 32)
         out = np.empty((len(feats), m), dtype=np.int64)
         for b, row in enumerate(nn):
+            own = [] if exclude_src is None else [int(j) for j in np.flatnonzero(self.src == exclude_src[b])]
             keep = [j for j in row if j >= 0 and (exclude_src is None or self.src[j] != exclude_src[b])]
-            out[b] = keep[:m]
+            out[b] = ((own if related else []) + keep)[:m]
         return out
 
     def values(self, value_proj: torch.nn.Module, idx: np.ndarray) -> Tensor:

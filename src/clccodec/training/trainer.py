@@ -223,11 +223,13 @@ class Trainer:
         x = x.contiguous(memory_format=torch.channels_last)
         q = self._sample_quality().to(self.device)
         m = 0 if self.rng.random() < cfg.p_no_refs else int(self.rng.integers(1, self.refs_max + 1))
+        # (drawn only when enabled: runs without it keep their random stream, so they resume exactly)
+        related = bool(m and cfg.p_related and self.rng.random() < cfg.p_related)
 
         def ref_values(y: Tensor) -> Tensor | None:
             if m == 0:
                 return None
-            return self.bank.values(self.model.value_proj, self.bank.retrieve(y, m, src))
+            return self.bank.values(self.model.value_proj, self.bank.retrieve(y, m, src, related))
 
         net = self.ddp or self.model
         for g in self.opt.param_groups:
@@ -247,7 +249,7 @@ class Trainer:
         if self.ema is not None:
             self._update_ema()
         return {"loss": loss.item(), "bpp": bpp.item(), "psnr": -10 * math.log10(max(mse.item(), 1e-10)),
-                "m": m, "gn": float(gn), "aux": aux.item()}
+                "m": m, "related": float(related), "gn": float(gn), "aux": aux.item()}
 
     @torch.no_grad()
     def validate(self) -> dict:
