@@ -18,58 +18,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
-LINE = re.compile(r"^(?P<src>\S+) -> (?P<dst>\S+)\s.*?\s(?P<secs>[0-9.]+) s")
-
-
-def clc(*args: str) -> list[str]:
-    r = subprocess.run([sys.executable, "-m", "clccodec", *args], capture_output=True, text=True,
-                       env={**os.environ, "COLUMNS": "400"})
-    if r.returncode:
-        sys.exit(f"clc {' '.join(args[:3])} ...: {r.stderr.strip()}")
-    return r.stderr.splitlines()
-
-
-def per_file_seconds(lines: list[str]) -> dict[str, float]:
-    return {Path(m["src"]).stem: float(m["secs"]) for m in map(LINE.match, lines) if m}
-
+from cli_rd import encode_decode, spread
 
 def run_point(images: list[Path], work: Path, effort: int, q: float | None, extra: list[str]) -> dict:
-    enc, dec = work / "clc", work / "png"
-    for d in (enc, dec):
-        d.mkdir(parents=True, exist_ok=True)
-        for f in d.iterdir():
-            f.unlink()
     qa = ["-q", f"{q:g}"] if q is not None else []
-    t = time.perf_counter()
-    enc_s = per_file_seconds(clc("encode", *map(str, images), "-o", f"{enc}/", *qa, "--effort", str(effort),
-                                 *extra, "--force"))
-    enc_wall = time.perf_counter() - t
-    files = sorted(enc.glob("*.clc"))
-    dec_s = per_file_seconds(clc("decode", *map(str, files), "-o", f"{dec}/", "--force"))
-    from clccodec.evaluation.metrics import psnr
-
-    rows = []
-    for src in images:
-        a = np.asarray(Image.open(src).convert("RGB"))
-        b = np.asarray(Image.open(dec / f"{src.stem}.png").convert("RGB"))
-        nbytes = (enc / f"{src.stem}.clc").stat().st_size
-        rows.append({"image": src.stem, "bytes": nbytes, "bpp": 8 * nbytes / (a.shape[0] * a.shape[1]),
-                     "psnr": psnr(a, b), "encode_s": enc_s[src.stem], "decode_s": dec_s[f"{src.stem}"]})
-    return {"effort": effort, "quality": q, "images": rows, "encode_wall_s": enc_wall,
-            "bpp": statistics.mean(r["bpp"] for r in rows), "psnr": statistics.mean(r["psnr"] for r in rows),
-            "encode_s": statistics.mean(r["encode_s"] for r in rows),
-            "decode_s": statistics.mean(r["decode_s"] for r in rows)}
+    return {"effort": effort, "quality": q, **encode_decode(images, work, [*qa, "--effort", str(effort), *extra])}
 
 
 def main() -> int:
@@ -85,10 +43,7 @@ def main() -> int:
 
     from clccodec.evaluation.bd import bd_rate_result
 
-    images = sorted(p for p in Path(args.images).iterdir() if p.suffix.lower() == ".png")
-    if args.limit and args.limit < len(images):
-        step = len(images) / args.limit
-        images = [images[int(i * step)] for i in range(args.limit)]
+    images = spread(sorted(p for p in Path(args.images).iterdir() if p.suffix.lower() == ".png"), args.limit)
     threads = os.environ.get("OMP_NUM_THREADS", "all")
     load = os.getloadavg()[0]
     out: dict = {"images": [p.stem for p in images], "cpus": os.cpu_count(), "omp_threads": threads}
@@ -114,20 +69,28 @@ def main() -> int:
             summary = []
             for e in args.efforts:
                 cur = [p for p in points if p["effort"] == e]
-                bd = bd_rate_result([p["bpp"] for p in base], [p["psnr"] for p in base], [p["bpp"] for p in cur],
-                                    [p["psnr"] for p in cur], max_rate=1.0)
+                curves = ([p["bpp"] for p in base], [p["psnr"] for p in base], [p["bpp"] for p in cur],
+                          [p["psnr"] for p in cur])
+                bd = bd_rate_result(*curves, max_rate=1.0)
                 summary.append({"effort": e, "bd_rate_le1bpp": bd.value, "bd_note": bd.reason,
+                                "bd_rate_all": bd_rate_result(*curves).value,
                                 "encode_s": statistics.mean(p["encode_s"] for p in cur),
                                 "decode_s": statistics.mean(p["decode_s"] for p in cur)})
             out["summary"] = summary
             lines = [f"### --effort on {len(images)} Kodak images (shipped model, M = 3 asked, q "
                      f"{', '.join(f'{q:g}' for q in args.quality)}; {out['cpus']} CPUs, OMP threads {threads}, "
                      f"load average {load:.1f} at start)", "",
-                     f"| effort | BD-rate vs effort {args.efforts[0]} (PSNR, <= 1 bpp) | encode s / image | "
-                     "decode s / image |", "|---:|---:|---:|---:|"]
+                     f"| effort | BD-rate vs effort {args.efforts[0]} (PSNR, <= 1 bpp) | (PSNR, all points) | "
+                     "encode s / image | decode s / image |", "|---:|---:|---:|---:|---:|"]
+
+            def pct(v: float | None) -> str:
+                return "-" if v is None else f"{v:+.2f} %"
+
             for s in summary:
-                bd = "-" if s["bd_rate_le1bpp"] is None else f"{s['bd_rate_le1bpp']:+.2f} %"
-                lines.append(f"| {s['effort']} | {bd} | {s['encode_s']:.1f} | {s['decode_s']:.2f} |")
+                lines.append(f"| {s['effort']} | {pct(s['bd_rate_le1bpp'])} | {pct(s['bd_rate_all'])} | "
+                             f"{s['encode_s']:.1f} | {s['decode_s']:.2f} |")
+            lines += ["", "| effort | quality | bpp | PSNR dB |", "|---:|---:|---:|---:|"]
+            lines += [f"| {p['effort']} | {p['quality']:g} | {p['bpp']:.4f} | {p['psnr']:.3f} |" for p in points]
             text = "\n".join(lines)
             print(text)
             if args.md:

@@ -2,6 +2,7 @@
 
     import clccodec
     data = clccodec.encode("photo.png", quality=3)       # bytes of a complete .clc file
+    data = clccodec.encode("photo.png", effort=9, target_bpp=0.5)  # slower encode, smaller file
     image = clccodec.decode(data)                          # PIL.Image
     clccodec.encode_file("photo.png", "photo.clc")         # atomic write
     info = clccodec.read_info(data)                        # header fields, bpp
@@ -368,7 +369,9 @@ def encode(image: Any, quality: float = DEFAULT_QUALITY, refs: int = DEFAULT_REF
            dictionary: str | Path | None = None, device: str = "auto", **kw: Any) -> bytes:
     """Encode an image (path, bytes, PIL image or uint8 array) to the bytes of a .clc file.
 
-    Keywords of Codec.encode_full: slices=K (a preview file of the first K slices), strip=True (no ICC/EXIF/XMP)."""
+    Keywords of Codec.encode_full: effort=0..9 (slower, smaller files for the same decoder), target_bpp=X,
+    target_size=BYTES or target_psnr=DB (instead of quality), slices=K (a preview file of the first K slices),
+    strip=True (no ICC/EXIF/XMP)."""
     return get_codec(model, dictionary, device).encode(image, quality, refs, **kw)
 
 

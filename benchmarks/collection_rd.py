@@ -1,0 +1,115 @@
+#!/usr/bin/env python
+"""Do references pay for themselves? M = 0 against M = 1..5 on real bytes, through the CLI.
+
+    python benchmarks/collection_rd.py ../shared/data/collections/strecha_mvs --refs 0 1 3 5 --quality 1 2 3 4 \
+        --json benchmarks/results/collection_rd.json --md benchmarks/results/collection_rd.md
+    python benchmarks/collection_rd.py ../shared/data/kodak --default-dict --refs 0 3    # Kodak, shipped dictionary
+
+A collection folder holds a split.json ({"dictionary": [names], "test": [names]}): the dictionary is built from
+the dictionary side with `clc build-dict` (every crop an entry when there are fewer than -k crops; its build
+time is reported), then the test side is encoded with each M and quality by `clc encode --refs M --dict ...`
+and decoded by `clc decode`; bpp from the real files, PSNR on 8-bit RGB. Printed: the BD-rate of each M
+against M = 0 (PSNR; all points and <= 1 bpp) and the mean encode/decode seconds. `--default-dict` encodes every
+image of the folder with the shipped dictionary instead. These images are test images: never train or tune on
+them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from cli_rd import clc, encode_decode, spread
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("folder")
+    ap.add_argument("--refs", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5])
+    ap.add_argument("--quality", type=float, nargs="+", default=[1, 2, 3, 4])
+    ap.add_argument("--clusters", "-k", type=int, default=3000)
+    ap.add_argument("--stride", type=int, help="build-dict crop grid step (default: the crop size)")
+    ap.add_argument("--default-dict", action="store_true", help="the shipped dictionary, every image tested")
+    ap.add_argument("--limit", type=int, help="test N images spread over the test side")
+    ap.add_argument("--json")
+    ap.add_argument("--md")
+    args = ap.parse_args()
+
+    from clccodec.evaluation.bd import bd_rate_result
+
+    folder = Path(args.folder)
+    out: dict = {"folder": str(folder), "cpus": os.cpu_count(), "omp_threads": os.environ.get("OMP_NUM_THREADS", "all")}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        if args.default_dict:
+            test = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".png", ".jpg"))
+            dict_args: list[str] = []
+            label = "the shipped dictionary"
+        else:
+            split = json.loads((folder / "split.json").read_text())
+            side = tmp / "dictionary_side"
+            side.mkdir()
+            for name in split["dictionary"]:
+                (side / name).symlink_to((folder / name).resolve())
+            test = [folder / n for n in split["test"]]
+            t = time.perf_counter()
+            build = ["build-dict", str(side), "-o", str(tmp / "c.clcdict"), "-k", str(args.clusters)]
+            clc(*build, *(["--stride", str(args.stride)] if args.stride else []))
+            out["build_s"] = time.perf_counter() - t
+            info = json.loads(clc_json("info", str(tmp / "c.clcdict")))
+            out["dictionary"] = {k: info.get(k) for k in ("K", "crop", "stride", "feature_extractor", "bytes")}
+            dict_args = ["--dict", str(tmp / "c.clcdict")]
+            label = (f"a dictionary of its {len(split['dictionary'])} dictionary-side photos "
+                     f"({info.get('K')} entries, built in {out['build_s']:.0f} s)")
+        test = spread(test, args.limit)
+        points = []
+        for m in args.refs:
+            for q in args.quality:
+                p = {"refs": m, "quality": q,
+                     **encode_decode(test, tmp, ["-q", f"{q:g}", "--refs", str(m), *dict_args], dict_args)}
+                points.append(p)
+                print(f"M {m} q {q:g}: {p['bpp']:.4f} bpp  {p['psnr']:.3f} dB  encode {p['encode_s']:.2f} s  "
+                      f"decode {p['decode_s']:.2f} s", flush=True)
+    base = [p for p in points if p["refs"] == args.refs[0]]
+    summary = []
+    for m in args.refs:
+        cur = [p for p in points if p["refs"] == m]
+        curves = ([p["bpp"] for p in base], [p["psnr"] for p in base], [p["bpp"] for p in cur],
+                  [p["psnr"] for p in cur])
+        summary.append({"refs": m, "bd_rate_all": bd_rate_result(*curves).value,
+                        "bd_rate_le1bpp": bd_rate_result(*curves, max_rate=1.0).value,
+                        "encode_s": sum(p["encode_s"] for p in cur) / len(cur),
+                        "decode_s": sum(p["decode_s"] for p in cur) / len(cur)})
+    out |= {"test_images": [p.stem for p in test], "points": points, "summary": summary}
+
+    def pct(v: float | None) -> str:
+        return "-" if v is None else f"{v:+.2f} %"
+
+    lines = [f"### References on {folder.name}: {len(test)} test images, {label}", "",
+             f"| M | BD-rate vs M = {args.refs[0]} (PSNR, all) | (PSNR, <= 1 bpp) | encode s | decode s |",
+             "|---:|---:|---:|---:|---:|"]
+    lines += [f"| {s['refs']} | {pct(s['bd_rate_all'])} | {pct(s['bd_rate_le1bpp'])} | {s['encode_s']:.2f} | "
+              f"{s['decode_s']:.2f} |" for s in summary]
+    text = "\n".join(lines)
+    print(text)
+    if args.md:
+        Path(args.md).write_text(text + "\n")
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1))
+    return 0
+
+
+def clc_json(*args: str) -> str:
+    import subprocess
+
+    return subprocess.run([sys.executable, "-m", "clccodec", *args, "--json"], capture_output=True, text=True,
+                          check=True).stdout
+
+
+if __name__ == "__main__":
+    sys.exit(main())
