@@ -136,7 +136,9 @@ def test_sigint_during_a_batch_leaves_only_complete_files(workdir, tiny_model_pa
     out = workdir / "out"
     env = dict(os.environ, CLC_MODEL=str(tiny_model_path), CLC_DICTIONARY=str(workdir / "none"))
     p = subprocess.Popen([sys.executable, "-m", "clccodec", "encode", *sorted(map(str, src.iterdir())), "-o",
-                          str(out)], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env)
+                          str(out)], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, env=env,
+                         # as from a terminal: a background job's children start with SIGINT ignored
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 120
     while time.time() < deadline and (not out.exists() or len(list(out.iterdir())) < 3):
         time.sleep(0.05)

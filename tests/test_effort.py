@@ -102,14 +102,14 @@ def test_refinement_lowers_the_relaxed_loss_and_is_deterministic(shipped_codec, 
 
 
 def test_refinement_in_tiles_covers_the_image(codec, monkeypatch):
-    """A large image is refined tile by tile (here 64-pixel tiles with 64 of context on a 256x320 image)."""
+    """A large image is refined tile by tile (here 64-pixel tiles with 64 of context on a 256x192 image)."""
     monkeypatch.setattr(refine, "TILE", 64)
     assert len(refine._tiles(256)) == 4 and len(refine._tiles(320)) == 5
     assert refine._tiles(192) == [(0, 192, 0, 192)]  # small enough for one tile with its context
-    img = synthetic_photo(256, 320, seed=4)
+    img = synthetic_photo(256, 192, seed=4)
     seen = []
     r = codec.encode_full(img, 3.0, 0, reconstruct=True, effort=3, progress=lambda d, t: seen.append((d, t)))
-    total = REFINE_ITERATIONS[3] * 20
+    total = REFINE_ITERATIONS[3] * 4
     assert seen[-1] == (total, total) and len(seen) == total
     assert np.array_equal(codec.decode_pixels(r.data)[0], r.reconstruction)
 

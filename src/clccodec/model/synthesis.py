@@ -23,7 +23,6 @@ Bounds (bits of the largest sum of absolute values, which bounds every partial s
 
 from __future__ import annotations
 
-from copy import deepcopy
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 
 import torch

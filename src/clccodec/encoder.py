@@ -1,0 +1,141 @@
+"""One image's encodes at any quality and effort: the machinery behind Codec.encode_full.
+
+The analysis y (which is also the retrieval query) and the retrieved references do not depend on the quality,
+so a rate-control search (ratecontrol.py) computes them once; each probe then codes at its quality with the
+effort's plan (effort.py): the plain encoder, reference selection by real cost, latent refinement (refine.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from . import container
+from .container import ClcFile, TileStreams
+from .device import no_tf32
+from .effort import Progress, effort_plan, rd_cost
+from .ids import NO_DICTIONARY
+from .imageio import LoadedImage, to_pixels
+from .ratecontrol import SearchResult, Target, search_quality
+
+if TYPE_CHECKING:
+    from .api import Codec
+
+REFINED_PROBES = 4  # full-effort encodes after a rough search (latent refinement moves the rate a little)
+
+
+@dataclass
+class Encoded:
+    data: bytes
+    pixels: np.ndarray | None  # the decoder's pixels (uint8 HxWx3) with the synthesis asked for
+    quality: float
+    refs: int
+
+
+class ImageEncoder:
+    """One image's encodes at any quality and effort, sharing what does not depend on the quality: the
+    analysis y (which is also the retrieval query) and the retrieved references."""
+
+    def __init__(self, codec: Codec, img: LoadedImage, x: torch.Tensor, refs: int, effort: int,
+                 slices: int | None, strip: bool, progress: Progress | None) -> None:
+        self.codec, self.model, self.img, self.x = codec, codec.model, img, x
+        self.plan = effort_plan(effort, refs if codec.dictionary is not None else 0)
+        self.effort, self.slices, self.strip, self.progress = effort, slices, strip, progress
+        self.y = self.model.analyse(x)
+        self.indices: list[int] = []
+        most = max(self.plan.refs)
+        if most:
+            # effort 0 retrieves exactly the count asked for (today's bytes); higher efforts take prefixes
+            self.indices = codec.dictionary.retrieve(self.model, x, most, latent=self.y)
+
+    def _codes(self, m: int) -> torch.Tensor | None:
+        return self.codec.dictionary.values(self.indices[:m], self.codec.device) if m else None
+
+    def _pack(self, streams: TileStreams, q: float, m: int, x_hat: torch.Tensor | None,
+              reconstruct: bool, exact: bool, full: bool = False) -> Encoded:
+        """The file (a preview keeps the first `slices` strings unless `full`) and the decoder's pixels if asked
+        for (x_hat: those of the full file)."""
+        n_slices = len(self.model.cfg.slices)
+        if self.slices is not None and self.slices < n_slices and not full:
+            from .progressive import decompress_prefix
+
+            streams = TileStreams(streams.hyper, streams.slices[: self.slices])
+            x_hat = None
+            if reconstruct:
+                x_hat = decompress_prefix(self.model, streams, (self.img.height, self.img.width), q, self._codes(m),
+                                          self.codec.device, exact=exact)
+        indices = self.indices[:m]
+        f = ClcFile(self.img.width, self.img.height, self.codec.model_id, q, self.img.grayscale,
+                    self.codec.dictionary.file_id if indices else NO_DICTIONARY, indices, 0, [streams],
+                    slices_total=n_slices, metadata={} if self.strip else dict(self.img.metadata))
+        pixels = to_pixels(x_hat[..., : self.img.height, : self.img.width]) if x_hat is not None else None
+        return Encoded(container.pack(f), pixels, q, len(indices))
+
+    def encode(self, q: float, reconstruct: bool = False, exact: bool = False, effort: int | None = None) -> Encoded:
+        """The file at quality q (on the container's grid); `effort` below the encoder's own, for cheap probes."""
+        plan = self.plan if effort is None else effort_plan(effort, max(self.plan.refs))
+        preview = self.slices is not None and self.slices < len(self.model.cfg.slices)
+        with no_tf32():
+            if len(plan.refs) == 1 and not plan.iterations:  # the plain encoder (effort 0: today's bytes)
+                m = plan.refs[0]
+                streams, x_hat = self.model.compress(self.x, q, self._codes(m), reconstruct and not preview, exact,
+                                                     self.y)
+                return self._pack(streams, q, m, x_hat, reconstruct, exact)
+            y_s = self.model.scaled_latent(self.y, q)
+            z = self.model._hyper_analyse(y_s)
+            best: tuple[float, TileStreams, torch.Tensor, int] | None = None
+            for m in plan.refs:  # choose the reference count by the real cost of the full file
+                streams, x_hat = self.model.code_latents(y_s, z, q, self._codes(m), True)
+                cost = self._cost(streams, q, m, x_hat)
+                if best is None or cost < best[0]:
+                    best = (cost, streams, x_hat, m)
+            assert best is not None
+            cost, streams, x_hat, m = best
+            if plan.iterations:
+                from .refine import refine_latents
+
+                codes = self._codes(m)
+                with torch.inference_mode(False), torch.enable_grad():
+                    y_r, z_r = refine_latents(self.model, self.x.clone(), y_s.clone(), q,
+                                              None if codes is None else codes.clone(), plan.iterations,
+                                              self.progress)
+                streams_r, x_hat_r = self.model.code_latents(y_r, z_r, q, codes, True)
+                if self._cost(streams_r, q, m, x_hat_r) < cost:  # kept only if the real file is better
+                    y_s, z, streams, x_hat = y_r, z_r, streams_r, x_hat_r
+            if reconstruct and exact and not preview:
+                streams, x_hat = self.model.code_latents(y_s, z, q, self._codes(m), True, True)
+            return self._pack(streams, q, m, x_hat if reconstruct else None, reconstruct, exact)
+
+    def _cost(self, streams: TileStreams, q: float, m: int, x_hat: torch.Tensor) -> float:
+        n_bytes = len(self._pack(streams, q, m, None, False, False, full=True).data)
+        pixels = to_pixels(x_hat[..., : self.img.height, : self.img.width])
+        return rd_cost(self.img.pixels, pixels, n_bytes, q)
+
+    def search(self, target: Target) -> SearchResult[Encoded]:
+        """The quality that meets `target` (ratecontrol.py). With latent refinement (effort >= 3) the search
+        runs without it first and then closes in with full-effort encodes from the quality it found."""
+        need_pixels = target.kind == "psnr"
+
+        def measure(r: Encoded) -> float:
+            if target.kind == "size":
+                return float(len(r.data))
+            if target.kind == "bpp":
+                return 8 * len(r.data) / (self.img.width * self.img.height)
+            from .evaluation.metrics import psnr
+
+            return psnr(self.img.pixels, r.pixels)
+
+        def at(effort: int | None) -> Callable[[float], tuple[float, Encoded]]:
+            def encode_at(q: float) -> tuple[float, Encoded]:
+                r = self.encode(q, reconstruct=need_pixels, effort=effort)
+                return measure(r), r
+            return encode_at
+
+        if not self.plan.iterations:
+            return search_quality(target, at(None))
+        rough = search_quality(target, at(min(self.effort, 2)))
+        return search_quality(target, at(None), start=rough.best.quality, max_probes=REFINED_PROBES)
