@@ -61,3 +61,15 @@ def spread(images: list[Path], limit: int | None) -> list[Path]:
         return images
     step = len(images) / limit
     return [images[int(i * step)] for i in range(limit)]
+
+
+def bd_against(base: list[dict], cur: list[dict]) -> tuple[float | None, float | None]:
+    """BD-rate (PSNR) of the mean curve `cur` against `base` (points with bpp and psnr): all points, <= 1 bpp."""
+    from clccodec.evaluation.bd import bd_rate_result
+
+    curves = ([p["bpp"] for p in base], [p["psnr"] for p in base], [p["bpp"] for p in cur], [p["psnr"] for p in cur])
+    return bd_rate_result(*curves).value, bd_rate_result(*curves, max_rate=1.0).value
+
+
+def pct(v: float | None) -> str:
+    return "-" if v is None else f"{v:+.2f} %"

@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from cli_rd import clc, encode_decode, spread
+from cli_rd import bd_against, clc, encode_decode, pct, spread
 
 
 def main() -> int:
@@ -39,8 +39,6 @@ def main() -> int:
     ap.add_argument("--json")
     ap.add_argument("--md")
     args = ap.parse_args()
-
-    from clccodec.evaluation.bd import bd_rate_result
 
     folder = Path(args.folder)
     out: dict = {"folder": str(folder), "cpus": os.cpu_count(), "omp_threads": os.environ.get("OMP_NUM_THREADS", "all")}
@@ -79,16 +77,11 @@ def main() -> int:
     summary = []
     for m in args.refs:
         cur = [p for p in points if p["refs"] == m]
-        curves = ([p["bpp"] for p in base], [p["psnr"] for p in base], [p["bpp"] for p in cur],
-                  [p["psnr"] for p in cur])
-        summary.append({"refs": m, "bd_rate_all": bd_rate_result(*curves).value,
-                        "bd_rate_le1bpp": bd_rate_result(*curves, max_rate=1.0).value,
+        bd_all, bd_le1 = bd_against(base, cur)
+        summary.append({"refs": m, "bd_rate_all": bd_all, "bd_rate_le1bpp": bd_le1,
                         "encode_s": sum(p["encode_s"] for p in cur) / len(cur),
                         "decode_s": sum(p["decode_s"] for p in cur) / len(cur)})
     out |= {"test_images": [p.stem for p in test], "points": points, "summary": summary}
-
-    def pct(v: float | None) -> str:
-        return "-" if v is None else f"{v:+.2f} %"
 
     lines = [f"### References on {folder.name}: {len(test)} test images, {label}", "",
              f"| M | BD-rate vs M = {args.refs[0]} (PSNR, all) | (PSNR, <= 1 bpp) | encode s | decode s |",

@@ -23,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from cli_rd import encode_decode, spread
+from cli_rd import bd_against, encode_decode, pct, spread
 
 def run_point(images: list[Path], work: Path, effort: int, q: float | None, extra: list[str]) -> dict:
     qa = ["-q", f"{q:g}"] if q is not None else []
@@ -40,8 +40,6 @@ def main() -> int:
     ap.add_argument("--json")
     ap.add_argument("--md")
     args = ap.parse_args()
-
-    from clccodec.evaluation.bd import bd_rate_result
 
     images = spread(sorted(p for p in Path(args.images).iterdir() if p.suffix.lower() == ".png"), args.limit)
     threads = os.environ.get("OMP_NUM_THREADS", "all")
@@ -69,11 +67,8 @@ def main() -> int:
             summary = []
             for e in args.efforts:
                 cur = [p for p in points if p["effort"] == e]
-                curves = ([p["bpp"] for p in base], [p["psnr"] for p in base], [p["bpp"] for p in cur],
-                          [p["psnr"] for p in cur])
-                bd = bd_rate_result(*curves, max_rate=1.0)
-                summary.append({"effort": e, "bd_rate_le1bpp": bd.value, "bd_note": bd.reason,
-                                "bd_rate_all": bd_rate_result(*curves).value,
+                bd_all, bd_le1 = bd_against(base, cur)
+                summary.append({"effort": e, "bd_rate_le1bpp": bd_le1, "bd_rate_all": bd_all,
                                 "encode_s": statistics.mean(p["encode_s"] for p in cur),
                                 "decode_s": statistics.mean(p["decode_s"] for p in cur)})
             out["summary"] = summary
@@ -82,9 +77,6 @@ def main() -> int:
                      f"load average {load:.1f} at start)", "",
                      f"| effort | BD-rate vs effort {args.efforts[0]} (PSNR, <= 1 bpp) | (PSNR, all points) | "
                      "encode s / image | decode s / image |", "|---:|---:|---:|---:|---:|"]
-
-            def pct(v: float | None) -> str:
-                return "-" if v is None else f"{v:+.2f} %"
 
             for s in summary:
                 lines.append(f"| {s['effort']} | {pct(s['bd_rate_le1bpp'])} | {pct(s['bd_rate_all'])} | "
