@@ -25,6 +25,7 @@ app = typer.Typer(
     "Examples:\n\n"
     "  clc encode photo.png -o photo.clc --quality 3\n\n"
     "  clc decode photo.clc -o out.png\n\n"
+    "  clc encode photo.png --effort 9 --target-bpp 0.5   (slower encode, smaller file, rate control)\n\n"
     "  clc info photo.clc\n\n"
     "  clc build-dict ./photos -o my.clcdict\n\n"
     "  clc encode *.png -o compressed/        (batch, with a progress bar)\n\n"
