@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,9 +21,6 @@ from .effort import Progress, effort_plan, rd_cost
 from .ids import NO_DICTIONARY
 from .imageio import LoadedImage, to_pixels
 from .ratecontrol import SearchResult, Target, search_quality
-
-if TYPE_CHECKING:
-    from .api import Codec
 
 REFINED_PROBES = 4  # full-effort encodes after a rough search (latent refinement moves the rate a little)
 
@@ -38,9 +35,10 @@ class Encoded:
 
 class ImageEncoder:
     """One image's encodes at any quality and effort, sharing what does not depend on the quality: the
-    analysis y (which is also the retrieval query) and the retrieved references."""
+    analysis y (which is also the retrieval query) and the retrieved references. `codec`: the api.Codec whose
+    model, dictionary, device and model id to use (not imported here: api imports this module)."""
 
-    def __init__(self, codec: Codec, img: LoadedImage, x: torch.Tensor, refs: int, effort: int,
+    def __init__(self, codec: Any, img: LoadedImage, x: torch.Tensor, refs: int, effort: int,
                  slices: int | None, strip: bool, progress: Progress | None) -> None:
         self.codec, self.model, self.img, self.x = codec, codec.model, img, x
         self.plan = effort_plan(effort, refs if codec.dictionary is not None else 0)
