@@ -73,3 +73,14 @@ def bd_against(base: list[dict], cur: list[dict]) -> tuple[float | None, float |
 
 def pct(v: float | None) -> str:
     return "-" if v is None else f"{v:+.2f} %"
+
+
+def report(text: str, out: dict, md: str | None, json_path: str | None) -> None:
+    """Print the Markdown summary and write it and the full results where asked."""
+    import json
+
+    print(text)
+    if md:
+        Path(md).write_text(text + "\n")
+    if json_path:
+        Path(json_path).write_text(json.dumps(out, indent=1))

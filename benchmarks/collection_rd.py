@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from cli_rd import bd_against, clc, encode_decode, pct, spread
+from cli_rd import bd_against, clc, encode_decode, pct, report, spread
 
 
 def main() -> int:
@@ -88,12 +88,7 @@ def main() -> int:
              "|---:|---:|---:|---:|---:|"]
     lines += [f"| {s['refs']} | {pct(s['bd_rate_all'])} | {pct(s['bd_rate_le1bpp'])} | {s['encode_s']:.2f} | "
               f"{s['decode_s']:.2f} |" for s in summary]
-    text = "\n".join(lines)
-    print(text)
-    if args.md:
-        Path(args.md).write_text(text + "\n")
-    if args.json:
-        Path(args.json).write_text(json.dumps(out, indent=1))
+    report("\n".join(lines), out, args.md, args.json)
     return 0
 
 

@@ -23,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from cli_rd import bd_against, encode_decode, pct, spread
+from cli_rd import bd_against, encode_decode, pct, report, spread
 
 def run_point(images: list[Path], work: Path, effort: int, q: float | None, extra: list[str]) -> dict:
     qa = ["-q", f"{q:g}"] if q is not None else []
@@ -83,10 +83,8 @@ def main() -> int:
                              f"{s['encode_s']:.1f} | {s['decode_s']:.2f} |")
             lines += ["", "| effort | quality | bpp | PSNR dB |", "|---:|---:|---:|---:|"]
             lines += [f"| {p['effort']} | {p['quality']:g} | {p['bpp']:.4f} | {p['psnr']:.3f} |" for p in points]
-            text = "\n".join(lines)
-            print(text)
-            if args.md:
-                Path(args.md).write_text(text + "\n")
+            report("\n".join(lines), out, args.md, args.json)
+            return 0
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))
     return 0
