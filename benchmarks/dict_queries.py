@@ -5,7 +5,9 @@ strategy, the image is encoded through the real API at one quality with M refere
 size, the PSNR of the encoder-side reconstruction, and a model-side proxy, *coverage*: the mean, over the
 image's own value tokens, of the squared distance to the nearest token of the chosen references, relative to
 the tokens' variance (lower: the references hold more of what the image looks like in the space the CLM
-attends in). Baselines: no references, and M random entries.
+attends in). Baselines: no references, and M random entries. `--oracle` adds "self": references retrieved from
+a dictionary of the query photos' own crops (every crop an entry), the most a reference can share with the
+image: if even those save no bits, the model is not using references (a training problem, not a retrieval one).
 
     python benchmarks/dict_queries.py --model src/clccodec/shipped/clc-full.pt --data ../shared/data/train \\
         --clusters 1000 --stride 128 --quality 3 --refs 3 --json runs/dict_queries.json
@@ -77,6 +79,9 @@ def main() -> None:
     ap.add_argument("--weights", default=None, help="ResNet-50 state dict (for --features resnet50)")
     ap.add_argument("--no-encode", action="store_true", help="coverage only (skip encoding: much faster)")
     ap.add_argument("--config", default=None, help="no --model: random weights of this config (tiny, full)")
+    ap.add_argument("--strategies", nargs="+", default=None, choices=[s[0] for s in STRATEGIES],
+                    help="retrieval strategies to run (default: all)")
+    ap.add_argument("--oracle", action="store_true", help="also 'self': references from the query photos' crops")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
 
@@ -113,6 +118,17 @@ def main() -> None:
                                                            features=args.features, weights=args.weights))
         print(f"dictionary: K={len(d)} from {rep.crops} crops of {rep.images} train-split photos", flush=True)
     d.extractor_weights = args.weights
+    oracle = None
+    if args.oracle:
+        src = Path(tempfile.mkdtemp(prefix="dict_query_photos_"))
+        for p in val:
+            (src / p.name).symlink_to(p.resolve())
+        oracle, rep = build_dictionary(src, model, BuildOptions(clusters=1 << 20, crop=args.crop,
+                                                                stride=args.stride, features=args.features,
+                                                                weights=args.weights))
+        oracle.extractor_weights = args.weights
+        print(f"oracle dictionary: K={len(oracle)} crops of the {rep.images} query photos", flush=True)
+    strategies = [s for s in STRATEGIES if args.strategies is None or s[0] in args.strategies]
     codec = Codec(model, dictionary=d, device="cpu")
     rng = np.random.default_rng(0)
     rows: dict[str, list[dict]] = {}
@@ -122,14 +138,18 @@ def main() -> None:
         with torch.no_grad():
             own = values_to_int8(model.reference_values(x))[0]
         choices = {"none": [], "random": sorted(rng.choice(len(d), args.refs, replace=False).tolist())}
-        for name, query, rotate, merge in STRATEGIES:
+        for name, query, rotate, merge in strategies:
             choices[name] = d.retrieve(model, x, args.refs, query=query, rotate=rotate, merge=merge)
+        if oracle is not None:
+            choices["self"] = oracle.retrieve(model, x, args.refs)
         for name, idx in choices.items():
-            row = {"image": p.name, "indices": idx, "coverage": coverage(own, d.values(idx))}
+            src_dict = oracle if name == "self" else d
+            row = {"image": p.name, "indices": idx, "coverage": coverage(own, src_dict.values(idx))}
             if not args.no_encode:
-                codec.dictionary.retrieve = lambda model, x, m, idx=idx: idx  # the real encoder, these indices
+                codec.dictionary = src_dict
+                src_dict.retrieve = lambda model, x, m, idx=idx, **kw: idx  # the real encoder, these indices
                 res = codec.encode_full(img, args.quality, len(idx), reconstruct=True)
-                del codec.dictionary.retrieve
+                del src_dict.retrieve
                 mse = float(np.mean((res.reconstruction.astype(np.float64) - img.pixels) ** 2))
                 row |= {"bytes": len(res.data), "bpp": 8 * len(res.data) / (img.width * img.height),
                         "psnr": 10 * math.log10(255**2 / max(mse, 1e-10))}

@@ -67,6 +67,22 @@ def test_quality_changes_the_rate(codec):
     assert sizes[0] != sizes[2]
 
 
+def test_qualities_below_the_first_level_extrapolate_the_ladder(codec):
+    from clccodec.model.codec import lambda_for_quality
+    from clccodec.quality import LAMBDAS, QUALITY_MIN, lambda_at
+
+    # the line through levels 1 and 2, continued: lambda(0) = lambda1^2 / lambda2, in the float and scalar twins
+    assert lambda_at(QUALITY_MIN) == pytest.approx(LAMBDAS[0] ** 2 / LAMBDAS[1], rel=1e-12)
+    assert float(lambda_for_quality(torch.tensor([0.5]))) == pytest.approx(lambda_at(0.5), rel=1e-6)
+    assert lambda_at(0.5) < lambda_at(1.0)
+    img = synthetic_photo(64, 96, seed=4)
+    res = codec.encode_full(img, quality=0.25, refs=0, reconstruct=True, exact=True)
+    assert read_info(res.data)["quality"] == 0.25
+    assert np.array_equal(codec.decode_pixels(res.data, exact=True)[0], res.reconstruction)
+    with pytest.raises(UsageError, match="between 0 and 8"):
+        codec.encode(img, quality=-0.5)
+
+
 def test_bpp_counts_every_byte(codec):
     img = synthetic_photo(70, 90)
     data = codec.encode(img, quality=3, refs=0)

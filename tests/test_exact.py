@@ -108,7 +108,7 @@ def test_exact_synthesis_tables_are_exact_and_sane():
     assert torch.equal(t + t.flip(0), torch.ones_like(t))  # sigmoid(-x) = 1 - sigmoid(x), on the grid
     assert torch.equal(t * 2**16, torch.round(t * 2**16))
     m = make_model()
-    for q in (1.0, 2.5, 3.0 + 1 / 256, 8.0):
+    for q in (0.0, 0.5, 1.0, 2.5, 3.0 + 1 / 256, 8.0):  # below 1: extrapolated from levels 1 and 2
         exact = exact_inverse_gain(m.log_inv_gain, q)
         _, inv = m.gains(torch.tensor([q]))
         assert torch.allclose(exact.float(), inv, rtol=2e-5, atol=2**-16)

@@ -24,7 +24,7 @@ def encode(
                                                   "inputs), or '-' for stdout. Default: beside each input, "
                                                   "with .clc.", show_default=False)] = None,
     quality: Annotated[Optional[float], typer.Option("--quality", "-q", help=f"{QUALITY_MIN:g} (smallest) .. "
-                                                     f"{QUALITY_MAX:g} (best); fractions allowed. "
+                                                     f"{QUALITY_MAX:g} (best); fractions allowed (below 1: extrapolated). "
                                                      f"[default: {DEFAULT_QUALITY:g}]", min=QUALITY_MIN,
                                                      max=QUALITY_MAX, show_default=False)] = None,
     effort: Annotated[int, typer.Option("--effort", "-e", help=f"Encoder effort {EFFORT_MIN} (fastest) .. "

@@ -26,7 +26,7 @@ from ..device import resolve_device
 from ..model.codec import CLCModel, lambda_for_quality
 from ..model.config import CONFIGS
 from ..model.weights import load_weights
-from ..quality import QUALITY_MAX, QUALITY_MIN
+from ..quality import QUALITY_MAX, TRAINED_MIN
 from .config import TrainConfig
 from .data import ImageSet
 from .refbank import ReferenceBank
@@ -206,7 +206,7 @@ class Trainer:
     def _sample_quality(self) -> Tensor:
         if self.cfg.quality is not None:
             return torch.full((self.cfg.batch,), float(self.cfg.quality))
-        return torch.from_numpy(self.rng.uniform(QUALITY_MIN, QUALITY_MAX, self.cfg.batch)).float()
+        return torch.from_numpy(self.rng.uniform(TRAINED_MIN, QUALITY_MAX, self.cfg.batch)).float()
 
     def _log(self, rec: dict) -> None:
         if not self.main:
