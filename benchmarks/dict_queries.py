@@ -130,6 +130,7 @@ def main() -> None:
         print(f"oracle dictionary: K={len(oracle)} crops of the {rep.images} query photos", flush=True)
     strategies = [s for s in STRATEGIES if args.strategies is None or s[0] in args.strategies]
     codec = Codec(model, dictionary=d, device="cpu")
+    self_codec = Codec(model, dictionary=oracle, device="cpu") if oracle is not None else None
     rng = np.random.default_rng(0)
     rows: dict[str, list[dict]] = {}
     for p in val:
@@ -143,12 +144,11 @@ def main() -> None:
         if oracle is not None:
             choices["self"] = oracle.retrieve(model, x, args.refs)
         for name, idx in choices.items():
-            src_dict = oracle if name == "self" else d
+            src_dict, src_codec = (oracle, self_codec) if name == "self" else (d, codec)
             row = {"image": p.name, "indices": idx, "coverage": coverage(own, src_dict.values(idx))}
             if not args.no_encode:
-                codec.dictionary = src_dict
                 src_dict.retrieve = lambda model, x, m, idx=idx, **kw: idx  # the real encoder, these indices
-                res = codec.encode_full(img, args.quality, len(idx), reconstruct=True)
+                res = src_codec.encode_full(img, args.quality, len(idx), reconstruct=True)
                 del src_dict.retrieve
                 mse = float(np.mean((res.reconstruction.astype(np.float64) - img.pixels) ** 2))
                 row |= {"bytes": len(res.data), "bpp": 8 * len(res.data) / (img.width * img.height),

@@ -10,7 +10,9 @@ For every (effort, quality) the images are encoded by one `clc encode IMAGES -o 
 (the shipped model and dictionary, M = 3: one model load, per-file seconds from its output lines) and decoded by
 one `clc decode` process (default synthesis); bpp from the real file sizes, PSNR on 8-bit RGB. BD-rate: the mean
 curve over the images (bpp and PSNR averaged per quality), PSNR, points <= 1 bpp, against effort 0.
-`--limit N` takes every (24 / N)-th image, spread over the set. Kodak is the test set: report, never tune here.
+`--limit N` takes every (24 / N)-th image, spread over the set. `--extend OLD.json` encodes only the images OLD
+does not hold (same efforts and qualities) and reports over both sets, so a larger sample reuses the earlier
+encodes. Kodak is the test set: report, never tune here.
 """
 
 from __future__ import annotations
@@ -30,6 +32,14 @@ def run_point(images: list[Path], work: Path, effort: int, q: float | None, extr
     return {"effort": effort, "quality": q, **encode_decode(images, work, [*qa, "--effort", str(effort), *extra])}
 
 
+def pooled(point: dict, old_points: list[dict]) -> dict:
+    """`point` with the per-image rows of the same (effort, quality) point of an earlier run added."""
+    rows = point["images"] + next((o["images"] for o in old_points
+                                   if (o["effort"], o["quality"]) == (point["effort"], point["quality"])), [])
+    return point | {"images": rows} | {k: statistics.mean(r[k] for r in rows)
+                                       for k in ("bpp", "psnr", "encode_s", "decode_s")}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("images", help="folder of test images (Kodak)")
@@ -37,14 +47,17 @@ def main() -> int:
     ap.add_argument("--quality", type=float, nargs="+", default=[1, 2, 3, 4])
     ap.add_argument("--limit", type=int, help="use N images spread over the set")
     ap.add_argument("--target-bpp", type=float, help="instead: the --target-bpp check at effort --efforts[0]")
+    ap.add_argument("--extend", help="an earlier --json of this script: skip its images, report over both")
     ap.add_argument("--json")
     ap.add_argument("--md")
     args = ap.parse_args()
 
     images = spread(sorted(p for p in Path(args.images).iterdir() if p.suffix.lower() == ".png"), args.limit)
+    old = json.loads(Path(args.extend).read_text()) if args.extend else {"images": [], "points": []}
+    images = [p for p in images if p.stem not in old["images"]]
     threads = os.environ.get("OMP_NUM_THREADS", "all")
     load = os.getloadavg()[0]
-    out: dict = {"images": [p.stem for p in images], "cpus": os.cpu_count(), "omp_threads": threads}
+    out: dict = {"images": old["images"] + [p.stem for p in images], "cpus": os.cpu_count(), "omp_threads": threads}
     with tempfile.TemporaryDirectory() as tmp:
         if args.target_bpp:
             p = run_point(images, Path(tmp), args.efforts[0], None, ["--target-bpp", f"{args.target_bpp:g}"])
@@ -58,7 +71,7 @@ def main() -> int:
             points = []
             for e in args.efforts:
                 for q in args.quality:
-                    p = run_point(images, Path(tmp), e, q, [])
+                    p = pooled(run_point(images, Path(tmp), e, q, []), old["points"])
                     points.append(p)
                     print(f"effort {e} q {q:g}: {p['bpp']:.4f} bpp  {p['psnr']:.3f} dB  encode {p['encode_s']:.1f} s"
                           f"  decode {p['decode_s']:.2f} s per image", flush=True)
@@ -72,7 +85,7 @@ def main() -> int:
                                 "encode_s": statistics.mean(p["encode_s"] for p in cur),
                                 "decode_s": statistics.mean(p["decode_s"] for p in cur)})
             out["summary"] = summary
-            lines = [f"### --effort on {len(images)} Kodak images (shipped model, M = 3 asked, q "
+            lines = [f"### --effort on {len(out['images'])} Kodak images (shipped model, M = 3 asked, q "
                      f"{', '.join(f'{q:g}' for q in args.quality)}; {out['cpus']} CPUs, OMP threads {threads}, "
                      f"load average {load:.1f} at start)", "",
                      f"| effort | BD-rate vs effort {args.efforts[0]} (PSNR, <= 1 bpp) | (PSNR, all points) | "

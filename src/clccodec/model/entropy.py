@@ -67,15 +67,25 @@ class SliceEntropyModel(nn.Module):
 
     # -- training ---------------------------------------------------------------------------------------------
 
-    def forward(self, y: Tensor, feat: Tensor, y_a: Tensor) -> tuple[Tensor, Tensor]:
-        """Scaled latent -> (y_hat with straight-through rounding, likelihoods under additive noise)."""
+    def forward(self, y: Tensor, feat: Tensor, y_a: Tensor,
+                relax: Callable[[Tensor], tuple[Tensor, Tensor]] | None = None) -> tuple[Tensor, Tensor]:
+        """Scaled latent -> (y_hat with straight-through rounding, likelihoods under additive noise).
+
+        `relax(residual) -> (residual the likelihood sees, residual the context and synthesis see)` replaces
+        that training relaxation (latent refinement, refine.py)."""
         ctx, liks = [feat, y_a], []
         for i, y_i in enumerate(y.split(self.slices, 1)):
             out = self.param_nets[i](torch.cat(ctx, 1))
             mu, s = out[:, : y_i.shape[1]], out[:, y_i.shape[1] :]
-            _, lik = self.gaussian(y_i, self.sigma(s), means=mu)
+            if relax is None:
+                _, lik = self.gaussian(y_i, self.sigma(s), means=mu)
+                y_hat_i = round_ste(y_i - mu) + mu
+            else:
+                r_lik, r_ctx = relax(y_i - mu)
+                lik = self.gaussian.likelihood_lower_bound(self.gaussian._likelihood(r_lik + mu, self.sigma(s),
+                                                                                     means=mu))
+                y_hat_i = r_ctx + mu
             liks.append(lik)
-            y_hat_i = round_ste(y_i - mu) + mu
             ctx.append(y_hat_i + self.lrp_nets[i](torch.cat(ctx + [y_hat_i], 1)).clamp(-0.5, 0.5))
         return torch.cat(ctx[2:], 1), torch.cat(liks, 1)
 
