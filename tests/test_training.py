@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -149,3 +150,30 @@ def test_training_with_related_references_runs_and_logs_the_share(photos, tmp_pa
     train(cfg)
     log = [json.loads(line) for line in (tmp_path / "rel" / "log.jsonl").read_text().splitlines()]
     assert [r["related"] for r in log if "related" in r] == [1.0] * 4
+
+
+def test_overlap_windows_contain_their_crop_flipped_alike(photos):
+    from clccodec.training.data import ImageSet
+
+    images = ImageSet.load(photos, "train", 0.0, 64)
+    rng = np.random.default_rng(5)
+    boxes = images.random_boxes(rng, 16, 32)
+    crops = images.cut(boxes)
+    wins = images.windows_around(rng, boxes, 64)
+    offsets = set()
+    for c, w in zip(crops, wins):
+        hits = [(dy, dx) for dy in range(33) for dx in range(33) if torch.equal(w[:, dy:dy + 32, dx:dx + 32], c)]
+        assert hits, "the window holds the crop, in the same orientation"
+        offsets.add(hits[0])
+    assert len(offsets) > 1  # placed at random, not always at the crop's own origin
+    jittered = images.windows_around(np.random.default_rng(5), boxes, 64, jitter=0.1)
+    assert 0 <= float(jittered.min()) and float(jittered.max()) <= 1 and not torch.equal(jittered, wins)
+
+
+def test_training_with_overlapping_references_runs_and_logs_the_share(photos, tmp_path):
+    cfg = _cfg(photos, tmp_path / "ovl", 4)
+    cfg.p_overlap, cfg.p_no_refs = 1.0, 0.0  # (64-px windows of 64-px crops: the crop itself, jittered)
+    train(cfg)
+    log = [json.loads(line) for line in (tmp_path / "ovl" / "log.jsonl").read_text().splitlines()]
+    assert [r["overlap"] for r in log if "overlap" in r] == [1.0] * 4
+    assert all(math.isfinite(r["loss"]) for r in log if "loss" in r)

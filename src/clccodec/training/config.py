@@ -25,6 +25,9 @@ class TrainConfig:
     # probability that a step's references start with the bank crops of each crop's own photo (content it shares:
     # the model learns to use a good reference, as in a collection); otherwise only entries of other photos
     p_related: float = 0.0
+    # probability that a step's first reference is a ref_crop window of each crop's own photo that contains the
+    # crop (shifted off the latent grid, colour-jittered): a reference worth exploiting, as a near-duplicate is
+    p_overlap: float = 0.0
     ref_crop: int = 256
     ref_per_image: int = 2
     refresh_every: int = 1000

@@ -40,6 +40,18 @@ def load_rgb(path: Path, min_side: int, downscale_glob: str = "") -> np.ndarray:
         return np.asarray(im, dtype=np.uint8).copy()
 
 
+@dataclass(frozen=True)
+class Box:
+    """A square crop of one photo of an ImageSet, and how it is flipped."""
+
+    image: int
+    y0: int
+    x0: int
+    size: int
+    flip_h: bool
+    flip_v: bool
+
+
 @dataclass
 class ImageSet:
     names: list[str]
@@ -61,21 +73,50 @@ class ImageSet:
     def __len__(self) -> int:
         return len(self.images)
 
-    def random_crops(self, rng: np.random.Generator, n: int, size: int) -> tuple[torch.Tensor, np.ndarray]:
-        """n random crops (with random flips) as float (n, 3, size, size) in [0, 1], and their source ids."""
+    def random_boxes(self, rng: np.random.Generator, n: int, size: int) -> list[Box]:
+        """n random crop boxes (with random flips), each in a random photo."""
         src = rng.integers(0, len(self.images), n)
-        out = np.empty((n, size, size, 3), dtype=np.uint8)
-        for k, i in enumerate(src):
-            img = self.images[i]
-            y0 = rng.integers(0, img.shape[0] - size + 1)
-            x0 = rng.integers(0, img.shape[1] - size + 1)
-            c = img[y0 : y0 + size, x0 : x0 + size]
-            if rng.random() < 0.5:
+        boxes = []
+        for i in src:
+            h, w = self.images[i].shape[:2]
+            y0, x0 = int(rng.integers(0, h - size + 1)), int(rng.integers(0, w - size + 1))
+            boxes.append(Box(int(i), y0, x0, size, bool(rng.random() < 0.5), bool(rng.random() < 0.5)))
+        return boxes
+
+    def cut(self, boxes: list[Box]) -> torch.Tensor:
+        """The pixels of the boxes, flipped as they say, as float (n, 3, size, size) in [0, 1]."""
+        out = np.empty((len(boxes), boxes[0].size, boxes[0].size, 3), dtype=np.uint8)
+        for k, b in enumerate(boxes):
+            c = self.images[b.image][b.y0 : b.y0 + b.size, b.x0 : b.x0 + b.size]
+            if b.flip_h:
                 c = c[:, ::-1]
-            if rng.random() < 0.5:
+            if b.flip_v:
                 c = c[::-1]
             out[k] = c
-        return to_tensor(out), src
+        return to_tensor(out)
+
+    def random_crops(self, rng: np.random.Generator, n: int, size: int) -> tuple[torch.Tensor, np.ndarray]:
+        """n random crops (with random flips) as float (n, 3, size, size) in [0, 1], and their source ids."""
+        boxes = self.random_boxes(rng, n, size)
+        return self.cut(boxes), np.array([b.image for b in boxes])
+
+    def windows_around(self, rng: np.random.Generator, boxes: list[Box], size: int,
+                       jitter: float = 0.0) -> torch.Tensor:
+        """For each box, a `size` window of its photo that contains it, placed at random (so its content sits
+        at another offset, off the latent grid), flipped like the box, with a random per-channel gain in
+        1 +- jitter and offset in +- jitter / 3: content the crop shares, seen as a sibling photo would."""
+        wins = []
+        for b in boxes:
+            h, w = self.images[b.image].shape[:2]
+            y0 = int(rng.integers(max(0, b.y0 + b.size - size), min(b.y0, h - size) + 1))
+            x0 = int(rng.integers(max(0, b.x0 + b.size - size), min(b.x0, w - size) + 1))
+            wins.append(Box(b.image, y0, x0, size, b.flip_h, b.flip_v))
+        x = self.cut(wins)
+        if jitter:
+            gain = torch.from_numpy(rng.uniform(1 - jitter, 1 + jitter, (len(boxes), 3, 1, 1))).float()
+            off = torch.from_numpy(rng.uniform(-jitter / 3, jitter / 3, (len(boxes), 3, 1, 1))).float()
+            x = (x * gain + off).clamp_(0, 1)
+        return x
 
     def center_crop(self, i: int, size: int) -> torch.Tensor:
         img = self.images[i]

@@ -34,6 +34,7 @@ from .refbank import ReferenceBank
 __all__ = ["TrainConfig", "Trainer", "rd_loss", "train"]
 
 VAL_QUALITIES = (1.0, 3.0, 5.0, 8.0)
+OVERLAP_JITTER = 0.1  # colour gain/offset of an overlapping reference window (data.ImageSet.windows_around)
 
 
 def fast_bf16(device: torch.device) -> bool:
@@ -218,18 +219,29 @@ class Trainer:
 
     def _train_step(self) -> dict:
         cfg = self.cfg
-        x, src = self.train_set.random_crops(self.rng, cfg.batch, cfg.crop)
+        boxes = self.train_set.random_boxes(self.rng, cfg.batch, cfg.crop)
+        x, src = self.train_set.cut(boxes), np.array([b.image for b in boxes])
         x = x.to(self.device, non_blocking=True)
         x = x.contiguous(memory_format=torch.channels_last)
         q = self._sample_quality().to(self.device)
         m = 0 if self.rng.random() < cfg.p_no_refs else int(self.rng.integers(1, self.refs_max + 1))
-        # (drawn only when enabled: runs without it keep their random stream, so they resume exactly)
+        # (drawn only when enabled: runs without them keep their random stream, so they resume exactly)
         related = bool(m and cfg.p_related and self.rng.random() < cfg.p_related)
+        overlap = bool(m and cfg.p_overlap and self.rng.random() < cfg.p_overlap)
+        windows = (self.train_set.windows_around(self.rng, boxes, cfg.ref_crop, OVERLAP_JITTER).to(self.device)
+                   if overlap else None)
 
         def ref_values(y: Tensor) -> Tensor | None:
             if m == 0:
                 return None
-            return self.bank.values(self.model.value_proj, self.bank.retrieve(y, m, src, related))
+            rest = m - overlap
+            v = self.bank.values(self.model.value_proj, self.bank.retrieve(y, rest, src, related)) if rest else None
+            if windows is None:
+                return v
+            with torch.no_grad():  # like the bank's latents: the reference side gets no analysis gradient
+                lat = self.model.g_a(windows).float()
+            first = self.model.value_proj(lat).unsqueeze(1)
+            return first if v is None else torch.cat([first, v], 1)
 
         net = self.ddp or self.model
         for g in self.opt.param_groups:
@@ -249,7 +261,7 @@ class Trainer:
         if self.ema is not None:
             self._update_ema()
         return {"loss": loss.item(), "bpp": bpp.item(), "psnr": -10 * math.log10(max(mse.item(), 1e-10)),
-                "m": m, "related": float(related), "gn": float(gn), "aux": aux.item()}
+                "m": m, "related": float(related), "overlap": float(overlap), "gn": float(gn), "aux": aux.item()}
 
     @torch.no_grad()
     def validate(self) -> dict:
