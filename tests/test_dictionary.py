@@ -376,3 +376,54 @@ def test_exact_search_stands_in_for_faiss(monkeypatch):
     assert isinstance(index, retrieval.ExactSearch) and index.ntotal == 300
     d, i = index.search(queries, 5)
     assert np.array_equal(i, i_faiss) and np.allclose(d, d_faiss, rtol=1e-4, atol=1e-4)
+
+
+def test_null_prior_weighs_the_null_token_like_all_references_together():
+    from dataclasses import replace
+
+    from clccodec.model.reference import ReferenceAttention
+
+    cfg = replace(TINY, null_prior=True)
+    shares = {}
+    for prior in (False, True):
+        torch.manual_seed(0)
+        clm = ReferenceAttention(cfg.feat, cfg.ref_channels, cfg.attn_dim, cfg.ref_out, cfg.align_groups, prior)
+        with torch.no_grad():  # references that tell nothing: every logit equal
+            clm.query.weight.zero_()
+            clm.query.bias.zero_()
+            clm.null_value.fill_(1.0)
+            clm.value.weight.zero_()
+            clm.value.bias.zero_()
+        tokens = torch.randn(1, 3 * 256, cfg.ref_channels)  # M = 3 references of 16 x 16 tokens
+        with torch.no_grad():
+            shares[prior] = float(clm._attend(torch.randn(1, cfg.feat, 4, 4), tokens, 4096).mean())  # null weight
+    assert shares[False] < 0.01  # 1 null key against 768 tokens: outvoted
+    assert 0.45 < shares[True] < 0.55  # the prior's log2(768): as much weight as all of them
+
+
+def test_null_prior_model_codes_like_the_plain_one_without_references(tmp_path, image_dir, tiny_model,
+                                                                      tiny_model_path, photo_png):
+    from dataclasses import replace
+
+    from clccodec import container
+
+    net = CLCModel(replace(TINY, null_prior=True))
+    net.load_state_dict(tiny_model.state_dict())
+    path = tmp_path / "null_prior.pt"
+    save_weights(net, path)
+    model = load_weights(path)
+    assert model.cfg.null_prior and model.model_id != tiny_model.model_id  # the config is part of the id
+    d, _ = _build(image_dir, model)
+    d.save(tmp_path / "np.clcdict")
+    codec = Codec(path, dictionary=tmp_path / "np.clcdict", device="cpu")
+    plain = Codec(tiny_model_path, dictionary=False, device="cpu")
+    a = codec.encode_full(photo_png, 3.0, 0, reconstruct=True, exact=True)
+    b = plain.encode_full(photo_png, 3.0, 0, reconstruct=True, exact=True)
+    assert container.unpack(a.data).tiles == container.unpack(b.data).tiles  # M = 0: the null path is untouched
+    assert np.array_equal(a.reconstruction, b.reconstruction)
+    res = codec.encode_full(photo_png, 3.0, 3, reconstruct=True, exact=True)
+    (tmp_path / "p.clc").write_bytes(res.data)
+    r = run_clc("decode", str(tmp_path / "p.clc"), "-o", str(tmp_path / "p.png"), "--model", str(path),
+                "--dict", str(tmp_path / "np.clcdict"), "--exact")
+    assert r.returncode == 0, r.stderr.decode()
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "p.png")), res.reconstruction)

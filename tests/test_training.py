@@ -177,3 +177,16 @@ def test_training_with_overlapping_references_runs_and_logs_the_share(photos, tm
     log = [json.loads(line) for line in (tmp_path / "ovl" / "log.jsonl").read_text().splitlines()]
     assert [r["overlap"] for r in log if "overlap" in r] == [1.0] * 4
     assert all(math.isfinite(r["loss"]) for r in log if "loss" in r)
+
+
+def test_null_prior_switches_on_over_existing_weights_and_exports(photos, tmp_path, tiny_model_path):
+    from clccodec.model.weights import load_weights
+
+    cfg = _cfg(photos, tmp_path / "np", 2)
+    cfg.init, cfg.null_prior = str(tiny_model_path), True
+    train(cfg)
+    r = run_clc("export-weights", str(tmp_path / "np" / "best.pt"), "-o", str(tmp_path / "np.pt"))
+    assert r.returncode == 0, r.stderr.decode()
+    start, out = load_weights(tiny_model_path), load_weights(tmp_path / "np.pt")
+    assert not start.cfg.null_prior and out.cfg.null_prior
+    assert out.clm.null_prior and out.model_id != start.model_id

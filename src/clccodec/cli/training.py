@@ -45,6 +45,9 @@ def train(
                                              "window of each crop's own photo around it (shifted, colour-"
                                              "jittered: a near-duplicate worth exploiting); 0: never.", min=0.0,
                                              max=1.0)] = _D.p_overlap,
+    null_prior: Annotated[bool, typer.Option("--null-prior", help="Switch on the CLM's null prior (its null "
+                                             "token weighs as much as all reference tokens together); the "
+                                             "weights carry over.")] = _D.null_prior,
     val_every: Annotated[int, typer.Option("--val-every", help="Validate (held-out photos) every N steps.")]
     = _D.val_every,
     max_minutes: Annotated[float, typer.Option("--max-minutes", help="Stop with a checkpoint after this "
@@ -71,7 +74,7 @@ def train(
         run_training(TrainConfig(data=str(data), out=str(out_dir), config=config, init=str(init) if init else None,
                                  steps=steps, batch=batch, crop=crop, lr=lr, lr_decay_at=lr_decay_at,
                                  schedule=schedule, warmup=warmup, ema=ema, quality=quality, p_related=p_related,
-                                 p_overlap=p_overlap,
+                                 p_overlap=p_overlap, null_prior=null_prior,
                                  val_every=val_every, max_minutes=max_minutes, device=device, amp=amp, seed=seed,
                                  downscale_glob=downscale_glob))
 

@@ -75,7 +75,8 @@ class CLCModel(nn.Module):
         self.h_s = HyperSynthesis(cfg.Nz, cfg.hyper, cfg.feat)
         self.entropy_bottleneck = EntropyBottleneck(cfg.Nz)
         self.value_proj = ValueProjection(C, cfg.ref_channels)
-        self.clm = ReferenceAttention(cfg.feat, cfg.ref_channels, cfg.attn_dim, cfg.ref_out, cfg.align_groups)
+        self.clm = ReferenceAttention(cfg.feat, cfg.ref_channels, cfg.attn_dim, cfg.ref_out, cfg.align_groups,
+                                      cfg.null_prior)
         self.entropy = SliceEntropyModel(cfg)
         self.fusion = ReferenceFusion(C, cfg.ref_out)
         # log-gains per quality level; MSE-optimal step sizes scale like lambda^-1/2, so start there

@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 # Keys renamed since weights format 1: read under either name; model ids hash the format-1 names, so renaming a
 # field never changes an id (and never orphans a file).
 LEGACY_KEYS = {"M": "latent_channels"}
+# Fields added since: absent from older weights files, and hashed only when they differ from this value (so the
+# ids of older models do not change)
+ADDED_FIELDS = {"null_prior": False}
 
 
 @dataclass(frozen=True)
@@ -28,6 +31,9 @@ class ModelConfig:
     param_hidden: int  # hidden channels of the slice entropy-parameter networks
     slices: tuple[int, ...] = field(default_factory=tuple)
     scale_levels: int = 64  # Gaussian scale table size (CompressAI's default table)
+    # the CLM's null key gets + log2(T) on its logit with T reference tokens: it starts with the prior weight of
+    # all of them together, instead of being outvoted 1 : T (then references cost bits: docs/references.md)
+    null_prior: bool = False
 
     def __post_init__(self) -> None:
         if sum(self.slices) != self.latent_channels:
@@ -43,7 +49,8 @@ class ModelConfig:
     def id_json(self) -> str:
         """The config as the model id hashes it: sorted JSON with the format-1 key names."""
         renamed = {new: old for old, new in LEGACY_KEYS.items()}
-        return json.dumps({renamed.get(k, k): v for k, v in self.to_dict().items()}, sort_keys=True)
+        return json.dumps({renamed.get(k, k): v for k, v in self.to_dict().items()
+                           if not (k in ADDED_FIELDS and v == ADDED_FIELDS[k])}, sort_keys=True)
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":

@@ -130,6 +130,14 @@ def exp2_weights(logits: Tensor, dim: int, lut: Tensor) -> Tensor:
     return _Exp2Table.apply(logits, dim, lut)
 
 
+def log2_on_lut_grid(n: int) -> float:
+    """round(LUT_STEPS_PER_OCTAVE * log2(n)) / LUT_STEPS_PER_OCTAVE for an integer n >= 1, in integer arithmetic
+    (no device's log is involved; never a tie: n^16 is never an odd power of two)."""
+    assert LUT_STEPS_PER_OCTAVE == 8  # k = round(8 log2 n) <=> 2^(2k-1) < n^16 < 2^(2k+1)
+    m = (n**16).bit_length() - 1  # 2^m <= n^16 < 2^(m+1)
+    return ((m + 1) // 2) / LUT_STEPS_PER_OCTAVE
+
+
 def make_lut() -> Tensor:
     return torch.tensor(EXP2_LUT, dtype=torch.float64)
 

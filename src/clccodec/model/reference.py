@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .exact import exp2_weights, make_lut, q_act, qconv, round_ste
+from .exact import exp2_weights, log2_on_lut_grid, make_lut, q_act, qconv, round_ste
 
 # Dictionary values are int8 on a 2^-4 grid (value = k / 16, |k| <= 127): 1 byte per channel and token.
 VALUE_FRAC = 4
@@ -54,14 +54,16 @@ class ReferenceAttention(nn.Module):
     """CLM: cross-attention from decoder-side queries to reference tokens, then a learned local alignment.
 
     A learned *null* token is always among the keys, so the module works with M = 0 (output = the null value)
-    and can learn to ignore references that do not help. Softmax weights come from an exact integer table.
+    and can learn to ignore references that do not help; with `null_prior` its logit starts log2(T) up, as if
+    it were T tokens (else T = M x 256 reference tokens outvote it and the output is mostly their average). Softmax weights come from an exact integer table.
     The alignment predicts, per position and channel group, softmax weights over the 3x3 neighbourhood of the
     attended features (a deformable-style resampling restricted to integer offsets, so it stays exact).
     """
 
-    def __init__(self, feat: int, ref_channels: int, attn_dim: int, ref_out: int, groups: int) -> None:
+    def __init__(self, feat: int, ref_channels: int, attn_dim: int, ref_out: int, groups: int,
+                 null_prior: bool = False) -> None:
         super().__init__()
-        self.ref_out, self.groups = ref_out, groups
+        self.ref_out, self.groups, self.null_prior = ref_out, groups, null_prior
         self.query = qconv(feat, attn_dim, 1)
         self.key = qconv(ref_channels, attn_dim, 1)
         self.value = qconv(ref_channels, ref_out, 1)
@@ -84,9 +86,14 @@ class ReferenceAttention(nn.Module):
         v = torch.cat([null_v.expand(B, 1, -1), self.value(r).squeeze(-1).transpose(1, 2)], 1)
         q = self.query(feat).flatten(2).transpose(1, 2)  # (B, hw, d)
         kt = k.transpose(1, 2)
+        prior = None
+        if self.null_prior:  # on the table's 1/8 grid: the logits stay exact
+            prior = torch.zeros(k.shape[1], dtype=feat.dtype, device=feat.device)
+            prior[0] = log2_on_lut_grid(tokens.shape[1])
         outs = []
         for s in range(0, q.shape[1], chunk):  # rows are independent: chunking bounds memory, not results
-            wts = exp2_weights(q[:, s : s + chunk] @ kt * self.logit_scale, -1, self.lut)
+            logits = q[:, s : s + chunk] @ kt * self.logit_scale
+            wts = exp2_weights(logits if prior is None else logits + prior, -1, self.lut)
             outs.append(q_act((wts @ v) / wts.sum(-1, keepdim=True)))
         return torch.cat(outs, 1).transpose(1, 2).reshape(B, self.ref_out, h, w)
 

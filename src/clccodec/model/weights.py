@@ -89,15 +89,12 @@ def save_weights(model: CLCModel, path: str | Path, meta: dict | None = None, ha
 def model_from_state(cfg: ModelConfig, state: dict, grids: dict | None = None) -> CLCModel:
     """A model in eval mode from a state dict (fp16 tensors of a shipped file are widened to float32, int16
     grid integers divided back: both exactly)."""
-    grids = grids or {}
     model = CLCModel(cfg)
-
-    def widen(k: str, v: torch.Tensor) -> torch.Tensor:
-        if k in grids:
-            return v.float() / 2 ** grids[k]
-        return v.float() if v.dtype == torch.float16 else v
-
-    model.load_state_dict({k: widen(k, v) for k, v in state.items()})
+    model.load_state_dict(state)  # copy_ widens fp16 and int16 into the float32 tensors in place, exactly
+    params = dict(model.named_parameters()) | dict(model.named_buffers())
+    with torch.no_grad():
+        for k, frac in (grids or {}).items():
+            params[k].div_(2**frac)  # a power of two: exact
     return model.eval()
 
 

@@ -28,6 +28,8 @@ class TrainConfig:
     # probability that a step's first reference is a ref_crop window of each crop's own photo that contains the
     # crop (shifted off the latent grid, colour-jittered): a reference worth exploiting, as a near-duplicate is
     p_overlap: float = 0.0
+    # switch the CLM's null prior on (model config null_prior; the weights carry over: it adds no parameter)
+    null_prior: bool = False
     ref_crop: int = 256
     ref_per_image: int = 2
     refresh_every: int = 1000

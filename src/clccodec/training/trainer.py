@@ -98,6 +98,10 @@ class Trainer:
             self.model = load_weights(cfg.init).train()
         else:
             self.model = CLCModel(CONFIGS[cfg.config])
+        if cfg.null_prior and not self.model.cfg.null_prior:
+            state = self.model.state_dict()
+            self.model = CLCModel(dataclasses.replace(self.model.cfg, null_prior=True)).train()
+            self.model.load_state_dict(state)
         self.model.to(self.device)
         # channels_last: oneDNN / cuDNN convolutions run faster on it (CPU: g_a + g_s forward+backward -25 %)
         self.model.g_a.to(memory_format=torch.channels_last)
