@@ -136,7 +136,8 @@ def test_parse_qualities():
     assert runner.parse_qualities("1-8") == [1, 2, 3, 4, 5, 6, 7, 8]
     assert runner.parse_qualities("1-3:0.5,8") == [1, 1.5, 2, 2.5, 3, 8]
     assert runner.parse_qualities("4,2,2.5") == [2, 2.5, 4]
-    for bad in ("0", "9", "a", "3-1", ""):
+    assert runner.parse_qualities("0-1:0.5") == [0, 0.5, 1]  # below 1: extrapolated qualities
+    for bad in ("-1", "9", "a", "3-1", ""):
         with pytest.raises(Exception):
             runner.parse_qualities(bad)
 
