@@ -55,7 +55,8 @@ class ReferenceAttention(nn.Module):
 
     A learned *null* token is always among the keys, so the module works with M = 0 (output = the null value)
     and can learn to ignore references that do not help; with `null_prior` its logit starts log2(T) up, as if
-    it were T tokens (else T = M x 256 reference tokens outvote it and the output is mostly their average). Softmax weights come from an exact integer table.
+    it were T tokens (else T = M x 256 reference tokens outvote it and the output is mostly their average).
+    Softmax weights come from an exact integer table.
     The alignment predicts, per position and channel group, softmax weights over the 3x3 neighbourhood of the
     attended features (a deformable-style resampling restricted to integer offsets, so it stays exact).
     """
