@@ -100,7 +100,7 @@ class ImageEncoder:
                 with torch.inference_mode(False), torch.enable_grad():
                     y_r, z_r = refine_latents(self.model, self.x.clone(), y_s.clone(), q,
                                               None if codes is None else codes.clone(), plan.iterations,
-                                              self.progress)
+                                              self.progress, z=z)
                 streams_r, x_hat_r = self.model.code_latents(y_r, z_r, q, codes, True)
                 if self._cost(streams_r, q, m, x_hat_r) < cost:  # kept only if the real file is better
                     y_s, z, streams, x_hat = y_r, z_r, streams_r, x_hat_r

@@ -96,8 +96,9 @@ def _tiles(size: int) -> list[tuple[int, int, int, int]]:
 
 def refine_latents(model: CLCModel, x: Tensor, y_s: Tensor, quality: float, ref_codes: Tensor | None,
                    iterations: int, progress: Progress | None = None, seed: int = 0, lr: float | None = None,
-                   mode: str = "noise", tau_start: float = TAU_START) -> tuple[Tensor, Tensor]:
-    """Refined (y_s, z) for the padded image x (1, 3, H, W) in [0, 1], from the analysis's scaled latent y_s.
+                   mode: str = "noise", tau_start: float = TAU_START, z: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Refined (y_s, z) for the padded image x (1, 3, H, W) in [0, 1], from the analysis's scaled latent y_s
+    (and its hyper latent z, computed here if not given).
 
     Tile by tile (TILE pixels, TILE_HALO of context): the tile's latents are optimised with Adam on the relaxed
     rate-distortion loss at this quality's lambda; the model is frozen. Deterministic for a given seed.
@@ -115,7 +116,7 @@ def refine_latents(model: CLCModel, x: Tensor, y_s: Tensor, quality: float, ref_
     if ref_codes is not None and ref_codes.shape[0]:
         tokens = values_to_tokens(int8_to_values(ref_codes.clone(), torch.float32).unsqueeze(0))
     y_out = y_s.clone()
-    z_out = model._hyper_analyse(y_s).clone()
+    z_out = (model._hyper_analyse(y_s) if z is None else z).clone()
     rows, cols = _tiles(x.shape[-2]), _tiles(x.shape[-1])
     total, done = iterations * len(rows) * len(cols), 0
     gen_state = torch.random.get_rng_state()
