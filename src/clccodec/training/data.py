@@ -95,10 +95,15 @@ class ImageSet:
             out[k] = c
         return to_tensor(out)
 
+    @staticmethod
+    def sources(boxes: list[Box]) -> np.ndarray:
+        """The photo id of each box."""
+        return np.array([b.image for b in boxes])
+
     def random_crops(self, rng: np.random.Generator, n: int, size: int) -> tuple[torch.Tensor, np.ndarray]:
         """n random crops (with random flips) as float (n, 3, size, size) in [0, 1], and their source ids."""
         boxes = self.random_boxes(rng, n, size)
-        return self.cut(boxes), np.array([b.image for b in boxes])
+        return self.cut(boxes), self.sources(boxes)
 
     def windows_around(self, rng: np.random.Generator, boxes: list[Box], size: int,
                        jitter: float = 0.0) -> torch.Tensor:

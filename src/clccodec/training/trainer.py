@@ -224,7 +224,7 @@ class Trainer:
     def _train_step(self) -> dict:
         cfg = self.cfg
         boxes = self.train_set.random_boxes(self.rng, cfg.batch, cfg.crop)
-        x, src = self.train_set.cut(boxes), np.array([b.image for b in boxes])
+        x, src = self.train_set.cut(boxes), self.train_set.sources(boxes)
         x = x.to(self.device, non_blocking=True)
         x = x.contiguous(memory_format=torch.channels_last)
         q = self._sample_quality().to(self.device)
