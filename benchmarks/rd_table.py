@@ -2,6 +2,9 @@
 """Markdown tables (for README / MODEL_CARD) from a `clc eval --json` file.
 
     python benchmarks/rd_table.py benchmarks/results/kodak_rd.json > benchmarks/results/kodak_rd.md
+    python benchmarks/rd_table.py benchmarks/results/kodak_rd.json --vs benchmarks/results/norefs/kodak_rd.json
+
+With --vs, only the BD-rates of the first run against the second (same images: e.g. M = 3 against M = 0).
 """
 
 from __future__ import annotations
@@ -43,12 +46,36 @@ def render(res: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_vs(test: dict, ref: dict) -> str:
+    """BD-rates of run `test` against run `ref` (both `clc eval --json`, the same images)."""
+    from clccodec.evaluation.bd import bd_rate_result, msssim_db
+
+    if sorted(test.get("images", [])) != sorted(ref.get("images", [])):
+        raise SystemExit("rd_table.py --vs: the two runs did not encode the same images")
+    t, r = test["results"], ref["results"]
+    cells = [bd_rate_result(r["bpp"], r["psnr-rgb"], t["bpp"], t["psnr-rgb"], 1.0),
+             bd_rate_result(r["bpp"], r["psnr-rgb"], t["bpp"], t["psnr-rgb"]),
+             bd_rate_result(r["bpp"], msssim_db(r["ms-ssim-rgb"]), t["bpp"], msssim_db(t["ms-ssim-rgb"]))]
+    fmt = [f"{c.value:+.2f} %" if c.value is not None else "n/a" for c in cells]
+    return (f"BD-rate of {test['name']} against {ref['name']} ({len(test['images'])} images)\n\n"
+            "| PSNR, <= 1 bpp | PSNR, all | MS-SSIM dB, all |\n|---:|---:|---:|\n"
+            f"| {' | '.join(fmt)} |\n")
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 1:
+    vs = None
+    if len(argv) == 3 and argv[1] == "--vs":
+        vs = argv[2]
+    elif len(argv) != 1:
         print(__doc__.strip(), file=sys.stderr)
         return 2
     with open(argv[0]) as fh:
-        sys.stdout.write(render(json.load(fh)))
+        res = json.load(fh)
+    if vs is None:
+        sys.stdout.write(render(res))
+    else:
+        with open(vs) as fh:
+            sys.stdout.write(render_vs(res, json.load(fh)))
     return 0
 
 
