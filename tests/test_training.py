@@ -190,3 +190,22 @@ def test_null_prior_switches_on_over_existing_weights_and_exports(photos, tmp_pa
     start, out = load_weights(tiny_model_path), load_weights(tmp_path / "np.pt")
     assert not start.cfg.null_prior and out.cfg.null_prior
     assert out.clm.null_prior and out.model_id != start.model_id
+
+
+def test_train_only_moves_just_the_named_modules(photos, tmp_path, tiny_model_path):
+    cfg = _cfg(photos, tmp_path / "only", 3)
+    cfg.init, cfg.train_only, cfg.p_no_refs = str(tiny_model_path), "clm,value_proj", 0.0
+    train(cfg)
+    start, after = _weights_of(tiny_model_path), _weights(tmp_path / "only" / "last.pt")
+    moved = {k.split(".")[0] for k in after if not torch.equal(start[k].float(), after[k].float())}
+    assert moved and moved <= {"clm", "value_proj", "entropy_bottleneck"}, moved
+    assert "clm" in moved
+    cfg.train_only, cfg.out = "clm,nonsense", str(tmp_path / "bad")
+    with pytest.raises(ValueError, match="--train-only: no module 'nonsense'"):
+        train(cfg)
+
+
+def _weights_of(weights_file: Path) -> dict:
+    from clccodec.model.weights import load_weights
+
+    return {k: v.detach() for k, v in load_weights(weights_file).state_dict().items()}

@@ -48,6 +48,9 @@ def train(
     null_prior: Annotated[bool, typer.Option("--null-prior", help="Switch on the CLM's null prior (its null "
                                              "token weighs as much as all reference tokens together); the "
                                              "weights carry over.")] = _D.null_prior,
+    train_only: Annotated[str, typer.Option("--train-only", help="Train only these modules of the model, "
+                                            "comma-separated (e.g. clm,value_proj,fusion,entropy: the reference "
+                                            "path, transforms frozen); '' trains everything.")] = _D.train_only,
     val_every: Annotated[int, typer.Option("--val-every", help="Validate (held-out photos) every N steps.")]
     = _D.val_every,
     max_minutes: Annotated[float, typer.Option("--max-minutes", help="Stop with a checkpoint after this "
@@ -74,7 +77,7 @@ def train(
         run_training(TrainConfig(data=str(data), out=str(out_dir), config=config, init=str(init) if init else None,
                                  steps=steps, batch=batch, crop=crop, lr=lr, lr_decay_at=lr_decay_at,
                                  schedule=schedule, warmup=warmup, ema=ema, quality=quality, p_related=p_related,
-                                 p_overlap=p_overlap, null_prior=null_prior,
+                                 p_overlap=p_overlap, null_prior=null_prior, train_only=train_only,
                                  val_every=val_every, max_minutes=max_minutes, device=device, amp=amp, seed=seed,
                                  downscale_glob=downscale_glob))
 

@@ -30,6 +30,9 @@ class TrainConfig:
     p_overlap: float = 0.0
     # switch the CLM's null prior on (model config null_prior; the weights carry over: it adds no parameter)
     null_prior: bool = False
+    # train only the parameters under these top-level modules of CLCModel (e.g. "clm,value_proj,fusion,entropy":
+    # a quick pass on the reference path with the transforms frozen); "" trains everything
+    train_only: str = ""
     ref_crop: int = 256
     ref_per_image: int = 2
     refresh_every: int = 1000

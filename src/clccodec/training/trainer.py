@@ -107,7 +107,8 @@ class Trainer:
         self.model.g_a.to(memory_format=torch.channels_last)
         self.model.g_s.to(memory_format=torch.channels_last)
         aux = {id(self.model.entropy_bottleneck.quantiles)}  # CompressAI's auxiliary (CDF range) parameter
-        main_params = [p for p in self.model.parameters() if id(p) not in aux]
+        self._freeze_all_but(cfg.train_only)
+        main_params = [p for p in self.model.parameters() if id(p) not in aux and p.requires_grad]
         aux_params = [p for p in self.model.parameters() if id(p) in aux]
         self.main_params = main_params
         self.opt = torch.optim.Adam(main_params, lr=cfg.lr, foreach=True)
@@ -121,6 +122,19 @@ class Trainer:
         self.val_step = -1  # the step last validated: the final step is always validated, exactly once
         self.bank_g_a: dict | None = None
         self._resume()
+
+    def _freeze_all_but(self, modules: str) -> None:
+        """Only the parameters of these top-level modules (comma-separated names) learn; '' leaves all."""
+        names = [m.strip() for m in modules.split(",") if m.strip()]
+        if not names:
+            return
+        known = {n for n, _ in self.model.named_children()} | {n for n, _ in self.model.named_parameters()}
+        unknown = [n for n in names if n not in known]
+        if unknown:
+            raise ValueError(f"--train-only: no module '{unknown[0]}' in the model (known: "
+                             f"{', '.join(sorted(n for n, _ in self.model.named_children()))})")
+        for n, p in self.model.named_parameters():
+            p.requires_grad_(n.split(".")[0] in names or n == "entropy_bottleneck.quantiles")
 
     # -- checkpoints -------------------------------------------------------------------------------------------
 
