@@ -38,7 +38,7 @@ class Release:
 RELEASED_MODELS = (
     Release("8ce8796450724e5c", "v2", "0.1.0", "7612c6d", "models/clc-full.pt", "ecb6f56fda39ba6f", "dictionaries/default.clcdict"),
     Release("02cc9cca9ee501be", "v3", "0.1.0", "491d13b", "models/clc-full.pt", "51683e4c6944463d", "dictionaries/default.clcdict"),
-    Release("b42cc3d3b8be2c8f", "v4", "0.2.0", "", "src/clccodec/shipped/clc-full.pt", "94d7b565ccd68d1d",
+    Release("b42cc3d3b8be2c8f", "v4", "0.2.0", "e5668d5", "src/clccodec/shipped/clc-full.pt", "94d7b565ccd68d1d",
             "src/clccodec/shipped/default.clcdict"),
 )
 
