@@ -8,6 +8,10 @@ dictionary, for the same weights without and with `null_prior`; and the attentio
 
     python benchmarks/null_prior.py --model src/clccodec/shipped/clc-full.pt \
         --dict src/clccodec/shipped/default.clcdict --limit 6 --json benchmarks/results/refs/null_prior_v3.json
+
+`--self` replaces the dictionary by the ideal reference: the image's own value tokens (value_proj(g_a(x)) on the
+int8 grid, one reference of the image's size), i.e. at every position the token that describes it. What the
+CLM gains from that bounds what any reference can give it.
 """
 
 from __future__ import annotations
@@ -66,23 +70,30 @@ def null_share(model: CLCModel, x: torch.Tensor, values: torch.Tensor, q: float)
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True)
-    ap.add_argument("--dict", required=True, help="a .clcdict built for --model")
+    ap.add_argument("--dict", help="a .clcdict built for --model (or --self)")
+    ap.add_argument("--self", dest="self_ref", action="store_true", help="the image's own tokens as its reference")
     ap.add_argument("--data", default=str(REPO.parent / "shared" / "data" / "train"))
     ap.add_argument("--limit", type=int, default=6)
     ap.add_argument("--refs", type=int, default=3)
     ap.add_argument("--quality", type=float, nargs="+", default=[1.0, 3.0, 5.0])
     ap.add_argument("--json")
     args = ap.parse_args()
+    if not args.self_ref and not args.dict:
+        ap.error("give --dict or --self")
 
     base = load_weights(args.model)
     models = {False: with_null_prior(base, False), True: with_null_prior(base, True)}
-    d = ReferenceDictionary.load(args.dict)
+    d = None if args.self_ref else ReferenceDictionary.load(args.dict)
     val = [p for p in training_images(args.data) if is_validation(p, 0.05)][: args.limit]
     rows = []
     for p in val:
         x = pad_to_multiple(to_tensor(load_image(p).pixels), PAD_MULTIPLE)
-        idx = d.retrieve(base, x, args.refs)
-        values = int8_to_values(d.values(idx).clone(), torch.float32).unsqueeze(0)
+        if d is None:
+            with torch.no_grad():
+                values = base.reference_values(x).unsqueeze(1)  # (1, 1, C, h, w), on the int8 grid
+        else:
+            idx = d.retrieve(base, x, args.refs)
+            values = int8_to_values(d.values(idx).clone(), torch.float32).unsqueeze(0)
         for q in args.quality:
             b0, p0 = rate_psnr(models[False], x, None, q)
             for prior, m in models.items():
@@ -90,7 +101,8 @@ def main() -> int:
                 rows.append({"image": p.name, "quality": q, "null_prior": prior, "bits_vs_m0_pct": 100 * (b / b0 - 1),
                              "dpsnr_vs_m0": ps - p0, "null_share": null_share(m, x, values, q)})
         print(p.name, flush=True)
-    print(f"\n{len(val)} validation photos, M = {args.refs} vs M = 0 (likelihood bits, same weights)")
+    what = "the image's own tokens" if d is None else f"M = {args.refs}"
+    print(f"\n{len(val)} validation photos, {what} vs M = 0 (likelihood bits, same weights)")
     print("| quality | null prior | bits vs M = 0 | PSNR vs M = 0 dB | null token's weight |")
     print("|---:|---|---:|---:|---:|")
     summary = []
@@ -102,7 +114,8 @@ def main() -> int:
             print(f"| {q:g} | {'on' if prior else 'off'} | {s['bits_vs_m0_pct']:+.2f} % | {s['dpsnr_vs_m0']:+.3f} | "
                   f"{s['null_share']:.3f} |")
     if args.json:
-        Path(args.json).write_text(json.dumps({"model": args.model, "dict": args.dict, "refs": args.refs,
+        Path(args.json).write_text(json.dumps({"model": args.model, "dict": args.dict,
+                                               "refs": "self" if d is None else args.refs,
                                                "summary": summary, "rows": rows}, indent=1))
     return 0
 
