@@ -21,9 +21,9 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from clccodec.imageio import load_image, to_tensor  # noqa: E402
 from clccodec.model.weights import load_weights  # noqa: E402
-from clccodec.training.data import is_validation, training_images  # noqa: E402
+from clccodec.training.config import TrainConfig  # noqa: E402
+from clccodec.training.data import ImageSet  # noqa: E402
 from clccodec.training.trainer import rd_loss  # noqa: E402
 
 
@@ -45,13 +45,10 @@ def main() -> int:
     model = load_weights(args.model).train()
     for p in model.parameters():
         p.requires_grad_(True)
-    crops = []
-    for path in [p for p in training_images(args.data) if is_validation(p, 0.05)][: args.limit]:
-        px = load_image(path).pixels
-        y0, x0 = (px.shape[0] - 256) // 2, (px.shape[1] - 256) // 2
-        crops.append(to_tensor(px[y0 : y0 + 256, x0 : x0 + 256]))
-    x = torch.cat(crops)
-    q = torch.full((len(crops),), args.quality)
+    cfg = TrainConfig()  # the trainer's validation photos and crops
+    val = ImageSet.load(args.data, "val", cfg.val_fraction, cfg.val_crop, cfg.downscale_glob)
+    x = torch.cat([val.center_crop(i, cfg.val_crop) for i in range(min(args.limit, len(val)))])
+    q = torch.full((x.shape[0],), args.quality)
     with torch.no_grad():
         values = model.reference_values(x).unsqueeze(1)
     loss, bpp, _ = rd_loss(model(x, q, values), x, q)
@@ -64,7 +61,7 @@ def main() -> int:
             s[1] += float(p.detach().float().pow(2).sum())
     rows = [{"module": k, "grad": g**0.5, "weight": w**0.5, "ratio": (g / w) ** 0.5 if w else 0.0}
             for k, (g, w) in sums.items()]
-    print(f"{len(crops)} crops, q {args.quality:g}, own tokens as the reference: loss {loss.item():.4f}, "
+    print(f"{x.shape[0]} crops, q {args.quality:g}, own tokens as the reference: loss {loss.item():.4f}, "
           f"bpp {bpp.item():.4f}")
     print("| module | gradient norm | weight norm | ratio |\n|---|---:|---:|---:|")
     for r in rows:

@@ -107,7 +107,7 @@ class Trainer:
         self.model.g_a.to(memory_format=torch.channels_last)
         self.model.g_s.to(memory_format=torch.channels_last)
         aux = {id(self.model.entropy_bottleneck.quantiles)}  # CompressAI's auxiliary (CDF range) parameter
-        self._freeze_all_but(cfg.train_only)
+        self._freeze_all_but(cfg.train_only, keep=aux)
         main_params = [p for p in self.model.parameters() if id(p) not in aux and p.requires_grad]
         aux_params = [p for p in self.model.parameters() if id(p) in aux]
         self.main_params = main_params
@@ -123,18 +123,18 @@ class Trainer:
         self.bank_g_a: dict | None = None
         self._resume()
 
-    def _freeze_all_but(self, modules: str) -> None:
-        """Only the parameters of these top-level modules (comma-separated names) learn; '' leaves all."""
-        names = [m.strip() for m in modules.split(",") if m.strip()]
+    def _freeze_all_but(self, modules: str, keep: set[int]) -> None:
+        """Only the parameters of these top-level modules or parameters (comma-separated names), and those in
+        `keep` (ids), learn; '' leaves every parameter learning."""
+        names = {m.strip() for m in modules.split(",") if m.strip()}
         if not names:
             return
-        known = {n for n, _ in self.model.named_children()} | {n for n, _ in self.model.named_parameters()}
-        unknown = [n for n in names if n not in known]
+        top = {n.split(".")[0] for n, _ in self.model.named_parameters()}
+        unknown = sorted(names - top)
         if unknown:
-            raise ValueError(f"--train-only: no module '{unknown[0]}' in the model (known: "
-                             f"{', '.join(sorted(n for n, _ in self.model.named_children()))})")
+            raise ValueError(f"--train-only: no module '{unknown[0]}' in the model (known: {', '.join(sorted(top))})")
         for n, p in self.model.named_parameters():
-            p.requires_grad_(n.split(".")[0] in names or n == "entropy_bottleneck.quantiles")
+            p.requires_grad_(n.split(".")[0] in names or id(p) in keep)
 
     # -- checkpoints -------------------------------------------------------------------------------------------
 
