@@ -91,7 +91,7 @@ def test_existing_output_needs_force(workdir, tiny_model_path):
 
 
 def test_outputs_get_the_usual_file_mode(workdir, tiny_model_path):
-    # atomic writes go through mkstemp (mode 0600); finished files must get 0666 minus the umask like any tool's
+    # atomic writes go through a temporary file (mode 0600); finished files must get 0666 minus the umask like any tool's
     umask = os.umask(0o022)
     os.umask(umask)
     assert clc(workdir, tiny_model_path, "encode", "photo.png").returncode == 0
@@ -151,3 +151,26 @@ def test_sigint_during_a_batch_leaves_only_complete_files(workdir, tiny_model_pa
     assert all(f.suffix == ".clc" and not f.name.startswith(".") for f in written)
     for f in written:
         container.unpack(f.read_bytes())  # complete and valid, or this raises
+
+
+@pytest.mark.parametrize("when", ["created", "written", "renamed"])
+def test_an_interrupt_at_any_step_of_an_atomic_write_leaves_no_temporary(tmp_path, monkeypatch, when):
+    """Ctrl-C lands between bytecodes, even right after the call that creates the temporary file returns: the
+    destination is absent or complete, and no .part file stays behind (the batch test above hit this race)."""
+    from clccodec import fileio
+
+    real = {"created": os.open, "written": os.chmod, "renamed": os.replace}[when]
+
+    def then_interrupt(*args, **kwargs):
+        real(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fileio.os, {"created": "open", "written": "chmod", "renamed": "replace"}[when],
+                        then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        fileio.write_atomic(tmp_path / "out.clc", b"payload")
+    monkeypatch.undo()
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == (["out.clc"] if when == "renamed" else []), left
+    if left:
+        assert (tmp_path / "out.clc").read_bytes() == b"payload"

@@ -4,15 +4,15 @@ read_bytes: every input file (images, .clc files, dictionaries) is read through 
 directory path gives the same one-line message everywhere, as the caller's error type.
 
 write_atomic: a temporary file in the destination folder, renamed into place when complete. A reader (or an
-interrupted run) never sees a partial file at the destination. mkstemp creates its file with mode 0600; the
-finished file gets the mode a plain open() would give (0666 minus the umask), as users of cwebp or cjxl expect
+interrupted run) never sees a partial file at the destination. The temporary file is created with mode 0600;
+the finished file gets the mode a plain open() would give (0666 minus the umask), as users of cwebp or cjxl expect
 of their outputs.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from pathlib import Path
 
 from .errors import ClcError, UsageError
@@ -42,13 +42,32 @@ def write_atomic(path: str | Path, data: bytes, force: bool = False) -> None:
     path = Path(path)
     if path.exists() and not force:
         raise UsageError(f"{path} exists (use --force to overwrite)")
-    fd, tmp = tempfile.mkstemp(dir=path.parent or ".", prefix=f".{path.name}.", suffix=".part")
+    # The name is bound before the file exists, so an interrupt (Ctrl-C) at any point, even inside the call that
+    # creates it, still finds and removes it; mkstemp returns the name only after creating the file.
+    for _ in range(100):
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.part"
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            break
+        except FileExistsError:
+            continue
+        except BaseException:
+            _remove(tmp)
+            raise
+    else:
+        raise UsageError(f"{path}: cannot create a temporary file beside it")
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        _remove(tmp)
         raise
+
+
+def _remove(tmp: Path) -> None:
+    try:
+        os.unlink(tmp)
+    except FileNotFoundError:
+        pass
