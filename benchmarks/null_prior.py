@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import dataclasses
 import json
 import math
 import sys
@@ -38,12 +37,6 @@ from clccodec.model.weights import load_weights  # noqa: E402
 from clccodec.training.data import is_validation, training_images  # noqa: E402
 
 
-def with_null_prior(model: CLCModel, on: bool) -> CLCModel:
-    m = CLCModel(dataclasses.replace(model.cfg, null_prior=on))
-    m.load_state_dict(model.state_dict())
-    return m.eval()
-
-
 @torch.no_grad()
 def rate_psnr(model: CLCModel, x: torch.Tensor, values: torch.Tensor | None, q: float) -> tuple[float, float]:
     out = model(x, torch.tensor([q]), values)
@@ -55,16 +48,16 @@ def rate_psnr(model: CLCModel, x: torch.Tensor, values: torch.Tensor | None, q: 
 @torch.no_grad()
 def null_share(model: CLCModel, x: torch.Tensor, values: torch.Tensor, q: float) -> float:
     """The null token's mean attention weight: the CLM's attention with null value 1 and token values 0 outputs
-    exactly that weight at every position."""
-    gain, _ = model.gains(torch.tensor([q]))
-    z = model.h_a(model.g_a(x) * gain)
-    med = model._z_medians()
-    feat = model.h_s(torch.round(z - med) + med)
+    exactly that weight at every position (its query sees what the decoder's does: F_h and, with
+    query_slices, the first decoded slices)."""
+    out = model(x, torch.tensor([q]), values)
     probe = copy.deepcopy(model.clm)
     probe.null_value.fill_(1.0)
     probe.value.weight.zero_()
     probe.value.bias.zero_()
-    return float(probe._attend(feat, values_to_tokens(values), 4096).mean())
+    k = model.cfg.query_channels
+    decoded = out["y_hat_s"][:, :k] if k else None
+    return float(probe._attend(out["feat"], values_to_tokens(values), 4096, decoded).mean())
 
 
 def main() -> int:
@@ -82,7 +75,7 @@ def main() -> int:
         ap.error("give --dict or --self")
 
     base = load_weights(args.model)
-    models = {False: with_null_prior(base, False), True: with_null_prior(base, True)}
+    models = {on: base.reconfigured(null_prior=on).eval() for on in (False, True)}
     d = None if args.self_ref else ReferenceDictionary.load(args.dict)
     val = [p for p in training_images(args.data) if is_validation(p, 0.05)][: args.limit]
     rows = []

@@ -100,7 +100,7 @@ def main() -> None:
             feat = model.h_s(z_hat).detach()
             tokens = values_to_tokens(refs).detach()
             y_a = model.clm(feat, tokens).detach()
-            y_hat_s, _ = model.entropy(y_s, feat, y_a)
+            y_hat_s, _, _ = model.entropy(y_s, feat, y_a)
 
         def run(f):
             def go():

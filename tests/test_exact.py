@@ -1,5 +1,8 @@
 """The probability path is exact: results do not depend on threads, chunking or batch composition."""
 
+import dataclasses
+
+import pytest
 import torch
 
 from clccodec.model.codec import CLCModel
@@ -8,9 +11,9 @@ from clccodec.model.exact import A_FRAC
 from clccodec.model.weights import prepare_for_export
 
 
-def make_model():
+def make_model(cfg=TINY):
     torch.manual_seed(7)
-    m = CLCModel(TINY)
+    m = CLCModel(cfg)
     prepare_for_export(m)
     return m.eval()
 
@@ -62,15 +65,17 @@ def test_entropy_parameters_are_identical_in_float64_whatever_the_summation_orde
     assert torch.equal(ref, out)
 
 
-def test_banded_coding_gives_the_same_bytes_and_pixels(monkeypatch):
+@pytest.mark.parametrize("query_slices", [0, 1])
+def test_banded_coding_gives_the_same_bytes_and_pixels(monkeypatch, query_slices):
     """Very large images are coded band by band (bands.py). Forcing tiny bands on a small image must give the
-    same bytes (the probability path is exact, whatever the band) and the same pixels (so is the synthesis)."""
+    same bytes (the probability path is exact, whatever the band) and the same pixels (so is the synthesis).
+    With query_slices the CLM runs later, its 3x3 query on decoded slices: its halo must cover that too."""
     from clccodec.imageio import pad_to_multiple, to_tensor
     from clccodec.model import codec as codec_mod
 
     from .conftest import synthetic_photo
 
-    m = make_model()
+    m = make_model(dataclasses.replace(TINY, query_slices=query_slices))
     x = pad_to_multiple(to_tensor(synthetic_photo(300, 200)), 64)
     refs = torch.randint(-60, 60, (3, TINY.ref_channels, 16, 16), dtype=torch.int8)
     whole, rec_whole = m.compress(x, 3.5, refs, reconstruct=True, exact=True)
@@ -158,3 +163,35 @@ def test_fused_regridding_rounds_like_the_formula():
             with torch.enable_grad():
                 plain = to_grid(x, frac, bound)
             assert torch.equal(fused, plain.detach())
+
+
+def test_late_references_leave_the_first_slices_alone_and_warm_start_exactly():
+    """query_slices = 1: the first slice is coded without references (its string is the M = 0 one), the rest
+    with them; converting weights without it (reconfigured) keeps the CLM's output as it was and M = 0 files
+    byte for byte."""
+    from clccodec.imageio import pad_to_multiple, to_tensor
+
+    from .conftest import synthetic_photo
+
+    m0 = make_model()
+    m1 = m0.reconfigured(query_slices=1).eval()
+    assert m1.cfg.query_slices == 1 and m1.clm.query.kernel_size == (3, 3)
+    x = pad_to_multiple(to_tensor(synthetic_photo(130, 190)), 64)
+    refs = torch.randint(-60, 60, (3, TINY.ref_channels, 16, 16), dtype=torch.int8)
+    none0, _ = m0.compress(x, 4.0)
+    none1, _ = m1.compress(x, 4.0)
+    assert none1 == none0
+    with_refs, rec = m1.compress(x, 4.0, refs, reconstruct=True, exact=True)
+    assert with_refs.slices[0] == none1.slices[0]
+    assert torch.equal(m1.decompress(with_refs, (130, 190), 4.0, refs, exact=True), rec)
+    with torch.no_grad():
+        z_hat = (torch.randint(-6, 7, (1, TINY.Nz, 3, 4)) + 0.37).double()
+        tokens = m0._tokens(refs)
+        _, y_a0, late0 = m0._decoder_context(z_hat, tokens)
+        _, early, late1 = m1._decoder_context(z_hat, tokens)
+        decoded = torch.randn(1, TINY.slices[0], 12, 16).double()
+        assert late0 is None and torch.equal(late1(decoded), y_a0)  # the new query inputs start at zero
+        assert not torch.equal(y_a0, early)  # the later slices do see the references
+        assert torch.equal(early, m1._decoder_context(z_hat, None)[1])  # the first slice: the M = 0 context
+    with pytest.raises(ValueError, match="query_slices can only be set"):
+        m1.reconfigured(query_slices=0)

@@ -33,7 +33,7 @@ def test_probability_path_is_bit_identical_on_gpu_and_cpu(tiny_model_path):
     outs = []
     for m, dev in ((m_cpu, "cpu"), (m_gpu, "cuda")):
         with torch.no_grad(), exact_mode(torch.device(dev)):
-            feat, y_a = m._decoder_context(z_hat.to(dev), m._tokens(codes.to(dev)))
+            feat, y_a, _ = m._decoder_context(z_hat.to(dev), m._tokens(codes.to(dev)))
         outs.append((feat.cpu(), y_a.cpu()))
     assert torch.equal(outs[0][0], outs[1][0]) and torch.equal(outs[0][1], outs[1][1])
 

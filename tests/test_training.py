@@ -209,3 +209,26 @@ def _weights_of(weights_file: Path) -> dict:
     from clccodec.model.weights import load_weights
 
     return {k: v.detach() for k, v in load_weights(weights_file).state_dict().items()}
+
+
+def test_late_references_and_the_matching_loss_train_and_export(photos, tmp_path, tiny_model_path):
+    """--query-slices over existing weights plus --match-weight: the matching loss is logged, trains the CLM's
+    query (its new inputs leave zero), and the exported weights carry the setting and code an image."""
+    from clccodec import Codec
+
+    cfg = _cfg(photos, tmp_path / "late", 3)
+    cfg.init, cfg.query_slices, cfg.match_weight, cfg.p_no_refs = str(tiny_model_path), 1, 1.0, 0.0
+    train(cfg)
+    logs = [json.loads(line) for line in (tmp_path / "late" / "log.jsonl").read_text().splitlines()]
+    matches = [r["match"] for r in logs if "match" in r]
+    assert len(matches) == 3 and all(math.isfinite(v) and v > 0 for v in matches)
+    after = _weights(tmp_path / "late" / "last.pt")
+    feat = _weights_of(tiny_model_path)["clm.query.weight"].shape[1]
+    assert after["clm.query.weight"][:, feat:].abs().sum() > 0  # the decoded slices' weights moved off zero
+    r = run_clc("export-weights", str(tmp_path / "late" / "best.pt"), "-o", str(tmp_path / "late.pt"))
+    assert r.returncode == 0, r.stderr.decode()
+    codec = Codec(tmp_path / "late.pt", dictionary=False)
+    assert codec.model.cfg.query_slices == 1
+    img = synthetic_photo(70, 90, seed=3)
+    res = codec.encode_full(img, quality=3, refs=0, reconstruct=True, exact=True)
+    assert np.array_equal(codec.decode_pixels(res.data, exact=True)[0], res.reconstruction)

@@ -71,7 +71,7 @@ def decompress_prefix(model: CLCModel, streams: TileStreams, size: tuple[int, in
     z_hat = model.entropy_bottleneck.decompress([padded(streams.hyper, model.cfg.Nz * math.prod(z_shape))],
                                                 z_shape)
     with exact_mode(device):
-        feat, y_a = model._decoder_context(z_hat.double(), model._tokens(ref_codes))
-        y_hat_s = model.entropy._code(feat, y_a, model._latent_band(feat.shape[-1]),
-                                      fill_symbols(model, streams.slices, detail, seed))
+        feat, y_a, late = model._decoder_context(z_hat.double(), model._tokens(ref_codes))
+        y_hat_s, y_a = model.entropy._code(feat, y_a, late, model._latent_band(feat.shape[-1]),
+                                           fill_symbols(model, streams.slices, detail, seed))
     return model._reconstruct(y_hat_s, y_a, quality, exact)  # picks its own mode (exact_mode for the exact one)

@@ -75,8 +75,8 @@ def _relaxed_rd(model: CLCModel, x: Tensor, y_s: Tensor, z: Tensor, lam: float, 
     z_lik, z_hat = _relax(z - med, tau, mode)
     z_hat = z_hat + med
     bits = -torch.log2(_z_likelihood(model, z_lik + med)).sum()
-    feat, y_a = model._decoder_context(z_hat, tokens)
-    y_hat, y_lik = model.entropy(y_s, feat, y_a, relax=lambda r: _relax(r, tau, mode))
+    feat, y_a, late = model._decoder_context(z_hat, tokens)
+    y_hat, y_lik, y_a = model.entropy(y_s, feat, y_a, late, relax=lambda r: _relax(r, tau, mode))
     bits = bits - torch.log2(y_lik).sum()
     # channels_last: oneDNN's faster convolution layout on CPU (about -20 % per iteration)
     x_hat = model._synthesize(y_hat.contiguous(memory_format=torch.channels_last),

@@ -48,6 +48,14 @@ def train(
     null_prior: Annotated[bool, typer.Option("--null-prior", help="Switch on the CLM's null prior (its null "
                                              "token weighs as much as all reference tokens together); the "
                                              "weights carry over.")] = _D.null_prior,
+    query_slices: Annotated[Optional[int], typer.Option("--query-slices", help="Run the CLM after this many "
+                                                        "slices are decoded, its query seeing them (weights "
+                                                        "without it carry over) [default: the model's own]",
+                                                        min=0, show_default=False)] = _D.query_slices,
+    match_weight: Annotated[float, typer.Option("--match-weight", help="Weight of the CLM's contrastive "
+                                                "matching loss (teaches its query and key to find a "
+                                                "position's content among the tokens); 0: off.", min=0.0)]
+    = _D.match_weight,
     train_only: Annotated[str, typer.Option("--train-only", help="Train only these modules of the model, "
                                             "comma-separated (e.g. clm,value_proj,fusion,entropy: the reference "
                                             "path, transforms frozen); '' trains everything.")] = _D.train_only,
@@ -77,7 +85,8 @@ def train(
         run_training(TrainConfig(data=str(data), out=str(out_dir), config=config, init=str(init) if init else None,
                                  steps=steps, batch=batch, crop=crop, lr=lr, lr_decay_at=lr_decay_at,
                                  schedule=schedule, warmup=warmup, ema=ema, quality=quality, p_related=p_related,
-                                 p_overlap=p_overlap, null_prior=null_prior, train_only=train_only,
+                                 p_overlap=p_overlap, null_prior=null_prior, query_slices=query_slices,
+                                 match_weight=match_weight, train_only=train_only,
                                  val_every=val_every, max_minutes=max_minutes, device=device, amp=amp, seed=seed,
                                  downscale_glob=downscale_glob))
 

@@ -1,7 +1,7 @@
 """The CLC model: one network for every rate, conditioned on dictionary references.
 
     x --g_a--> y --*gain(q)--> y_s --h_a--> z --EB--> z_hat --h_s--> F_h
-    reference codes (int8 dictionary values, fetched by index) + F_h --CLM--> y_a
+    reference codes (int8 dictionary values, fetched by index) + F_h (+ first query_slices of y_hat_s) --CLM--> y_a
     slices of y_s coded with (mu, scale) from [F_h, y_a, earlier slices] (+ LRP)  -> y_hat_s
     y_hat = y_hat_s * inv_gain(q) --CLS(y_a)--> g_s --> x_hat
 
@@ -15,6 +15,7 @@ and the decoder never runs it. Training runs every part in float32 (the exact pa
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from collections.abc import Callable
 
@@ -26,7 +27,7 @@ from ..container import TileStreams
 from ..quality import LAMBDAS, interpolate_log_table
 from .bands import band_rows, map_bands
 from .config import ModelConfig
-from .entropy import SliceEntropyModel, padded
+from .entropy import Late, SliceEntropyModel, padded
 from .entropy import scale_table as gaussian_scale_table
 from .exact import exact_mode, round_ste
 from .reference import (
@@ -76,7 +77,7 @@ class CLCModel(nn.Module):
         self.entropy_bottleneck = EntropyBottleneck(cfg.Nz)
         self.value_proj = ValueProjection(C, cfg.ref_channels)
         self.clm = ReferenceAttention(cfg.feat, cfg.ref_channels, cfg.attn_dim, cfg.ref_out, cfg.align_groups,
-                                      cfg.null_prior)
+                                      cfg.null_prior, cfg.query_channels)
         self.entropy = SliceEntropyModel(cfg)
         self.fusion = ReferenceFusion(C, cfg.ref_out)
         # log-gains per quality level; MSE-optimal step sizes scale like lambda^-1/2, so start there
@@ -108,11 +109,18 @@ class CLCModel(nn.Module):
         """Latent rows per band for a latent `width` wide (a multiple of 4: h_s and h_a change scale by 4)."""
         return band_rows(width, LATENT_BAND, 4, 4)
 
-    def _decoder_context(self, z_hat: Tensor, tokens: Tensor | None) -> tuple[Tensor, Tensor]:
+    def _decoder_context(self, z_hat: Tensor, tokens: Tensor | None) -> tuple[Tensor, Tensor, Late | None]:
+        """F_h, the reference features y_a the first slices see and, when the CLM's query waits for decoded
+        slices (query_slices), the function that computes the y_a of the later ones from them."""
         band = self._latent_band(4 * z_hat.shape[-1])
         feat = map_bands(self.h_s, z_hat, band // 4, halo=3, up=4)  # radius < 2 z rows
+        if self.cfg.query_slices and tokens is not None:
+            early = map_bands(lambda f: self.clm(f, None), feat, band, halo=2)  # no references yet
+            # radius 2: the 3x3 query, then the alignment's 3x3
+            return feat, early, lambda decoded: map_bands(lambda f, d: self.clm(f, tokens, decoded=d),
+                                                          [feat, decoded], band, halo=2)
         y_a = map_bands(lambda f: self.clm(f, tokens), feat, band, halo=2)  # alignment: radius 1
-        return feat, y_a
+        return feat, y_a, None
 
     def analyse(self, x: Tensor) -> Tensor:
         """The latent y = g_a(x) of a padded image (1, 3, H, W), band by band (whole up to PIXEL_BAND pixels)."""
@@ -171,10 +179,40 @@ class CLCModel(nn.Module):
         tokens = values_to_tokens(values) if values is not None and values.shape[1] else None
         # the probability path trains in float32 even under autocast: its fake quantisation needs the precision
         with torch.autocast(x.device.type, enabled=False):
-            feat, y_a = self._decoder_context(z_hat.float(), tokens)
-            y_hat_s, y_lik = self.entropy(y_s.float(), feat, y_a)
+            feat, y_a, late = self._decoder_context(z_hat.float(), tokens)
+            y_hat_s, y_lik, y_a = self.entropy(y_s.float(), feat, y_a, late)
         x_hat = self._synthesize(y_hat_s, y_a, inv_gain)
-        return {"x_hat": x_hat, "likelihoods": {"y": y_lik, "z": z_lik}, "y": y}
+        return {"x_hat": x_hat, "likelihoods": {"y": y_lik, "z": z_lik}, "y": y, "feat": feat, "y_hat_s": y_hat_s}
+
+    def match_loss(self, out: dict) -> Tensor:
+        """The CLM's contrastive matching loss (ReferenceAttention.match_loss) on a forward pass's output: the
+        query sees what a decoder would (F_h and the first query_slices slices), the keys the batch's own
+        value tokens. Only the query and key learn from it."""
+        k = self.cfg.query_channels
+        query_in = torch.cat([out["feat"], out["y_hat_s"][:, :k].float()], 1) if k else out["feat"]
+        with torch.no_grad():
+            own = self.value_proj(out["y"].float())
+        return self.clm.match_loss(query_in.detach(), own)
+
+    def reconfigured(self, **changes) -> "CLCModel":
+        """A copy whose config differs in fields that warm-start from these weights: `null_prior` (adds no
+        parameter) and `query_slices` from 0 (the query's new inputs start at zero weight and its 1x1 kernel
+        becomes the centre of the 3x3 one, so it computes what it did; only the first slices change: they no
+        longer see references)."""
+        if set(changes) - {"null_prior", "query_slices"}:
+            raise ValueError(f"cannot change {sorted(set(changes) - {'null_prior', 'query_slices'})} of trained weights")
+        cfg = dataclasses.replace(self.cfg, **changes)
+        state = self.state_dict()
+        new = CLCModel(cfg)
+        if cfg.query_slices != self.cfg.query_slices:
+            if self.cfg.query_slices:
+                raise ValueError("query_slices can only be set on weights trained without it")
+            old = state["clm.query.weight"]
+            w = torch.zeros_like(new.clm.query.weight)
+            w[:, : old.shape[1], 1, 1] = old[:, :, 0, 0]
+            state["clm.query.weight"] = w
+        new.load_state_dict(state)
+        return new.train(self.training)
 
     def aux_loss(self) -> Tensor:
         """The entropy bottleneck's quantile loss (its own optimiser trains the CDF range)."""
@@ -231,8 +269,9 @@ class CLCModel(nn.Module):
         z_string = self.entropy_bottleneck.compress(z)[0]
         z_hat = self.entropy_bottleneck.decompress([z_string], z.shape[-2:])
         with exact_mode(y_s.device):
-            feat, y_a = self._decoder_context(z_hat.double(), self._tokens(ref_codes))
-            strings, y_hat_s = self.entropy.compress(y_s.double(), feat, y_a, self._latent_band(y_s.shape[-1]))
+            feat, y_a, late = self._decoder_context(z_hat.double(), self._tokens(ref_codes))
+            strings, y_hat_s, y_a = self.entropy.compress(y_s.double(), feat, y_a, late,
+                                                          self._latent_band(y_s.shape[-1]))
         x_hat = self._reconstruct(y_hat_s, y_a, quality, exact) if reconstruct else None
         return TileStreams(z_string, strings), x_hat
 
@@ -249,6 +288,6 @@ class CLCModel(nn.Module):
         z_hat = self.entropy_bottleneck.decompress([padded(streams.hyper, self.cfg.Nz * math.prod(z_shape))],
                                                    z_shape)
         with exact_mode(device):
-            feat, y_a = self._decoder_context(z_hat.double(), self._tokens(ref_codes))
-            y_hat_s = self.entropy.decompress(streams.slices, feat, y_a, self._latent_band(feat.shape[-1]))
+            feat, y_a, late = self._decoder_context(z_hat.double(), self._tokens(ref_codes))
+            y_hat_s, y_a = self.entropy.decompress(streams.slices, feat, y_a, late, self._latent_band(feat.shape[-1]))
         return self._reconstruct(y_hat_s, y_a, quality, exact)

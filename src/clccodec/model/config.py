@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 LEGACY_KEYS = {"M": "latent_channels"}
 # Fields added since: absent from older weights files, and hashed only when they differ from this value (so the
 # ids of older models do not change)
-ADDED_FIELDS = {"null_prior": False}
+ADDED_FIELDS = {"null_prior": False, "query_slices": 0}
 
 
 @dataclass(frozen=True)
@@ -34,12 +34,22 @@ class ModelConfig:
     # the CLM's null key gets + log2(T) on its logit with T reference tokens: it starts with the prior weight of
     # all of them together, instead of being outvoted 1 : T (then references cost bits: docs/references.md)
     null_prior: bool = False
+    # the CLM runs after this many slices are decoded and its query sees them as well as F_h (F_h alone cannot
+    # locate a position's content in a reference); those first slices are coded without references
+    query_slices: int = 0
+
+    @property
+    def query_channels(self) -> int:
+        """Decoded latent channels the CLM's query sees."""
+        return sum(self.slices[: self.query_slices])
 
     def __post_init__(self) -> None:
         if sum(self.slices) != self.latent_channels:
             raise ValueError(f"slices {self.slices} do not sum to latent_channels={self.latent_channels}")
         if self.ref_out % self.align_groups:
             raise ValueError("ref_out must be divisible by align_groups")
+        if not 0 <= self.query_slices < len(self.slices):
+            raise ValueError(f"query_slices must be in [0, {len(self.slices) - 1}]")
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

@@ -1,7 +1,10 @@
 """Slice-based channel-conditional entropy model with latent residual prediction (Minnen & Singh 2020).
 
 Slice i's Gaussian parameters come from the hyper features F_h, the reference features y_a and the slices
-decoded before it; LRP then refines slice i from everything decoded so far. All of it runs on the fixed-point
+decoded before it; LRP then refines slice i from everything decoded so far. With `query_slices` = k > 0 the
+reference features arrive late: the first k slices see y_a without references (the CLM's null output), then
+`late(decoded slices)` runs the CLM with its query on them and its y_a conditions the remaining slices and
+the synthesis. All of it runs on the fixed-point
 grid (exact.py), so encoder and decoder compute bit-identical means and scale indices.
 
 Scales are predicted directly as a (fractional) index into CompressAI's 64-level log-spaced table; coding uses
@@ -20,6 +23,9 @@ from torch import Tensor, nn
 from .config import ModelConfig
 from .exact import qconv, round_ste
 from .bands import map_bands
+
+# decoded slices -> the reference features y_a for the slices after them (query_slices)
+Late = Callable[[Tensor], Tensor]
 
 SCALE_MIN, SCALE_MAX = 0.11, 256.0
 SCALE_INDEX_INIT = 16.0  # initial scale index (sigma ~ 0.8): a sane start for the rate term
@@ -43,6 +49,7 @@ class SliceEntropyModel(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
         self.slices = tuple(cfg.slices)
+        self.query_slices = cfg.query_slices
         self.levels = cfg.scale_levels
         self.log_step = (math.log(SCALE_MAX) - math.log(SCALE_MIN)) / (self.levels - 1)
         base, P = cfg.feat + cfg.ref_out, cfg.param_hidden
@@ -67,14 +74,17 @@ class SliceEntropyModel(nn.Module):
 
     # -- training ---------------------------------------------------------------------------------------------
 
-    def forward(self, y: Tensor, feat: Tensor, y_a: Tensor,
-                relax: Callable[[Tensor], tuple[Tensor, Tensor]] | None = None) -> tuple[Tensor, Tensor]:
-        """Scaled latent -> (y_hat with straight-through rounding, likelihoods under additive noise).
+    def forward(self, y: Tensor, feat: Tensor, y_a: Tensor, late: Late | None = None,
+                relax: Callable[[Tensor], tuple[Tensor, Tensor]] | None = None) -> tuple[Tensor, Tensor, Tensor]:
+        """Scaled latent -> (y_hat with straight-through rounding, likelihoods under additive noise, the y_a
+        the last slices and the synthesis see).
 
         `relax(residual) -> (residual the likelihood sees, residual the context and synthesis see)` replaces
         that training relaxation (latent refinement, refine.py)."""
         ctx, liks = [feat, y_a], []
         for i, y_i in enumerate(y.split(self.slices, 1)):
+            if late is not None and i == self.query_slices:
+                ctx[1] = late(torch.cat(ctx[2:], 1))
             out = self.param_nets[i](torch.cat(ctx, 1))
             mu, s = out[:, : y_i.shape[1]], out[:, y_i.shape[1] :]
             if relax is None:
@@ -87,13 +97,14 @@ class SliceEntropyModel(nn.Module):
                 y_hat_i = r_ctx + mu
             liks.append(lik)
             ctx.append(y_hat_i + self.lrp_nets[i](torch.cat(ctx + [y_hat_i], 1)).clamp(-0.5, 0.5))
-        return torch.cat(ctx[2:], 1), torch.cat(liks, 1)
+        return torch.cat(ctx[2:], 1), torch.cat(liks, 1), ctx[1]
 
     # -- coding (float64, exact) ------------------------------------------------------------------------------
 
-    def _code(self, feat: Tensor, y_a: Tensor, band: int,
-              symbols: Callable[[int, Tensor, Tensor], Tensor]) -> Tensor:
+    def _code(self, feat: Tensor, y_a: Tensor, late: Late | None, band: int,
+              symbols: Callable[[int, Tensor, Tensor], Tensor]) -> tuple[Tensor, Tensor]:
         """The slice loop of both coding directions; symbols(i, mu, scale indexes) codes slice i -> y_hat_i.
+        Returns y_hat and the final y_a.
 
         The context [F_h, y_a, decoded slices] lives in one preallocated tensor (no concatenation per slice);
         the networks run band by band (`band` rows: bit-exact for any value, it only bounds memory). Same
@@ -105,25 +116,29 @@ class SliceEntropyModel(nn.Module):
         ctx[:, feat.shape[1] : base] = y_a
         n = base
         for i, s in enumerate(self.slices):
+            if late is not None and i == self.query_slices:
+                ctx[:, feat.shape[1] : base] = late(ctx[:, base:n])
             out = map_bands(self.param_nets[i], ctx[:, :n], band, halo=2)  # two 3x3 convs: radius 2
             ctx[:, n : n + s] = symbols(i, out[:, :s], self.indexes(out[:, s:]))
             r = map_bands(self.lrp_nets[i], ctx[:, : n + s], band, halo=1)  # one 3x3 conv: radius 1
             ctx[:, n : n + s] += r.clamp_(-0.5, 0.5)  # both on the grid: the sum is too
             n += s
-        return ctx[:, base:]
+        return ctx[:, base:], ctx[:, feat.shape[1] : base]
 
-    def compress(self, y: Tensor, feat: Tensor, y_a: Tensor, band: int = 1 << 30) -> tuple[list[bytes], Tensor]:
+    def compress(self, y: Tensor, feat: Tensor, y_a: Tensor, late: Late | None = None,
+                 band: int = 1 << 30) -> tuple[list[bytes], Tensor, Tensor]:
         ys, strings = y.split(self.slices, 1), []
 
         def code(i: int, mu: Tensor, idx: Tensor) -> Tensor:
             strings.append(self.gaussian.compress(ys[i], idx, means=mu)[0])
             return torch.round(ys[i] - mu) + mu
 
-        y_hat = self._code(feat, y_a, band, code)
-        return strings, y_hat
+        y_hat, y_a = self._code(feat, y_a, late, band, code)
+        return strings, y_hat, y_a
 
-    def decompress(self, strings: list[bytes], feat: Tensor, y_a: Tensor, band: int = 1 << 30) -> Tensor:
+    def decompress(self, strings: list[bytes], feat: Tensor, y_a: Tensor, late: Late | None = None,
+                   band: int = 1 << 30) -> tuple[Tensor, Tensor]:
         def decode(i: int, mu: Tensor, idx: Tensor) -> Tensor:
             return self.gaussian.decompress([padded(strings[i], idx.numel())], idx, dtype=mu.dtype, means=mu)
 
-        return self._code(feat, y_a, band, decode)
+        return self._code(feat, y_a, late, band, decode)

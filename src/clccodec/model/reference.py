@@ -1,8 +1,10 @@
 """Reference conditioning: compact dictionary values, the CLM (cross-attention + alignment) and CLS fusion.
 
-The decoder never sees the input latent y, so the CLM's *query* comes from the hyper features F_h (computed
-from z_hat), while keys and values come from the M reference values fetched from the dictionary by the indices
-written in the file. The CLM and its alignment live on the fixed-point probability path (see exact.py); the
+The decoder never sees the input latent y, so the CLM's *query* comes from what it has already decoded: the
+hyper features F_h (computed from z_hat) and, with `query_slices` > 0, the first slices of y_hat (F_h alone
+carries no information about where a position's content is in a reference: benchmarks/attention_probe.py);
+keys and values come from the M reference values fetched from the dictionary by the indices written in the
+file. The CLM and its alignment live on the fixed-point probability path (see exact.py); the
 CLS fusion only feeds the synthesis: it trains in float here, and at coding time runs as its exact fixed-point
 twin (synthesis.py).
 """
@@ -62,10 +64,11 @@ class ReferenceAttention(nn.Module):
     """
 
     def __init__(self, feat: int, ref_channels: int, attn_dim: int, ref_out: int, groups: int,
-                 null_prior: bool = False) -> None:
+                 null_prior: bool = False, query_extra: int = 0) -> None:
         super().__init__()
         self.ref_out, self.groups, self.null_prior = ref_out, groups, null_prior
-        self.query = qconv(feat, attn_dim, 1)
+        # F_h alone: 1x1; with decoded channels a 3x3 neighbourhood (it locates content better: attention_probe.py)
+        self.query = qconv(feat + query_extra, attn_dim, 3 if query_extra else 1)
         self.key = qconv(ref_channels, attn_dim, 1)
         self.value = qconv(ref_channels, ref_out, 1)
         self.null_key = nn.Parameter(torch.zeros(attn_dim))
@@ -75,7 +78,7 @@ class ReferenceAttention(nn.Module):
         self.align = qconv(feat + ref_out, groups * 9, 3)
         self.register_buffer("lut", make_lut(), persistent=False)
 
-    def _attend(self, feat: Tensor, tokens: Tensor | None, chunk: int) -> Tensor:
+    def _attend(self, feat: Tensor, tokens: Tensor | None, chunk: int, decoded: Tensor | None = None) -> Tensor:
         B, _, h, w = feat.shape
         null_v = q_act(self.null_value).to(feat.dtype)
         if tokens is None or tokens.shape[1] == 0:
@@ -85,7 +88,8 @@ class ReferenceAttention(nn.Module):
         r = tokens.to(feat.dtype).transpose(1, 2).unsqueeze(-1)  # (B, C, T, 1)
         k = torch.cat([null_k.expand(B, 1, -1), self.key(r).squeeze(-1).transpose(1, 2)], 1)
         v = torch.cat([null_v.expand(B, 1, -1), self.value(r).squeeze(-1).transpose(1, 2)], 1)
-        q = self.query(feat).flatten(2).transpose(1, 2)  # (B, hw, d)
+        q = self.query(feat if decoded is None else torch.cat([feat, decoded.to(feat.dtype)], 1))
+        q = q.flatten(2).transpose(1, 2)  # (B, hw, d)
         kt = k.transpose(1, 2)
         prior = None
         if self.null_prior:  # on the table's 1/8 grid: the logits stay exact
@@ -98,9 +102,21 @@ class ReferenceAttention(nn.Module):
             outs.append(q_act((wts @ v) / wts.sum(-1, keepdim=True)))
         return torch.cat(outs, 1).transpose(1, 2).reshape(B, self.ref_out, h, w)
 
-    def forward(self, feat: Tensor, tokens: Tensor | None, chunk: int = 4096) -> Tensor:
-        """feat (B, feat, h, w) and tokens (B, T, C_r) -> y_a (B, ref_out, h, w)."""
-        att = self._attend(feat, tokens, chunk)
+    def match_loss(self, query_in: Tensor, own: Tensor) -> Tensor:
+        """Contrastive loss that teaches the query and key to find content: every position's query (from
+        query_in: F_h, and the decoded channels with query_extra) against the keys of all positions of the
+        batch's own value tokens `own` (B, C_r, h, w); the right key is its own position's. The RD loss alone
+        hardly trains them: near-uniform attention over T tokens gives each logit ~1/T of the gradient."""
+        d = self.key.out_channels
+        q = self.query(query_in).permute(0, 2, 3, 1).reshape(-1, d)
+        k = self.key(own).permute(0, 2, 3, 1).reshape(-1, d)
+        logits = (q @ k.T) * (self.logit_scale * math.log(2))  # the base-2 softmax's logits in natural units
+        return F.cross_entropy(logits, torch.arange(logits.shape[0], device=logits.device))
+
+    def forward(self, feat: Tensor, tokens: Tensor | None, chunk: int = 4096, decoded: Tensor | None = None) -> Tensor:
+        """feat (B, feat, h, w), tokens (B, T, C_r) and, with query_extra, the decoded channels the query also
+        sees (B, query_extra, h, w) -> y_a (B, ref_out, h, w). Without tokens the query is not needed."""
+        att = self._attend(feat, tokens, chunk, decoded)
         B, C, h, w = att.shape
         g = self.groups
         logits = self.align(torch.cat([feat, att], 1)).view(B, g, 1, 9, h, w)

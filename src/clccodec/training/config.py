@@ -30,6 +30,11 @@ class TrainConfig:
     p_overlap: float = 0.0
     # switch the CLM's null prior on (model config null_prior; the weights carry over: it adds no parameter)
     null_prior: bool = False
+    # run the CLM after this many decoded slices, its query seeing them (model config query_slices; warm-starts
+    # from weights without it); None: the model's own
+    query_slices: int | None = None
+    # weight of the CLM's contrastive matching loss (CLCModel.match_loss; trains the query and key only)
+    match_weight: float = 0.0
     # train only the parameters under these top-level modules of CLCModel (e.g. "clm,value_proj,fusion,entropy":
     # a quick pass on the reference path with the transforms frozen); "" trains everything
     train_only: str = ""

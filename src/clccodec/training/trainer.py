@@ -98,10 +98,13 @@ class Trainer:
             self.model = load_weights(cfg.init).train()
         else:
             self.model = CLCModel(CONFIGS[cfg.config])
+        changes = {}
         if cfg.null_prior and not self.model.cfg.null_prior:
-            state = self.model.state_dict()
-            self.model = CLCModel(dataclasses.replace(self.model.cfg, null_prior=True)).train()
-            self.model.load_state_dict(state)
+            changes["null_prior"] = True
+        if cfg.query_slices is not None and cfg.query_slices != self.model.cfg.query_slices:
+            changes["query_slices"] = cfg.query_slices
+        if changes:
+            self.model = self.model.reconfigured(**changes).train()
         self.model.to(self.device)
         # channels_last: oneDNN / cuDNN convolutions run faster on it (CPU: g_a + g_s forward+backward -25 %)
         self.model.g_a.to(memory_format=torch.channels_last)
@@ -267,8 +270,9 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             out = net(x, q, ref_values)
         loss, bpp, mse = rd_loss(out, x, q)
+        match = self.model.match_loss(out) if cfg.match_weight else None
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss if match is None else loss + cfg.match_weight * match).backward()
         # main parameters only: the auxiliary parameter still holds the previous step's aux gradient here
         gn = torch.nn.utils.clip_grad_norm_(self.main_params, 1.0)
         self.opt.step()
@@ -279,7 +283,8 @@ class Trainer:
         if self.ema is not None:
             self._update_ema()
         return {"loss": loss.item(), "bpp": bpp.item(), "psnr": -10 * math.log10(max(mse.item(), 1e-10)),
-                "m": m, "related": float(related), "overlap": float(overlap), "gn": float(gn), "aux": aux.item()}
+                "m": m, "related": float(related), "overlap": float(overlap), "gn": float(gn), "aux": aux.item(),
+                **({"match": match.item()} if match is not None else {})}
 
     @torch.no_grad()
     def validate(self) -> dict:
