@@ -22,7 +22,6 @@ fill is never used and the pixels are those of CLCModel.decompress.
 from __future__ import annotations
 
 import hashlib
-import math
 
 import torch
 from torch import Tensor
@@ -30,7 +29,6 @@ from torch import Tensor
 from .container import TileStreams
 from .model.codec import CLCModel
 from .model.entropy import padded
-from .model.exact import exact_mode
 
 DETAIL_MODES = ("mean", "sample")
 
@@ -66,12 +64,5 @@ def decompress_prefix(model: CLCModel, streams: TileStreams, size: tuple[int, in
                       seed: int = 0, exact: bool = False) -> Tensor:
     """CLCModel.decompress for strings that may hold only the first K slices: the rest are filled (`exact`:
     the bit-exact synthesis, else the fast one, as in CLCModel.decompress)."""
-    device = torch.device(device)
-    z_shape = model.latent_shape(*size)
-    z_hat = model.entropy_bottleneck.decompress([padded(streams.hyper, model.cfg.Nz * math.prod(z_shape))],
-                                                z_shape)
-    with exact_mode(device):
-        feat, y_a, late = model._decoder_context(z_hat.double(), model._tokens(ref_codes))
-        y_hat_s, y_a = model.entropy._code(feat, y_a, late, model._latent_band(feat.shape[-1]),
-                                           fill_symbols(model, streams.slices, detail, seed))
-    return model._reconstruct(y_hat_s, y_a, quality, exact)  # picks its own mode (exact_mode for the exact one)
+    return model.decompress(streams, size, quality, ref_codes, device, exact,
+                            symbols=fill_symbols(model, streams.slices, detail, seed))

@@ -277,11 +277,13 @@ class CLCModel(nn.Module):
 
     @torch.no_grad()
     def decompress(self, streams: TileStreams, size: tuple[int, int], quality: float,
-                   ref_codes: Tensor | None = None, device: torch.device | str = "cpu", exact: bool = False) -> Tensor:
+                   ref_codes: Tensor | None = None, device: torch.device | str = "cpu", exact: bool = False,
+                   symbols: Callable[[int, Tensor, Tensor], Tensor] | None = None) -> Tensor:
         """The padded reconstruction (1, 3, H', W') of an image of `size` (height, width) from its strings.
 
         The symbols always come from the exact probability path; `exact` picks the exact synthesis (identical
-        pixels everywhere) over the fast one.
+        pixels everywhere) over the fast one. `symbols(i, mu, scale indexes) -> slice i` replaces decoding
+        the slice strings (progressive.py fills the slices a prefix lacks).
         """
         device = torch.device(device)
         z_shape = self.latent_shape(*size)
@@ -289,5 +291,9 @@ class CLCModel(nn.Module):
                                                    z_shape)
         with exact_mode(device):
             feat, y_a, late = self._decoder_context(z_hat.double(), self._tokens(ref_codes))
-            y_hat_s, y_a = self.entropy.decompress(streams.slices, feat, y_a, late, self._latent_band(feat.shape[-1]))
+            band = self._latent_band(feat.shape[-1])
+            if symbols is None:
+                y_hat_s, y_a = self.entropy.decompress(streams.slices, feat, y_a, late, band)
+            else:
+                y_hat_s, y_a = self.entropy._code(feat, y_a, late, band, symbols)
         return self._reconstruct(y_hat_s, y_a, quality, exact)
