@@ -42,10 +42,11 @@ OTHERS = 2  # other crops whose tokens are negatives: T = 3 x 256
 def inputs(model, x: torch.Tensor, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """F_h, the rounded scaled latent (the decoded slices, up to LRP and means) and the value tokens."""
     gain, _ = model.gains(q)
-    y_s = model.g_a(x) * gain
+    y = model.g_a(x)
+    y_s = y * gain
     z = model.h_a(y_s)
     med = model._z_medians()
-    return model.h_s(torch.round(z - med) + med), torch.round(y_s), model.value_proj(model.g_a(x))
+    return model.h_s(torch.round(z - med) + med), torch.round(y_s), model.value_proj(y)
 
 
 def probe(train: tuple, val: tuple, channels: int, kernel: int, steps: int, seed: int) -> dict:

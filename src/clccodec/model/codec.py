@@ -58,6 +58,7 @@ def lambda_for_quality(q: Tensor) -> Tensor:
     return interpolate_log_table(torch.log(torch.tensor(LAMBDAS, device=q.device, dtype=torch.float32)), q)
 
 
+WARM_START_FIELDS = {"null_prior", "query_slices"}  # config fields CLCModel.reconfigured can change
 _CODER_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
 
 
@@ -199,8 +200,8 @@ class CLCModel(nn.Module):
         parameter) and `query_slices` from 0 (the query's new inputs start at zero weight and its 1x1 kernel
         becomes the centre of the 3x3 one, so it computes what it did; only the first slices change: they no
         longer see references)."""
-        if set(changes) - {"null_prior", "query_slices"}:
-            raise ValueError(f"cannot change {sorted(set(changes) - {'null_prior', 'query_slices'})} of trained weights")
+        if set(changes) - WARM_START_FIELDS:
+            raise ValueError(f"cannot change {sorted(set(changes) - WARM_START_FIELDS)} of trained weights")
         cfg = dataclasses.replace(self.cfg, **changes)
         state = self.state_dict()
         new = CLCModel(cfg)
