@@ -71,7 +71,7 @@ def test_banded_coding_gives_the_same_bytes_and_pixels(monkeypatch, query_slices
     same bytes (the probability path is exact, whatever the band) and the same pixels (so is the synthesis).
     With query_slices the CLM runs later, its 3x3 query on decoded slices: its halo must cover that too."""
     from clccodec.imageio import pad_to_multiple, to_tensor
-    from clccodec.model import codec as codec_mod
+    from clccodec.model import bands as bands_mod
 
     from .conftest import synthetic_photo
 
@@ -79,13 +79,13 @@ def test_banded_coding_gives_the_same_bytes_and_pixels(monkeypatch, query_slices
     x = pad_to_multiple(to_tensor(synthetic_photo(300, 200)), 64)
     refs = torch.randint(-60, 60, (3, TINY.ref_channels, 16, 16), dtype=torch.int8)
     whole, rec_whole = m.compress(x, 3.5, refs, reconstruct=True, exact=True)
-    monkeypatch.setattr(codec_mod, "LATENT_BAND", 8)  # 4-row bands of a 13-wide latent
+    monkeypatch.setattr(bands_mod, "LATENT_BAND", 8)  # 4-row bands of a 13-wide latent
     banded, rec_banded = m.compress(x, 3.5, refs, reconstruct=True, exact=True)
     assert banded == whole  # the same hyper-latent and slice strings
     assert torch.equal(rec_banded, rec_whole)
-    monkeypatch.setattr(codec_mod, "PIXEL_BAND", 64 * 64)  # g_a in 64-pixel bands too
-    monkeypatch.setattr(codec_mod, "SYNTHESIS_BAND", 64 * 64)  # and g_s (halo 3 latent rows)
-    monkeypatch.setattr(codec_mod, "SYNTHESIS_MIN_ROWS", 64)
+    monkeypatch.setattr(bands_mod, "PIXEL_BAND", 64 * 64)  # g_a in 64-pixel bands too
+    monkeypatch.setattr(bands_mod, "SYNTHESIS_BAND", 64 * 64)  # and g_s (halo 3 latent rows)
+    monkeypatch.setattr(bands_mod, "SYNTHESIS_MIN_ROWS", 64)
     assert torch.equal(m.decompress(whole, (300, 200), 3.5, refs, exact=True), rec_whole)  # banded synthesis too
     comp, rec = m.compress(x, 3.5, refs, reconstruct=True, exact=True)  # banded g_a (float: symbols may move)
     assert torch.equal(m.decompress(comp, (300, 200), 3.5, refs, exact=True), rec)

@@ -16,13 +16,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageError, UsageError
 from .fileio import read_bytes
+
+if TYPE_CHECKING:  # torch loads only where tensors are made (the torch-free decoder writes images too)
+    import torch
 
 MAX_PIXELS = 120_000_000  # beyond Pillow's bomb limit on purpose: large photos are a use case, not an attack
 # what folders are searched for (training, dictionaries, evaluation)
@@ -161,6 +164,8 @@ def load_image(src: str | Path | bytes | Image.Image | np.ndarray) -> LoadedImag
 
 def to_tensor(pixels: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
     """uint8 (H, W, 3) -> float (1, 3, H, W), or a batch (N, H, W, 3) -> (N, 3, H, W), in [0, 1]."""
+    import torch
+
     t = torch.from_numpy(np.array(pixels, copy=True)).to(device)
     # (the single-image path keeps its exact operation order: the strides it gives the encoder's input)
     t = t.permute(2, 0, 1).unsqueeze(0) if t.ndim == 3 else t.permute(0, 3, 1, 2)
@@ -169,6 +174,8 @@ def to_tensor(pixels: np.ndarray, device: torch.device | str = "cpu") -> torch.T
 
 def to_pixels(x: torch.Tensor) -> np.ndarray:
     """float (1, 3, H, W) in [0, 1] -> uint8 (H, W, 3), rounding half to even."""
+    import torch
+
     return x[0].clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 
 
@@ -178,6 +185,8 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
     ph, pw = -h % multiple, -w % multiple
     if ph == 0 and pw == 0:
         return x
+    import torch.nn.functional as F
+
     return F.pad(x, (0, pw, 0, ph), mode="replicate")
 
 

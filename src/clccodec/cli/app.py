@@ -99,5 +99,15 @@ def make_codec(model: Optional[Path], dictionary: Optional[str], device: str):
     return Codec(model, dictionary_arg(dictionary), device)
 
 
+def make_decoder(model: Optional[Path], dictionary: Optional[str], device: str):
+    """The torch-free decoder (lite.py) on a CPU; a torch Codec where a GPU may be used. The lite one hands the
+    exact synthesis and files with missing slices to torch itself."""
+    from ..lite import LiteDecoder, gpu_may_be_present
+
+    if device == "cpu" or (device == "auto" and not gpu_may_be_present()):
+        return LiteDecoder(model, dictionary_arg(dictionary))
+    return make_codec(model, dictionary, device)
+
+
 def main() -> None:
     app()

@@ -11,7 +11,8 @@ from ..container import DEFAULT_REFS, MAX_REFS
 from ..errors import UsageError
 from ..effort import DEFAULT_EFFORT, EFFORT_MAX, EFFORT_MIN, FIRST_REFINING_EFFORT
 from ..quality import DEFAULT_QUALITY, QUALITY_MAX, QUALITY_MIN
-from .app import DeviceOpt, DictOpt, ExactOpt, ForceOpt, ModelOpt, QuietOpt, app, guard, make_codec
+from .app import DeviceOpt, DictOpt, ExactOpt, ForceOpt, ModelOpt, QuietOpt, app, guard, make_codec, \
+    make_decoder
 from .batch import Job, plan_outputs, read_input, refinement_progress, refuse_existing_single_output, run_batch, \
     write_output
 
@@ -135,7 +136,7 @@ def decode(
         for j in jobs:
             output_format(None if j.dst == "-" else j.dst)
         refuse_existing_single_output(jobs, force)
-        codec = make_codec(model, dictionary, device)
+        codec = make_decoder(model, dictionary, device)
 
         def work(job: Job) -> str:
             t = time.perf_counter()

@@ -8,20 +8,53 @@ that radius, and keeping each band's interior, therefore gives the whole-image o
   whatever the band size, since every sum there is exact;
 * up to the last bits of float sums on the float networks (the encoder's g_a and h_a). Those never run in a
   decoder, and the band plan is a pure function of the image size, so an encoder always makes the same plan.
+
+Works on torch tensors and on numpy arrays alike (lite.py, the torch-free decoder, runs the same plans).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
-import torch
-from torch import Tensor
+import numpy as np
+
+Tensor = Any  # a torch.Tensor or a numpy array
+
+# Coding evaluates the networks in horizontal bands of about this many positions: whole-image up to about 4 MP,
+# bounded memory beyond. Halos cover each network's receptive radius.
+PIXEL_BAND = 1 << 22  # pixels per band of g_a
+# The exact (float64) synthesis runs on smaller bands: its deconvolutions take the unblocked float64 path,
+# whose column buffer holds C*k*k values per input position: a 3840x2160 decode peaked at 10.1 GB with 4 MP
+# bands, 4.8 GB with 1 MP bands (and ran 8 % faster). Any band plan gives the same pixels (synthesis.py).
+SYNTHESIS_BAND = 1 << 20
+SYNTHESIS_MIN_ROWS = 256  # 16 latent rows: on very wide images the 2 x 3-row halo stays a modest overhead
+FAST_SYNTHESIS_BAND = 1 << 22  # the float32 synthesis needs far less memory per position
+LATENT_BAND = 1 << 15  # latent positions per band of h_a, h_s, the CLM and the slice networks
+# receptive radius of the synthesis in latent rows: CLS gate 3x3 (1) + four 5x5 stride-2 deconvolutions
+# (1 + 1/2 + 1/4 + 1/8) = 2.875
+SYNTHESIS_HALO = 3
 
 
 def band_rows(width: int, budget: int, multiple: int, minimum: int) -> int:
     """Rows per band so that a band holds about `budget` positions of a `width`-wide map."""
     rows = max(minimum, budget // max(1, width))
     return max(multiple, rows // multiple * multiple)
+
+
+def analysis_band(width: int) -> int:
+    """Pixel rows per band of g_a for an image `width` wide (a multiple of 64: whole latent and z rows)."""
+    return band_rows(width, PIXEL_BAND, 64, 64)
+
+
+def latent_band(width: int) -> int:
+    """Latent rows per band for a latent `width` wide (a multiple of 4: h_s and h_a change scale by 4)."""
+    return band_rows(width, LATENT_BAND, 4, 4)
+
+
+def synthesis_band(latent_width: int, exact: bool) -> int:
+    """Latent rows per band of the exact or the fast synthesis of a latent `latent_width` wide."""
+    return band_rows(16 * latent_width, SYNTHESIS_BAND if exact else FAST_SYNTHESIS_BAND, 64, SYNTHESIS_MIN_ROWS) // 16
 
 
 def map_bands(fn: Callable[..., Tensor], inputs: Tensor | Sequence[Tensor], band: int, halo: int,
@@ -32,7 +65,7 @@ def map_bands(fn: Callable[..., Tensor], inputs: Tensor | Sequence[Tensor], band
     rows and must be multiples of `down` (so band edges fall on the output grid); `halo` must cover fn's
     receptive radius in input rows. With H <= band this is exactly fn(*inputs).
     """
-    xs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    xs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
     H = xs[0].shape[-2]
     if H <= band:
         return fn(*xs)
@@ -45,8 +78,8 @@ def map_bands(fn: Callable[..., Tensor], inputs: Tensor | Sequence[Tensor], band
         y = fn(*[x[..., a:b, :] for x in xs])
         keep = y[..., (lo - a) * up // down : (hi - a) * up // down, :]
         if out is None:  # allocated once: no list of pieces plus a concatenated copy
-            out = torch.empty((*keep.shape[:-2], H * up // down, keep.shape[-1]), dtype=keep.dtype,
-                              device=keep.device)
+            shape = (*keep.shape[:-2], H * up // down, keep.shape[-1])
+            out = np.empty(shape, keep.dtype) if isinstance(keep, np.ndarray) else keep.new_empty(shape)
         out[..., lo * up // down : hi * up // down, :] = keep
         del y, keep
     assert out is not None

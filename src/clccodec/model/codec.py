@@ -25,8 +25,8 @@ from torch import Tensor, nn
 
 from ..container import TileStreams
 from ..quality import LAMBDAS, interpolate_log_table
-from .bands import band_rows, map_bands
-from .config import ModelConfig
+from .bands import SYNTHESIS_HALO, analysis_band, latent_band, map_bands, synthesis_band
+from .config import PAD_MULTIPLE, ModelConfig  # noqa: F401 - PAD_MULTIPLE: re-exported
 from .entropy import Late, SliceEntropyModel, padded
 from .entropy import scale_table as gaussian_scale_table
 from .exact import exact_mode, round_ste
@@ -39,19 +39,6 @@ from .reference import (
 )
 from .synthesis import ExactSynthesis, FastSynthesis
 from .transforms import HyperSynthesis, analysis, hyper_analysis, synthesis
-
-PAD_MULTIPLE = 64  # g_a downsamples by 16 and h_a by another 4
-# Coding evaluates the networks in horizontal bands of about this many positions (bands.py): whole-image up to
-# about 4 MP, bounded memory beyond. Halos cover each network's receptive radius.
-PIXEL_BAND = 1 << 22  # pixels per band of g_a
-# The exact (float64) synthesis runs on smaller bands: its deconvolutions take the unblocked float64 path,
-# whose column buffer holds C*k*k values per input position: a 3840x2160 decode peaked at 10.1 GB with 4 MP
-# bands, 4.8 GB with 1 MP bands (and ran 8 % faster). Any band plan gives the same pixels (synthesis.py).
-SYNTHESIS_BAND = 1 << 20
-SYNTHESIS_MIN_ROWS = 256  # 16 latent rows: on very wide images the 2 x 3-row halo stays a modest overhead
-FAST_SYNTHESIS_BAND = 1 << 22  # the float32 synthesis (oneDNN/cuDNN) needs far less memory per position
-LATENT_BAND = 1 << 15  # latent positions per band of h_a, h_s, the CLM and the slice networks
-
 
 def lambda_for_quality(q: Tensor) -> Tensor:
     """The rate-distortion trade-off lambda at (fractional) qualities q (B,): the ladder, interpolated."""
@@ -107,8 +94,7 @@ class CLCModel(nn.Module):
 
     @staticmethod
     def _latent_band(width: int) -> int:
-        """Latent rows per band for a latent `width` wide (a multiple of 4: h_s and h_a change scale by 4)."""
-        return band_rows(width, LATENT_BAND, 4, 4)
+        return latent_band(width)
 
     def _decoder_context(self, z_hat: Tensor, tokens: Tensor | None) -> tuple[Tensor, Tensor, Late | None]:
         """F_h, the reference features y_a the first slices see and, when the CLM's query waits for decoded
@@ -124,8 +110,8 @@ class CLCModel(nn.Module):
         return feat, y_a, None
 
     def analyse(self, x: Tensor) -> Tensor:
-        """The latent y = g_a(x) of a padded image (1, 3, H, W), band by band (whole up to PIXEL_BAND pixels)."""
-        return map_bands(self.g_a, x, band_rows(x.shape[-1], PIXEL_BAND, 64, 64), halo=64, down=16)
+        """The latent y = g_a(x) of a padded image (1, 3, H, W), band by band (bands.PIXEL_BAND)."""
+        return map_bands(self.g_a, x, analysis_band(x.shape[-1]), halo=64, down=16)
 
     def _hyper_analyse(self, y_s: Tensor) -> Tensor:
         """The hyper-latent z of the scaled latent, band by band."""
@@ -150,12 +136,9 @@ class CLCModel(nn.Module):
         device = y_hat_s.device
         synthesis = self._synthesis(ExactSynthesis if exact else FastSynthesis, device)
         inv_gain = synthesis.inverse_gain(quality)
-        band = band_rows(16 * y_hat_s.shape[-1], SYNTHESIS_BAND if exact else FAST_SYNTHESIS_BAND, 64,
-                         SYNTHESIS_MIN_ROWS) // 16
-        # receptive radius in latent rows: CLS gate 3x3 (1) + four 5x5 stride-2 deconvolutions (1 + 1/2 + 1/4 +
-        # 1/8) = 2.875
+        band = synthesis_band(y_hat_s.shape[-1], exact)
         with exact_mode(device) if exact else contextlib.nullcontext():
-            return map_bands(lambda y, a: synthesis(y, a, inv_gain), [y_hat_s, y_a], band, halo=3, up=16)
+            return map_bands(lambda y, a: synthesis(y, a, inv_gain), [y_hat_s, y_a], band, SYNTHESIS_HALO, up=16)
 
     def _z_medians(self) -> Tensor:
         return self.entropy_bottleneck._get_medians().reshape(1, -1, 1, 1)

@@ -6,6 +6,8 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 
+PAD_MULTIPLE = 64  # images are padded to this: g_a downsamples by 16 and h_a by another 4
+
 # Keys renamed since weights format 1: read under either name; model ids hash the format-1 names, so renaming a
 # field never changes an id (and never orphans a file).
 LEGACY_KEYS = {"M": "latent_channels"}

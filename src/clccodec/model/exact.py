@@ -22,18 +22,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-A_FRAC = 8
-A_MAX = 1024.0
-W_FRAC = 12
-W_MAX = 8.0
-B_FRAC = 16  # a sub-grid of the product grid 2^-(A_FRAC+W_FRAC); 2^23 levels stay exact in float32
-B_MAX = 128.0
-
-# round(65536 * 2**(-k/8)) for k = 0..7; the softmax table is these mantissas shifted right by i // 8.
-_EXP2_MANTISSA = (65536, 60097, 55109, 50535, 46341, 42495, 38968, 35734)
-LUT_STEPS_PER_OCTAVE = 8
-LUT_SIZE = 128  # 2^-16 of the peak weight: beyond it a token's weight is 0
-EXP2_LUT = tuple(_EXP2_MANTISSA[i % 8] >> (i // 8) for i in range(LUT_SIZE))
+from .grids import (  # noqa: F401 - the grids' home is grids.py; re-exported for the torch layers' users
+    A_FRAC, A_MAX, B_FRAC, B_MAX, EXP2_LUT, LUT_SIZE, LUT_STEPS_PER_OCTAVE, W_FRAC, W_MAX, log2_on_lut_grid,
+)
 
 
 class _RoundSTE(torch.autograd.Function):
@@ -128,14 +119,6 @@ class _Exp2Table(torch.autograd.Function):
 def exp2_weights(logits: Tensor, dim: int, lut: Tensor) -> Tensor:
     """Unnormalised softmax weights (base 2) as exact integers, with a smooth gradient for training."""
     return _Exp2Table.apply(logits, dim, lut)
-
-
-def log2_on_lut_grid(n: int) -> float:
-    """round(LUT_STEPS_PER_OCTAVE * log2(n)) / LUT_STEPS_PER_OCTAVE for an integer n >= 1, in integer arithmetic
-    (no device's log is involved; never a tie: n^16 is never an odd power of two)."""
-    assert LUT_STEPS_PER_OCTAVE == 8  # k = round(8 log2 n) <=> 2^(2k-1) < n^16 < 2^(2k+1)
-    m = (n**16).bit_length() - 1  # 2^m <= n^16 < 2^(m+1)
-    return ((m + 1) // 2) / LUT_STEPS_PER_OCTAVE
 
 
 def make_lut() -> Tensor:

@@ -17,12 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .exact import exp2_weights, log2_on_lut_grid, make_lut, q_act, qconv, round_ste
-
-# Dictionary values are int8 on a 2^-4 grid (value = k / 16, |k| <= 127): 1 byte per channel and token.
-VALUE_FRAC = 4
-VALUE_SCALE = float(2**VALUE_FRAC)
-VALUE_MAX = 127 / VALUE_SCALE
+from .exact import exp2_weights, make_lut, q_act, qconv, round_ste
+from .grids import VALUE_FRAC, VALUE_MAX, VALUE_SCALE, attention_logit_scale, log2_on_lut_grid  # noqa: F401
 
 
 class ValueProjection(nn.Module):
@@ -73,8 +69,7 @@ class ReferenceAttention(nn.Module):
         self.value = qconv(ref_channels, ref_out, 1)
         self.null_key = nn.Parameter(torch.zeros(attn_dim))
         self.null_value = nn.Parameter(torch.zeros(ref_out))
-        # logits are in log2 units; a power-of-two scale close to 1/sqrt(d) keeps them exact
-        self.logit_scale = 2.0 ** -round(math.log2(math.sqrt(attn_dim)))
+        self.logit_scale = attention_logit_scale(attn_dim)  # logits in log2 units
         self.align = qconv(feat + ref_out, groups * 9, 3)
         self.register_buffer("lut", make_lut(), persistent=False)
 

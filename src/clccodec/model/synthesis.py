@@ -31,6 +31,7 @@ from compressai.layers import GDN
 from torch import Tensor, nn
 
 from ..quality import interpolate_log_table, level_weights
+from . import subpixel
 from .exact import to_grid
 
 ACT_FRAC, ACT_MAX = 14, 256.0
@@ -138,20 +139,10 @@ class ExactSynthesis:
 
 
 def subpixel_kernel(deconv: nn.ConvTranspose2d) -> tuple[Tensor, Tensor]:
-    """A 5x5 stride-2 transposed convolution (padding 2, output padding 1) as a 3x3 convolution to 4x channels
-    followed by pixel_shuffle(2): the same sums (in another order). oneDNN runs it faster when the transposed
-    convolution has few output channels (g_s's last layer: 3)."""
-    w, b = deconv.weight.detach(), deconv.bias.detach()  # (C_in, C_out, 5, 5)
-    c_in, c_out = w.shape[:2]
-    k = w.new_zeros((4 * c_out, c_in, 3, 3))
-    taps = ((4, 2, 0), (None, 3, 1))  # kernel row (column) feeding output phase a from input offset u - 1
-    for a in range(2):
-        for b_ in range(2):
-            for u in range(3):
-                for v in range(3):
-                    if taps[a][u] is not None and taps[b_][v] is not None:
-                        k[2 * a + b_ :: 4, :, u, v] = w[:, :, taps[a][u], taps[b_][v]].t()
-    return k, b.repeat_interleave(4)
+    """The transposed convolution's sub-pixel form (subpixel.py), as tensors on its device."""
+    w, b = deconv.weight.detach(), deconv.bias.detach()
+    k, kb = subpixel.subpixel_kernel(w.cpu().numpy(), b.cpu().numpy())
+    return torch.from_numpy(k).to(w.device), torch.from_numpy(kb).to(b.device)
 
 
 class FastSynthesis:

@@ -1,0 +1,511 @@
+"""The torch-free decoder: numpy and CompressAI's rANS extension only.
+
+A one-shot `clc decode` on a CPU used to spend most of its time in `import torch` (about 2 s on a 2-core machine,
+more than the decoding). This module decodes a complete .clc file with numpy alone:
+
+* the probability path (h_s, the CLM, the slice networks) on the same fixed-point grids as exact.py, in float64,
+  where every sum is exact whatever the summation order, so it decodes the same symbols as the torch decoder,
+  bit for bit (tests/test_lite.py checks the decoded latents for equality);
+* the default, fast synthesis in float32 (like synthesis.FastSynthesis: its pixels are within a last bit or two
+  of the exact synthesis; every transposed convolution runs in its sub-pixel form, subpixel.py);
+* the rANS decoder loaded straight from CompressAI's compiled extension, without importing the package.
+
+What it does not do, it hands to the torch decoder (api.Codec, built on first need): the exact synthesis
+(`exact=True`), files whose slices are not all present (progressive.py), and any device but the CPU.
+The band plans are those of the torch decoder (bands.py), so memory stays bounded on very large images.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.machinery
+import importlib.util
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import container
+from .container import ClcFile
+from .dictionary import clcdict
+from .errors import DictionaryError, DictionaryMismatchError, FormatError, ModelError, ModelMismatchError, \
+    ReferenceIndexError
+from .fileio import read_bytes
+from .ids import file_id
+from .model import ptfile
+from .model.bands import SYNTHESIS_HALO, latent_band, map_bands, synthesis_band
+from .model.config import PAD_MULTIPLE, ModelConfig
+from .model.grids import A_FRAC, A_MAX, B_FRAC, B_MAX, EXP2_LUT, LUT_SIZE, LUT_STEPS_PER_OCTAVE, VALUE_SCALE, \
+    W_FRAC, W_MAX, attention_logit_scale, log2_on_lut_grid
+from .model.subpixel import subpixel_kernel
+from .quality import TRAINED_MIN, quality_is_valid
+from .release import DEFAULT_DICTIONARY, DEFAULT_MODEL, describe_model_mismatch
+
+WEIGHTS_FORMATS = ("clc-weights/1", "clc-weights/2")  # weights.READABLE_FORMATS (that module needs torch)
+BLOCK_BYTES = 1 << 22  # column block of a convolution
+ATTENTION_ROWS = 4096  # query positions per attention block: bounds memory, not results (rows are independent)
+
+
+@dataclass
+class DecodeResult:
+    pixels: np.ndarray  # uint8 (H, W, 3)
+    grayscale: bool
+    metadata: dict[str, bytes]  # ICC / EXIF / XMP sections of the file (metadata.py)
+    slices_used: int  # slice strings decoded; the rest (slices_total - slices_used) were filled (progressive.py)
+    slices_total: int
+    truncated: bool  # the file ended early (only with partial=True)
+
+
+# -- the rANS decoder, without importing compressai (whose __init__ imports torch) ---------------------------------
+
+def rans_module() -> Any:
+    """CompressAI's compiled `ans` extension (RansDecoder), loaded from its file (once per process)."""
+    if "compressai.ans" in sys.modules:
+        return sys.modules["compressai.ans"]
+    spec = importlib.util.find_spec("compressai")  # finding a package does not execute it
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError("CompressAI is not installed (pip install compressai)")
+    for folder in spec.submodule_search_locations:
+        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+            path = os.path.join(folder, "ans" + suffix)
+            if os.path.exists(path):
+                loader = importlib.machinery.ExtensionFileLoader("compressai.ans", path)
+                ext = importlib.util.spec_from_file_location("compressai.ans", path, loader=loader)
+                module = importlib.util.module_from_spec(ext)
+                loader.exec_module(module)
+                sys.modules["compressai.ans"] = module  # one copy per process, whoever imports it later
+                return module
+    raise ModelError("CompressAI's rANS extension (compressai/ans*.so) is missing")
+
+
+def padded(string: bytes, symbols: int) -> bytes:
+    """entropy.padded (the string followed by zeros: the rANS decoder does not bound its reads)."""
+    return string + bytes(2 * symbols + 64)
+
+
+class _Coder:
+    """One entropy model's integer tables, decoded with rANS exactly as CompressAI's EntropyModel.decompress."""
+
+    def __init__(self, state: dict, prefix: str) -> None:
+        self.cdf = state[prefix + "_quantized_cdf"].astype(np.int32).tolist()
+        self.lengths = state[prefix + "_cdf_length"].astype(np.int32).reshape(-1).tolist()
+        self.offsets = state[prefix + "_offset"].astype(np.int32).reshape(-1).tolist()
+
+    def decode(self, string: bytes, indexes: np.ndarray) -> np.ndarray:
+        values = rans_module().RansDecoder().decode_with_indexes(
+            padded(string, indexes.size), indexes.reshape(-1).tolist(), self.cdf, self.lengths, self.offsets)
+        return np.asarray(values, dtype=np.int32).reshape(indexes.shape)
+
+
+# -- fixed-point arithmetic (exact.py's, on numpy arrays) ------------------------------------------------------------
+
+def to_grid(x: np.ndarray, frac: int, bound: float) -> np.ndarray:
+    scale = float(2**frac)
+    return np.round(np.clip(x, -bound, bound) * scale) / scale
+
+
+def q_act(x: np.ndarray) -> np.ndarray:
+    return to_grid(x, A_FRAC, A_MAX)
+
+
+def _windows(x: np.ndarray, k: int) -> np.ndarray:
+    """(C, H, W) -> (C, k, k, H, W) view of the zero-padded k x k neighbourhoods (F.unfold's order)."""
+    p = k // 2
+    xp = np.pad(x, ((0, 0), (p, p), (p, p)))
+    return np.lib.stride_tricks.sliding_window_view(xp, (k, k), axis=(1, 2)).transpose(0, 3, 4, 1, 2)
+
+
+def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+    """Stride-1, 'same' convolution of x (C, H, W) with w (O, C, k, k) as matrix products over row blocks of a
+    few MB (cache-sized, and no image-sized temporary: fresh memory costs page faults in a one-shot process).
+
+    With fewer outputs than inputs, each block is one product giving every tap's contribution, then shifted
+    sums (no column copies of the input); else the products run over the input's k x k columns."""
+    o, c, k, _ = w.shape
+    h, wd = x.shape[1:]
+    dtype = np.result_type(x, w)
+    if k > 1 and o < c:
+        p = k // 2
+        taps = w.transpose(2, 3, 0, 1).reshape(k * k * o, c)
+        acc = np.zeros((o, h + 2 * p, wd + 2 * p), dtype)  # acc[:, i + p, j + p] = out[:, i, j]
+        rows = max(1, BLOCK_BYTES // (k * k * o * wd * x.itemsize))
+        for r in range(0, h, rows):
+            n = min(rows, h - r)
+            y = np.matmul(taps, x[:, r : r + n].reshape(c, -1)).reshape(k, k, o, n, wd)
+            for u in range(k):
+                for v in range(k):  # input (i', j') feeds output (i' - u + p, j' - v + p)
+                    acc[:, r + 2 * p - u : r + 2 * p - u + n, 2 * p - v : 2 * p - v + wd] += y[u, v]
+        out = acc[:, p : p + h, p : p + wd]
+        if b is not None:
+            out += b[:, None, None]
+        return np.ascontiguousarray(out)
+    wm = w.reshape(o, -1)
+    out = np.empty((o, h * wd), dtype)
+    win = x.reshape(c, 1, 1, h, wd) if k == 1 else _windows(x, k)
+    rows = max(1, BLOCK_BYTES // (c * k * k * wd * x.itemsize))
+    for r in range(0, h, rows):
+        block = np.matmul(wm, win[..., r : r + rows, :].reshape(c * k * k, -1))
+        if b is not None:
+            block += b[:, None]
+        out[:, r * wd : (r + rows) * wd] = block
+    return out.reshape(o, h, wd)
+
+
+def pixel_shuffle(x: np.ndarray) -> np.ndarray:
+    """(4 C, H, W) -> (C, 2 H, 2 W), channel 4 c + 2 a + b to phase (a, b) (torch's pixel_shuffle(2))."""
+    c4, h, w = x.shape
+    return x.reshape(c4 // 4, 2, 2, h, w).transpose(0, 3, 1, 4, 2).reshape(c4 // 4, 2 * h, 2 * w)
+
+
+def relu(x: np.ndarray) -> np.ndarray:
+    return np.maximum(x, 0.0)
+
+
+def exp2_weights(logits: np.ndarray, axis: int) -> np.ndarray:
+    """exact.exp2_weights: the integer table 2^(-i/8) at i = round(8 (max - logit))."""
+    peak = logits.max(axis=axis, keepdims=True)
+    idx = np.clip(np.round((peak - logits) * LUT_STEPS_PER_OCTAVE), 0, LUT_SIZE - 1).astype(np.int64)
+    return _LUT[idx]
+
+
+_LUT = np.asarray(EXP2_LUT, dtype=np.float64)
+
+
+class _QConv:
+    """A QConv2d at coding time: gridded float64 weights; the output re-gridded."""
+
+    def __init__(self, state: dict, name: str) -> None:
+        self.w = to_grid(state[name + ".weight"].astype(np.float64), W_FRAC, W_MAX)
+        self.b = to_grid(state[name + ".bias"].astype(np.float64), B_FRAC, B_MAX)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return q_act(conv2d(x, self.w, self.b))
+
+    def tokens(self, t: np.ndarray) -> np.ndarray:
+        """The 1x1 convolution on tokens (T, C) -> (T, O)."""
+        return q_act(t @ self.w[:, :, 0, 0].T + self.b)
+
+
+# -- the model -------------------------------------------------------------------------------------------------------
+
+def widened_state(blob: dict) -> dict[str, np.ndarray]:
+    """The tensors as the torch model holds them (weights.model_from_state): fp16 widened to float32, the int16
+    grid integers of the probability path divided back by 2^frac; both exact."""
+    grids = blob.get("grids") or {}
+    state = {}
+    for name, t in blob["state"].items():
+        if name in grids:
+            t = (t.astype(np.float64) / 2 ** grids[name]).astype(np.float32)
+        elif t.dtype == np.float16:
+            t = t.astype(np.float32)
+        state[name] = t
+    return state
+
+
+def state_model_id(cfg: ModelConfig, state: dict[str, np.ndarray]) -> bytes:
+    """weights.model_id of the model these tensors load into (same bytes hashed, same order)."""
+    from .ids import MODEL_ID_BYTES
+
+    h = hashlib.sha256(cfg.id_json().encode())
+    for name, t in sorted(state.items()):
+        t = np.ascontiguousarray(t)
+        h.update(f"{name}|{ptfile.TORCH_DTYPE_NAMES[t.dtype]}|{tuple(t.shape)}".encode())
+        h.update(t.tobytes())
+    return h.digest()[:MODEL_ID_BYTES]
+
+
+class LiteModel:
+    """The decoder half of a CLCModel on numpy arrays (the network shapes of transforms.py, reference.py,
+    entropy.py and synthesis.FastSynthesis)."""
+
+    def __init__(self, cfg: ModelConfig, state: dict[str, np.ndarray]) -> None:
+        self.cfg = cfg
+        self.model_id = state_model_id(cfg, state)
+        self.z_coder = _Coder(state, "entropy_bottleneck.")
+        self.y_coder = _Coder(state, "entropy.gaussian.")
+        self.z_medians = state["entropy_bottleneck.quantiles"][:, 0, 1].astype(np.float32)
+        self.h_s = [_QConv(state, f"h_s.body.{i}") for i in (0, 2, 5, 8)]
+        clm = {n: _QConv(state, f"clm.{n}") for n in ("query", "key", "value", "align")}
+        self.query, self.key, self.value, self.align = clm["query"], clm["key"], clm["value"], clm["align"]
+        self.null_key = q_act(state["clm.null_key"].astype(np.float64))
+        self.null_value = q_act(state["clm.null_value"].astype(np.float64))
+        self.logit_scale = attention_logit_scale(cfg.attn_dim)
+        self.param_nets = [[_QConv(state, f"entropy.param_nets.{i}.{j}") for j in (0, 2, 4)]
+                           for i in range(len(cfg.slices))]
+        self.lrp_nets = [[_QConv(state, f"entropy.lrp_nets.{i}.{j}") for j in (0, 2)] for i in range(len(cfg.slices))]
+        self.log_inv_gain = state["log_inv_gain"].astype(np.float32)
+        self.gate = (state["fusion.gate.weight"], state["fusion.gate.bias"])
+        self.proj = (state["fusion.proj.weight"], state["fusion.proj.bias"])
+        self.layers: list[tuple] = []  # g_s: ("conv", sub-pixel kernel, bias) and ("igdn", gamma, beta)
+        for i in range(7):
+            if i % 2 == 0:
+                self.layers.append(("deconv", *subpixel_kernel(state[f"g_s.{i}.weight"], state[f"g_s.{i}.bias"])))
+            else:
+                p = f"g_s.{i}."
+                self.layers.append(("igdn", _reparam(state, p + "gamma"), _reparam(state, p + "beta")))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "LiteModel":
+        """A weights file (weights.save_weights), with the torch loader's error messages."""
+        path = Path(path)
+        try:
+            blob = ptfile.load(path)
+        except FileNotFoundError:
+            raise ModelError(f"model weights not found: {path}") from None
+        except Exception as e:  # noqa: BLE001 - any unreadable file is the same user-facing problem
+            raise ModelError(f"cannot read model weights {path}: {e.__class__.__name__}") from None
+        if not isinstance(blob, dict) or blob.get("format") not in WEIGHTS_FORMATS:
+            raise ModelError(f"{path} is not a clccodec weights file")
+        try:
+            return cls(ModelConfig.from_dict(blob["config"]), widened_state(blob))
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise ModelError(f"weights file {path} does not match its config: {e}") from None
+
+    # -- the probability path (exact) ------------------------------------------------------------------------
+
+    def hyper_synthesis(self, z_hat: np.ndarray) -> np.ndarray:
+        c0, c1, c2, c3 = self.h_s
+        x = relu(c0(q_act(z_hat)))
+        x = relu(pixel_shuffle(c1(x)))
+        x = relu(pixel_shuffle(c2(x)))
+        return c3(x)
+
+    def clm(self, feat: np.ndarray, tokens: np.ndarray | None, decoded: np.ndarray | None = None) -> np.ndarray:
+        """ReferenceAttention.forward: F_h (F, h, w), tokens (T, C_r) -> y_a (ref_out, h, w)."""
+        _, h, w = feat.shape
+        if tokens is None:
+            att = np.broadcast_to(self.null_value[:, None, None], (len(self.null_value), h, w))
+        else:
+            k = np.concatenate([self.null_key[None], self.key.tokens(tokens)])
+            v = np.concatenate([self.null_value[None], self.value.tokens(tokens)])
+            q = self.query(feat if decoded is None else np.concatenate([feat, decoded])).reshape(len(k[0]), -1).T
+            prior = log2_on_lut_grid(len(tokens)) if self.cfg.null_prior else 0.0
+            att = np.empty((h * w, v.shape[1]))
+            for s in range(0, h * w, ATTENTION_ROWS):
+                logits = q[s : s + ATTENTION_ROWS] @ k.T * self.logit_scale
+                logits[:, 0] += prior
+                wts = exp2_weights(logits, -1)
+                att[s : s + ATTENTION_ROWS] = q_act((wts @ v) / wts.sum(-1, keepdims=True))
+            att = att.T.reshape(-1, h, w)
+        c, g = att.shape[0], self.cfg.align_groups
+        wts = exp2_weights(self.align(np.concatenate([feat, att])).reshape(g, 1, 9, h, w), 2)
+        nb = _windows(att, 3).reshape(g, c // g, 9, h, w)
+        return q_act(((nb * wts).sum(2) / wts.sum(2)).reshape(c, h, w))
+
+    def decode_latents(self, streams: container.TileStreams, size: tuple[int, int],
+                       tokens: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """CLCModel.decompress up to the synthesis: the slices y_hat_s (C, h, w) and the final y_a."""
+        cfg = self.cfg
+        zh, zw = -(-size[0] // PAD_MULTIPLE), -(-size[1] // PAD_MULTIPLE)
+        idx = np.broadcast_to(np.arange(cfg.Nz, dtype=np.int32)[:, None, None], (cfg.Nz, zh, zw))
+        z_hat = (self.z_coder.decode(streams.hyper, idx).astype(np.float32) + self.z_medians[:, None, None])
+        z_hat = z_hat.astype(np.float64)
+        band = latent_band(4 * zw)
+        feat = map_bands(self.hyper_synthesis, z_hat, band // 4, halo=3, up=4)
+        late = None
+        if cfg.query_slices and tokens is not None:
+            y_a = map_bands(lambda f: self.clm(f, None), feat, band, halo=2)
+
+            def late(decoded: np.ndarray) -> np.ndarray:
+                return map_bands(lambda f, d: self.clm(f, tokens, d), [feat, decoded], band, halo=2)
+        else:
+            y_a = map_bands(lambda f: self.clm(f, tokens), feat, band, halo=2)
+        # SliceEntropyModel._code, decoding
+        nf, base = feat.shape[0], feat.shape[0] + y_a.shape[0]
+        ctx = np.empty((base + sum(cfg.slices), *feat.shape[1:]))
+        ctx[:nf], ctx[nf:base] = feat, y_a
+        n = base
+        for i, s in enumerate(cfg.slices):
+            if late is not None and i == cfg.query_slices:
+                ctx[nf:base] = late(ctx[base:n])
+            c0, c1, head = self.param_nets[i]
+            out = map_bands(lambda x: head(relu(c1(relu(c0(x))))), ctx[:n], band, halo=2)
+            scales = np.clip(np.round(out[s:]), 0, cfg.scale_levels - 1).astype(np.int32)
+            ctx[n : n + s] = self.y_coder.decode(streams.slices[i], scales) + out[:s]
+            l0, l1 = self.lrp_nets[i]
+            r = map_bands(lambda x: l1(relu(l0(x))), ctx[: n + s], band, halo=1)
+            ctx[n : n + s] += np.clip(r, -0.5, 0.5)
+            n += s
+        return ctx[base:], ctx[nf:base]
+
+    # -- the fast synthesis (float32) -------------------------------------------------------------------------
+
+    def inverse_gain(self, quality: float) -> np.ndarray:
+        """quality.interpolate_log_table of the inverse gains, in float32 like the torch decoder."""
+        levels = self.log_inv_gain.shape[0]
+        pos = min(np.float32(quality) - np.float32(TRAINED_MIN), np.float32(levels - 1))
+        lo = int(min(max(np.floor(pos), 0), levels - 2))
+        t = np.float32(pos - lo)
+        return np.exp(self.log_inv_gain[lo] * (np.float32(1) - t) + self.log_inv_gain[lo + 1] * t)
+
+    def synthesize(self, y_hat_s: np.ndarray, y_a: np.ndarray, inv_gain: np.ndarray) -> np.ndarray:
+        """synthesis.FastSynthesis: y_hat_s and y_a (C, h, w) -> x_hat (3, 16 h, 16 w) in [0, 1], float32."""
+        y = y_hat_s.astype(np.float32) * inv_gain[:, None, None]
+        a = y_a.astype(np.float32)
+        alpha = 1 / (1 + np.exp(-conv2d(np.concatenate([y, a]), *self.gate)))
+        x = y + alpha * conv2d(a, *self.proj)
+        for kind, p1, p2 in self.layers:
+            if kind == "deconv":
+                x = pixel_shuffle(conv2d(x, p1, p2))
+            else:
+                x = _inverse_gdn(x, p1, p2)
+        return np.clip(x, 0, 1)
+
+    def reconstruct(self, y_hat_s: np.ndarray, y_a: np.ndarray, quality: float) -> np.ndarray:
+        inv_gain = self.inverse_gain(quality)
+        band = synthesis_band(y_hat_s.shape[-1], exact=False)
+        return map_bands(lambda y, a: self.synthesize(y, a, inv_gain), [y_hat_s, y_a], band, SYNTHESIS_HALO, up=16)
+
+
+def _inverse_gdn(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """x * sqrt(beta + gamma x^2) at every position of x (C, H, W), in place, a block of columns at a time."""
+    c, h, w = x.shape
+    flat = x.reshape(c, -1)
+    step = max(1, BLOCK_BYTES // (c * x.itemsize))
+    for s in range(0, flat.shape[1], step):
+        r = flat[:, s : s + step]
+        norm = np.matmul(gamma, r * r)
+        norm += beta[:, None]
+        r *= np.sqrt(norm, out=norm)
+    return x
+
+
+def _reparam(state: dict, name: str) -> np.ndarray:
+    """GDN's NonNegativeParametrizer: max(x, bound)^2 - pedestal, in float32 (compressai.layers.gdn)."""
+    x = state[name]
+    bound = state[name + "_reparam.lower_bound.bound"]
+    pedestal = state[name + "_reparam.pedestal"]
+    return (np.maximum(x, bound) ** 2 - pedestal).astype(np.float32)
+
+
+def to_pixels(x_hat: np.ndarray) -> np.ndarray:
+    """imageio.to_pixels: float (3, H, W) in [0, 1] -> uint8 (H, W, 3), rounding half to even."""
+    return np.round(np.clip(x_hat, 0, 1) * 255).astype(np.uint8).transpose(1, 2, 0)
+
+
+# -- the decoder -----------------------------------------------------------------------------------------------------
+
+class LiteDictionary:
+    """The decoder's view of a .clcdict: its id and its int8 values (no retrieval index, no features)."""
+
+    def __init__(self, data: bytes, name: str) -> None:
+        d = clcdict.unpack(data, name)
+        self.model_id = bytes(d.model_id)
+        self.id = clcdict.dictionary_id(self.model_id, d.values)
+        self.file_id = file_id(self.id)
+        self.values = d.values
+
+    @classmethod
+    def load(cls, path: str | Path) -> "LiteDictionary":
+        return cls(read_bytes(Path(path), DictionaryError, "reference dictionary "), str(path))
+
+    def tokens(self, indices: list[int]) -> np.ndarray:
+        """The tokens (R * h * w, C_r) of the given entries, float64 (codec.CLCModel._tokens)."""
+        bad = [i for i in indices if not 0 <= i < len(self.values)]
+        if bad:
+            raise ReferenceIndexError(f"corrupt file: reference index {bad[0]} is outside dictionary "
+                                      f"{self.id.hex()} ({len(self.values)} entries)")
+        codes = self.values[np.asarray(indices, dtype=np.int64)]  # (R, C_r, h, w)
+        return (codes.astype(np.float64) / VALUE_SCALE).transpose(0, 2, 3, 1).reshape(-1, codes.shape[1])
+
+
+class LiteDecoder:
+    """Decodes .clc files like api.Codec.decode_full on the CPU, without torch; what it cannot do (exact
+    synthesis, files with missing slices) goes to an api.Codec it builds on first need."""
+
+    def __init__(self, model: str | Path | None = None, dictionary: str | Path | bool | None = None) -> None:
+        self.model_path = Path(model or os.environ.get("CLC_MODEL", DEFAULT_MODEL))
+        self.model = LiteModel.load(self.model_path)
+        self.model_id = file_id(self.model.model_id)
+        self._dictionary_arg = dictionary
+        self._dictionary: LiteDictionary | None = None
+        self._dictionary_loaded = False
+        self._codec: Any = None
+        if dictionary not in (None, False):
+            self._load_dictionary()
+
+    def _load_dictionary(self) -> LiteDictionary | None:
+        """api.Codec's rules: the default dictionary only if it fits the model, a given one must fit."""
+        if not self._dictionary_loaded:
+            self._dictionary_loaded = True
+            arg = self._dictionary_arg
+            if arg is None:
+                path = Path(os.environ.get("CLC_DICTIONARY", DEFAULT_DICTIONARY))
+                if path.exists():
+                    d = LiteDictionary.load(path)
+                    self._dictionary = d if file_id(d.model_id) == self.model_id else None
+            elif arg is not False:
+                d = LiteDictionary.load(arg)
+                if file_id(d.model_id) != self.model_id:
+                    raise DictionaryMismatchError(
+                        f"dictionary {d.id.hex()} was built for model {d.model_id.hex()}, "
+                        f"not for the loaded model {self.model.model_id.hex()}")
+                self._dictionary = d
+        return self._dictionary
+
+    def _check(self, f: ClcFile) -> None:
+        """api.Codec._check."""
+        from .imageio import MAX_PIXELS
+
+        if f.width * f.height > MAX_PIXELS:
+            raise FormatError(f"corrupt file: {f.width}x{f.height} is too large (this build codes at most "
+                              f"{MAX_PIXELS:,} pixels)")
+        if f.model_id != self.model_id:
+            raise ModelMismatchError(describe_model_mismatch(f.model_id, self.model.model_id, f.num_refs > 0))
+        if f.slices_total != len(self.model.cfg.slices):
+            raise FormatError(f"corrupt file: {f.slices_total} slices, the model codes {len(self.model.cfg.slices)}")
+        if not quality_is_valid(f.quality):
+            raise FormatError(f"corrupt file: quality {f.quality} out of range")
+        if f.num_refs:
+            d = self._load_dictionary()
+            if d is None:
+                raise DictionaryError(f"this file needs reference dictionary {f.dictionary_id.hex()}; "
+                                      "none is loaded (pass --dict)")
+            if f.dictionary_id != d.file_id:
+                raise DictionaryMismatchError(
+                    f"this file needs reference dictionary {f.dictionary_id.hex()}, but the loaded dictionary "
+                    f"is {d.file_id.hex()} (pass the right --dict)")
+
+    def torch_codec(self) -> Any:
+        """The torch decoder on the same model and dictionary (for what this one does not do)."""
+        if self._codec is None:
+            from .api import Codec
+
+            self._codec = Codec(self.model_path, self._dictionary_arg, "cpu")
+        return self._codec
+
+    def decode_full(self, data: bytes, *, exact: bool = False, partial: bool = False, detail: str = "mean",
+                    seed: int = 0) -> DecodeResult:
+        """api.Codec.decode_full (same arguments, results and errors)."""
+        if detail not in ("mean", "sample"):  # progressive.DETAIL_MODES (that module needs torch)
+            from .errors import UsageError
+
+            raise UsageError(f"detail must be one of mean, sample, got {detail!r}")
+        f = container.unpack(data, partial=partial)
+        self._check(f)
+        if exact or f.slices_present != f.slices_total:
+            return self.torch_codec().decode_full(data, exact=exact, partial=partial, detail=detail, seed=seed)
+        tokens = self._load_dictionary().tokens(f.ref_indices) if f.num_refs else None  # checks the indices
+        try:
+            y_hat_s, y_a = self.model.decode_latents(f.tiles[0], (f.height, f.width), tokens)
+        except (RuntimeError, ValueError) as e:  # the entropy decoder rejecting its input
+            raise FormatError(f"corrupt file: entropy-coded data does not decode ({e.__class__.__name__})") from None
+        x_hat = self.model.reconstruct(y_hat_s, y_a, f.quality)
+        return DecodeResult(to_pixels(x_hat[:, : f.height, : f.width]), f.grayscale, f.metadata, f.slices_present,
+                            f.slices_total, f.truncated)
+
+    def decode_pixels(self, data: bytes, **kw: Any) -> tuple[np.ndarray, bool]:
+        r = self.decode_full(data, **kw)
+        return r.pixels, r.grayscale
+
+
+def gpu_may_be_present() -> bool:
+    """Whether `--device auto` could find a CUDA GPU, judged without importing torch: the NVIDIA driver's device
+    node and a CUDA_VISIBLE_DEVICES that does not hide every GPU."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() in ("", "-1"):
+        return False
+    return os.path.exists("/dev/nvidiactl")
