@@ -9,7 +9,8 @@ Measured, in this order, on the same machine in one run (so ratios compare like 
   reading the weights file, building the model, the model id, the dictionary;
 * in-process (one loaded Codec, after a warm-up): median wall seconds of encode_full (pixels -> .clc bytes,
   retrieval included) and of decode_pixels with the default (fast) synthesis and with exact=True; encode +
-  decode is the sum of the medians;
+  decode is the sum of the medians; and the torch-free decoder's (lite.LiteDecoder) decode, first call and
+  median, with its load in a fresh process;
 * one-shot CLI: median wall seconds of whole `clc` processes (python start, imports, model load, coding, file
   writing): `--help`, `--version`, `encode --help`, `info FILE.clc`, `encode`, `decode`, `decode --exact`;
   and which heavy modules (torch, compressai, faiss, sklearn) each light command imported.
@@ -64,6 +65,20 @@ print(json.dumps({"import_torch_s": t1 - t0, "import_clccodec_s": t2 - t1, "code
 """
     r = subprocess.run([sys.executable, "-c", code, model or ""], capture_output=True, text=True, check=True)
     return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+# fresh process: the torch-free decoder's imports and load, and its first decode of a file
+LITE_PROBE = r"""
+import json, sys, time
+t0 = time.perf_counter()
+from clccodec.lite import LiteDecoder
+t1 = time.perf_counter()
+d = LiteDecoder(sys.argv[1] or None)
+t2 = time.perf_counter()
+d.decode_full(open(sys.argv[2], "rb").read())
+t3 = time.perf_counter()
+print(json.dumps({"import_s": t1 - t0, "load_s": t2 - t1, "first_decode_s": t3 - t2, "torch": "torch" in sys.modules}))
+"""
 
 
 def cli_wall(args: list[str], repeat: int, env: dict) -> tuple[float, list[float]]:
@@ -127,6 +142,21 @@ def main(argv: list[str] | None = None) -> int:
     else:  # before the fast synthesis existed: the one decode was the exact one
         res["decode_exact_s"] = res["decode_s"]
     res["encode_plus_decode_s"] = res["encode_s"] + res["decode_s"]
+    try:
+        from clccodec.lite import LiteDecoder
+    except ImportError:  # before the torch-free decoder
+        LiteDecoder = None
+    if LiteDecoder is not None:
+        lite = LiteDecoder(args.model)
+        res["decode_lite_s"], res["decode_lite_runs"] = median_time(lambda: lite.decode_full(data), args.repeat)
+        d = lite.decode_full(data).pixels.astype(np.int16) - codec.decode_pixels(data, exact=True)[0]
+        res["lite_vs_exact_max_abs"] = int(np.abs(d).max())
+        with tempfile.NamedTemporaryFile(suffix=".clc") as f:
+            f.write(data)
+            f.flush()
+            r = subprocess.run([sys.executable, "-c", LITE_PROBE, args.model or "", f.name],
+                               capture_output=True, text=True, check=True)
+        res["lite_fresh_process"] = json.loads(r.stdout.strip().splitlines()[-1])
     res["exact_over_fast"] = res["decode_exact_s"] / res["decode_s"]
 
     env = dict(os.environ)
@@ -149,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, cmd in commands.items() if args.cli_repeat > 0 else ():
             t, runs = cli_wall(cmd, args.cli_repeat, env)
             cli[name] = {"wall_s": t, "runs": runs}
-            if name in ("--help", "--version", "encode --help", "info FILE.clc"):
+            if name in ("--help", "--version", "encode --help", "info FILE.clc", "decode"):
                 cli[name]["heavy_imports"] = heavy_imports(cmd, env)
     res["cli"] = cli
     res["environment"] = {"python": platform.python_version(), "platform": platform.platform(),
@@ -164,6 +194,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  in-process: encode {res['encode_s']:.3f} s, decode (default) {res['decode_s']:.3f} s, decode exact "
           f"{res['decode_exact_s']:.3f} s; encode + decode {res['encode_plus_decode_s']:.3f} s; exact / default "
           f"{res['exact_over_fast']:.2f}x")
+    if "decode_lite_s" in res:
+        lf = res["lite_fresh_process"]
+        print(f"  torch-free decoder: decode {res['decode_lite_s']:.3f} s (max |diff| to exact "
+              f"{res['lite_vs_exact_max_abs']}); fresh process: import {lf['import_s']:.2f} s, load "
+              f"{lf['load_s']:.2f} s, first decode {lf['first_decode_s']:.2f} s, torch imported: {lf['torch']}")
     if "fast_vs_exact_max_abs" in res:
         print(f"  fast vs exact pixels: max |diff| {res['fast_vs_exact_max_abs']}, "
               f"{100 * res['fast_vs_exact_differing_pixels']:.3f} % of samples differ")

@@ -37,7 +37,7 @@ from .reference import (
     int8_to_values,
     values_to_tokens,
 )
-from .synthesis import ExactSynthesis, FastSynthesis
+from .synthesis import ExactSynthesis, FastAnalysis, FastSynthesis
 from .transforms import HyperSynthesis, analysis, hyper_analysis, synthesis
 
 def lambda_for_quality(q: Tensor) -> Tensor:
@@ -110,8 +110,10 @@ class CLCModel(nn.Module):
         return feat, y_a, None
 
     def analyse(self, x: Tensor) -> Tensor:
-        """The latent y = g_a(x) of a padded image (1, 3, H, W), band by band (bands.PIXEL_BAND)."""
-        return map_bands(self.g_a, x, analysis_band(x.shape[-1]), halo=64, down=16)
+        """The latent y = g_a(x) of a padded image (1, 3, H, W), band by band (bands.PIXEL_BAND).
+        With gradients off (coding) it runs FastAnalysis, the same network in channels_last float32."""
+        g_a = self.g_a if torch.is_grad_enabled() else self._coding_net(FastAnalysis, x.device)
+        return map_bands(g_a, x, analysis_band(x.shape[-1]), halo=64, down=16)
 
     def _hyper_analyse(self, y_s: Tensor) -> Tensor:
         """The hyper-latent z of the scaled latent, band by band."""
@@ -121,20 +123,25 @@ class CLCModel(nn.Module):
         """The float synthesis (training)."""
         return self.g_s(self.fusion(y_hat_s.float() * inv_gain, y_a.float()))
 
-    def _synthesis(self, kind: type, device: torch.device):
-        """The coding-time synthesis of this kind (ExactSynthesis or FastSynthesis), built once per device."""
-        params = (*self.fusion.parameters(), *self.g_s.parameters(), self.log_inv_gain)
+    def _coding_net(self, kind: type, device: torch.device):
+        """The coding-time network of this kind (FastAnalysis, ExactSynthesis or FastSynthesis), built once per
+        device and rebuilt when the parameters it copies change."""
+        if kind is FastAnalysis:
+            modules, args = (self.g_a,), (self.g_a,)
+        else:
+            modules, args = (self.fusion, self.g_s), (self.fusion, self.g_s, self.log_inv_gain)
+        params = (*(p for m in modules for p in m.parameters()), self.log_inv_gain)
         key = (kind, device, tuple(p._version for p in params))
-        cache = self.__dict__.setdefault("_synthesis_cache", {})  # not a buffer: never saved, never moved
+        cache = self.__dict__.setdefault("_coding_nets", {})  # not a buffer: never saved, never moved
         if cache.get(kind, (None,))[0] != key:
-            cache[kind] = (key, kind(self.fusion, self.g_s, self.log_inv_gain, device))
+            cache[kind] = (key, kind(*args, device))
         return cache[kind][1]
 
     def _reconstruct(self, y_hat_s: Tensor, y_a: Tensor, quality: float, exact: bool) -> Tensor:
         """Coding-time synthesis in [0, 1], band by band: the exact float64 twin of _synthesize (synthesis.py:
         the same pixels on every device) or the fast float32 network (within a pixel's last bit or two of it)."""
         device = y_hat_s.device
-        synthesis = self._synthesis(ExactSynthesis if exact else FastSynthesis, device)
+        synthesis = self._coding_net(ExactSynthesis if exact else FastSynthesis, device)
         inv_gain = synthesis.inverse_gain(quality)
         band = synthesis_band(y_hat_s.shape[-1], exact)
         with exact_mode(device) if exact else contextlib.nullcontext():

@@ -145,6 +145,58 @@ def subpixel_kernel(deconv: nn.ConvTranspose2d) -> tuple[Tensor, Tensor]:
     return torch.from_numpy(k).to(w.device), torch.from_numpy(kb).to(b.device)
 
 
+GDN_ROWS = 2048  # positions per chunk of a channels_last GDN
+
+
+def channels_last_gdn(x: Tensor, gamma_t: Tensor, beta: Tensor, inverse: bool) -> Tensor:
+    """GDN (x / sqrt(beta + gamma x^2)) or its inverse (x * sqrt(...)) at every position of x (1, C, H, W), with
+    the reparametrised gamma (transposed) and beta computed once: the 1x1 convolution as matrix products over
+    the channels_last layout, in cache-sized chunks."""
+    x = x.contiguous(memory_format=torch.channels_last)
+    n, c, h, w = x.shape
+    rows = x.permute(0, 2, 3, 1).reshape(-1, c)  # a view: channels are the fastest axis
+    out = torch.empty_like(rows)
+    sq = rows.new_empty((min(GDN_ROWS, len(rows)), c))
+    for s in range(0, len(rows), GDN_ROWS):
+        r, o = rows[s : s + GDN_ROWS], out[s : s + GDN_ROWS]
+        torch.addmm(beta, torch.mul(r, r, out=sq[: len(r)]), gamma_t, out=o)
+        (o.sqrt_() if inverse else o.rsqrt_()).mul_(r)
+    return out.view(n, h, w, c).permute(0, 3, 1, 2)
+
+
+def gdn_parameters(m: GDN, device: torch.device) -> tuple[Tensor, Tensor]:
+    """A GDN's reparametrised (gamma transposed, beta) in float32, for channels_last_gdn."""
+    gamma = m.gamma_reparam(m.gamma.detach()).to(device, torch.float32)
+    return gamma.t().contiguous(), m.beta_reparam(m.beta.detach()).to(device, torch.float32)
+
+
+class FastAnalysis:
+    """The encoder's g_a at coding time: float32, channels_last convolutions (oneDNN) and channels_last_gdn, about
+    40 % faster than the module on a CPU. Only the encoder runs it: what it changes is which values get coded,
+    in the last bits of float sums, never whether a file decodes."""
+
+    def __init__(self, g_a: nn.Sequential, device: torch.device) -> None:
+        self.layers: list[tuple] = []
+        with torch.no_grad():
+            for m in g_a:
+                if isinstance(m, nn.Conv2d):
+                    w = m.weight.detach().to(device, torch.float32).contiguous(memory_format=torch.channels_last)
+                    self.layers.append(("conv", w, m.bias.detach().to(device, torch.float32), m.stride, m.padding))
+                elif isinstance(m, GDN) and not m.inverse:
+                    self.layers.append(("gdn", *gdn_parameters(m, device)))
+                else:
+                    raise TypeError(f"fast analysis does not know {type(m).__name__}")
+
+    def __call__(self, x: Tensor) -> Tensor:
+        x = x.float().contiguous(memory_format=torch.channels_last)
+        for layer in self.layers:
+            if layer[0] == "conv":
+                x = F.conv2d(x, *layer[1:])
+            else:
+                x = channels_last_gdn(x, layer[1], layer[2], inverse=False)
+        return x.contiguous()
+
+
 class FastSynthesis:
     """The trained float network itself (inverse gains, CLS fusion, g_s) in float32, channels_last.
 
@@ -155,8 +207,6 @@ class FastSynthesis:
     over the channels_last layout, in cache-sized chunks; the last (3-channel) transposed convolution runs as a
     sub-pixel convolution.
     """
-
-    GDN_ROWS = 2048  # positions per chunk of an inverse GDN
 
     def __init__(self, fusion: nn.Module, g_s: nn.Sequential, log_inv_gain: Tensor, device: torch.device) -> None:
         def cl(t: Tensor) -> Tensor:
@@ -176,8 +226,7 @@ class FastSynthesis:
                 elif isinstance(m, nn.ConvTranspose2d):
                     self.layers.append(("deconv", cl(m.weight), f32(m.bias), m.stride, m.padding, m.output_padding))
                 elif isinstance(m, GDN) and m.inverse:
-                    gamma = f32(m.gamma_reparam(m.gamma.detach()))
-                    self.layers.append(("igdn", gamma.t().contiguous(), f32(m.beta_reparam(m.beta.detach()))))
+                    self.layers.append(("igdn", *gdn_parameters(m, device)))
                 else:
                     raise TypeError(f"fast synthesis does not know {type(m).__name__}")
         self.log_inv_gain = log_inv_gain.detach().to(device, torch.float32)
@@ -185,18 +234,6 @@ class FastSynthesis:
     def inverse_gain(self, quality: float) -> Tensor:
         q = torch.tensor([quality], device=self.log_inv_gain.device)
         return interpolate_log_table(self.log_inv_gain, q)[:, :, None, None]
-
-    def _inverse_gdn(self, x: Tensor, gamma_t: Tensor, beta: Tensor) -> Tensor:
-        """x * sqrt(beta + gamma x^2) at every position of a channels_last x (1, C, H, W)."""
-        n, c, h, w = x.shape
-        rows = x.permute(0, 2, 3, 1).reshape(-1, c)  # a view: channels are the fastest axis
-        out = torch.empty_like(rows)
-        sq = rows.new_empty((min(self.GDN_ROWS, len(rows)), c))
-        for s in range(0, len(rows), self.GDN_ROWS):
-            r, o = rows[s : s + self.GDN_ROWS], out[s : s + self.GDN_ROWS]
-            torch.addmm(beta, torch.mul(r, r, out=sq[: len(r)]), gamma_t, out=o)
-            o.sqrt_().mul_(r)
-        return out.view(n, h, w, c).permute(0, 3, 1, 2)
 
     def __call__(self, y_hat_s: Tensor, y_a: Tensor, inv_gain: Tensor) -> Tensor:
         """y_hat_s and y_a (any float dtype, on the 2^-8 grid: exact in float32) -> x_hat in [0, 1], float32."""
@@ -211,5 +248,5 @@ class FastSynthesis:
             elif layer[0] == "subpixel":
                 x = F.pixel_shuffle(F.conv2d(x, layer[1], layer[2], padding=1), 2)
             else:
-                x = self._inverse_gdn(x.contiguous(memory_format=torch.channels_last), layer[1], layer[2])
+                x = channels_last_gdn(x, layer[1], layer[2], inverse=True)
         return x.clamp_(0, 1)
