@@ -1,13 +1,15 @@
 #!/usr/bin/env python
-"""The default fast synthesis against the bit-exact one, on real images, from real .clc bytes.
+"""The fast decoders against the bit-exact one, on real images, from real .clc bytes.
 
     python benchmarks/fast_vs_exact.py ../shared/data/kodak -q 1,4,8 --json benchmarks/results/fast_vs_exact_kodak.json
 
 Every image is encoded once per quality (the shipped model and default dictionary, M = 3), the bytes decoded
-with decode_pixels() (fast, the default) and decode_pixels(exact=True); reported per quality: the largest
-absolute 8-bit difference between the two decodes, the share of samples that differ, the mean PSNR of each
-against the source (per image, then averaged, like `clc eval`) and their difference, and the decode seconds of
-each (medians). Kodak is a test set: this reports, it chooses nothing.
+with decode_pixels(exact=True) (the reference) and with the two fast decoders: "fast", the torch Codec's
+default (float32 synthesis: what the API and a GPU use) and "lite", the torch-free decoder that `clc decode`
+runs on a CPU (lite.py). Reported per quality and fast decoder: the largest absolute 8-bit difference to the
+exact decode, the share of samples that differ, the mean PSNR against the source (per image, then averaged,
+like `clc eval`) and its difference to the exact one's, and the decode seconds (medians). Kodak is a test set:
+this reports, it chooses nothing.
 """
 
 from __future__ import annotations
@@ -38,32 +40,52 @@ def main(argv: list[str] | None = None) -> int:
     from clccodec.evaluation.runner import find_images, load_images, parse_qualities
 
     codec = clccodec.Codec(args.model, device="cpu")
+    decoders = {"fast": codec.decode_pixels}
+    try:
+        from clccodec.lite import LiteDecoder
+
+        decoders["lite"] = LiteDecoder(args.model).decode_pixels
+    except ImportError:  # before the torch-free decoder
+        pass
     images = load_images(find_images(args.images, args.limit))
     rows = []
+
+    def timed(fn, data):
+        t = time.perf_counter()
+        pixels, _ = fn(data)
+        return pixels, time.perf_counter() - t
+
     for q in parse_qualities(args.quality):
-        worst, differ, n, p_fast, p_exact, t_fast, t_exact = 0, 0, 0, [], [], [], []
+        stats = {k: {"worst": 0, "differ": 0, "psnr": [], "t": []} for k in decoders}
+        n, p_exact, t_exact = 0, [], []
         for im in images:
             data = codec.encode_full(im.loaded, q, args.refs).data
-            t = time.perf_counter()
-            fast, _ = codec.decode_pixels(data)
-            t_fast.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            exact, _ = codec.decode_pixels(data, exact=True)
-            t_exact.append(time.perf_counter() - t)
-            d = np.abs(fast.astype(np.int16) - exact.astype(np.int16))
-            worst, differ, n = max(worst, int(d.max())), differ + int((d != 0).sum()), n + d.size
-            p_fast.append(psnr(im.pixels, fast))
+            exact, t = timed(lambda d: codec.decode_pixels(d, exact=True), data)
+            t_exact.append(t)
             p_exact.append(psnr(im.pixels, exact))
-        row = {"quality": q, "images": len(images), "max_abs_diff": worst, "differing_samples": differ / n,
-               "psnr_fast": float(np.mean(p_fast)), "psnr_exact": float(np.mean(p_exact)),
-               "psnr_fast_minus_exact": float(np.mean(p_fast) - np.mean(p_exact)),
-               "max_abs_psnr_diff_per_image": float(np.max(np.abs(np.subtract(p_fast, p_exact)))),
-               "decode_fast_s": statistics.median(t_fast), "decode_exact_s": statistics.median(t_exact)}
+            n += exact.size
+            for name, fn in decoders.items():
+                pixels, t = timed(fn, data)
+                d = np.abs(pixels.astype(np.int16) - exact.astype(np.int16))
+                st = stats[name]
+                st["worst"], st["differ"] = max(st["worst"], int(d.max())), st["differ"] + int((d != 0).sum())
+                st["psnr"].append(psnr(im.pixels, pixels))
+                st["t"].append(t)
+        row = {"quality": q, "images": len(images), "psnr_exact": float(np.mean(p_exact)),
+               "decode_exact_s": statistics.median(t_exact)}
+        line = [f"q={q:g}: {len(images)} images, PSNR exact {row['psnr_exact']:.4f} dB, decode exact "
+                f"{row['decode_exact_s']:.2f} s"]
+        for name, st in stats.items():
+            r = {"max_abs_diff": st["worst"], "differing_samples": st["differ"] / n,
+                 "psnr": float(np.mean(st["psnr"])), "psnr_minus_exact": float(np.mean(st["psnr"]) - np.mean(p_exact)),
+                 "max_abs_psnr_diff_per_image": float(np.max(np.abs(np.subtract(st["psnr"], p_exact)))),
+                 "decode_s": statistics.median(st["t"])}
+            row[name] = r
+            line.append(f"  {name}: max |diff| {r['max_abs_diff']}, {100 * r['differing_samples']:.3f} % of samples "
+                        f"differ, PSNR {r['psnr']:.4f} dB (diff {r['psnr_minus_exact']:+.5f}, worst image "
+                        f"{r['max_abs_psnr_diff_per_image']:.5f}), decode {r['decode_s']:.2f} s")
         rows.append(row)
-        print(f"q={q:g}: {len(images)} images, max |fast - exact| {worst}, {100 * differ / n:.3f} % of samples "
-              f"differ, PSNR fast {row['psnr_fast']:.4f} dB exact {row['psnr_exact']:.4f} dB "
-              f"(diff {row['psnr_fast_minus_exact']:+.5f}, worst image {row['max_abs_psnr_diff_per_image']:.5f}), "
-              f"decode fast {row['decode_fast_s']:.2f} s exact {row['decode_exact_s']:.2f} s", flush=True)
+        print("\n".join(line), flush=True)
     if args.json:
         blob = {"command": " ".join(["benchmarks/fast_vs_exact.py", *(argv if argv is not None else sys.argv[1:])]),
                 "model_id": codec.model.model_id.hex(), "refs": args.refs, "loadavg_at_end": list(os.getloadavg()),

@@ -32,7 +32,9 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-HEAVY = ("torch", "compressai", "faiss", "sklearn")
+# compressai counts when its Python side loads: the torch-free decoder uses only its rANS extension, under the
+# package stub of model/_compressai.py (whose __init__ never runs)
+HEAVY = ("torch", "compressai.entropy_models", "faiss", "sklearn")
 PROBE = ("import runpy, sys, json; sys.argv = ['clc'] + json.loads(sys.argv[1]); "
          "code = 0\ntry:\n    runpy.run_module('clccodec', run_name='__main__')\nexcept SystemExit as e:\n"
          "    code = e.code or 0\n"
