@@ -28,19 +28,20 @@ from PIL import Image
 
 from . import container
 from .fileio import read_bytes, write_atomic
-from .container import DEFAULT_REFS, MAX_REFS, ClcFile, read_info
+from .container import DEFAULT_REFS, MAX_REFS, read_info
 from .device import no_tf32, resolve_device
 from .effort import DEFAULT_EFFORT, EFFORT_MAX, EFFORT_MIN, Progress
 from .encoder import ImageEncoder
-from .errors import DictionaryError, DictionaryMismatchError, FormatError, ModelError, ModelMismatchError, UsageError
+from .errors import DictionaryMismatchError, FormatError, ModelError, UsageError
 from .ids import file_id
-from .imageio import MAX_PIXELS, LoadedImage, encode_image, load_image, output_format, pad_to_multiple, to_image, to_pixels, \
+from .decoding import DETAIL_MODES, DecodeResult, check_file
+from .imageio import LoadedImage, encode_image, load_image, output_format, pad_to_multiple, to_image, to_pixels, \
     to_tensor
 from .model.codec import PAD_MULTIPLE, CLCModel
 from .model.weights import load_weights, model_id
 from .ratecontrol import Target
 from .quality import DEFAULT_QUALITY, QUALITY_MAX, QUALITY_MIN, quality_is_valid, quantize_quality
-from .release import DEFAULT_DICTIONARY, DEFAULT_MODEL, describe_model_mismatch
+from .release import DEFAULT_DICTIONARY, DEFAULT_MODEL
 
 
 def default_model_path() -> Path:
@@ -59,16 +60,6 @@ class EncodeResult:
     notes: list[str]  # about the input (alpha dropped, ...) and a target that was not met
     quality: float = DEFAULT_QUALITY  # the quality coded (the one found, with a target)
     refs: int = 0  # the references the file uses
-
-
-@dataclass
-class DecodeResult:
-    pixels: np.ndarray  # uint8 (H, W, 3)
-    grayscale: bool
-    metadata: dict[str, bytes]  # ICC / EXIF / XMP sections of the file (metadata.py)
-    slices_used: int  # slice strings decoded; the rest (slices_total - slices_used) were filled (progressive.py)
-    slices_total: int
-    truncated: bool  # the file ended early (only with partial=True)
 
 
 class Codec:
@@ -173,27 +164,6 @@ class Codec:
 
     # -- decoding ----------------------------------------------------------------------------------------------
 
-    def _check(self, f: ClcFile) -> None:
-        """What the container cannot check alone: this file against this model and dictionary."""
-        if f.width * f.height > MAX_PIXELS:  # the encoder never writes one: refuse before allocating anything
-            raise FormatError(f"corrupt file: {f.width}x{f.height} is too large (this build codes at most "
-                              f"{MAX_PIXELS:,} pixels)")
-        if f.model_id != self.model_id:
-            raise ModelMismatchError(describe_model_mismatch(f.model_id, self.model.model_id, f.num_refs > 0))
-        if f.slices_total != len(self.model.cfg.slices):
-            raise FormatError(f"corrupt file: {f.slices_total} slices, the model codes "
-                              f"{len(self.model.cfg.slices)}")
-        if not quality_is_valid(f.quality):
-            raise FormatError(f"corrupt file: quality {f.quality} out of range")
-        if f.num_refs:
-            if self.dictionary is None:
-                raise DictionaryError(f"this file needs reference dictionary {f.dictionary_id.hex()}; "
-                                      "none is loaded (pass --dict)")
-            if f.dictionary_id != self.dictionary.file_id:
-                raise DictionaryMismatchError(
-                    f"this file needs reference dictionary {f.dictionary_id.hex()}, but the loaded dictionary "
-                    f"is {self.dictionary.file_id.hex()} (pass the right --dict)")
-
     @torch.inference_mode()
     def decode_full(self, data: bytes, *, exact: bool = False, partial: bool = False, detail: str = "mean",
                     seed: int = 0) -> DecodeResult:
@@ -201,12 +171,10 @@ class Codec:
         version-2 file decodes from its complete sections (else a TruncatedError). Slices a file does not hold
         (truncated, or a `slices=K` preview) are filled by progressive.py: `detail="mean"` (exact decoder-side
         prediction) or `"sample"` (seeded draw)."""
-        from .progressive import DETAIL_MODES
-
         if detail not in DETAIL_MODES:
             raise UsageError(f"detail must be one of {', '.join(DETAIL_MODES)}, got {detail!r}")
         f = container.unpack(data, partial=partial)
-        self._check(f)
+        check_file(f, self.model.model_id, len(self.model.cfg.slices), lambda: self.dictionary)
         codes = self.dictionary.values(f.ref_indices, self.device) if f.num_refs else None  # checks the indices
         try:
             with no_tf32():

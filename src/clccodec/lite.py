@@ -22,41 +22,30 @@ import importlib.machinery
 import importlib.util
 import os
 import sys
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import container
-from .container import ClcFile
+from .decoding import DETAIL_MODES, DecodeResult, check_file
 from .dictionary import clcdict
-from .errors import DictionaryError, DictionaryMismatchError, FormatError, ModelError, ModelMismatchError, \
-    ReferenceIndexError
+from .errors import DictionaryError, DictionaryMismatchError, FormatError, ModelError, ReferenceIndexError, \
+    UsageError
 from .fileio import read_bytes
-from .ids import file_id
+from .ids import MODEL_ID_BYTES, file_id
 from .model import ptfile
 from .model.bands import SYNTHESIS_HALO, latent_band, map_bands, synthesis_band
 from .model.config import PAD_MULTIPLE, ModelConfig
 from .model.grids import A_FRAC, A_MAX, B_FRAC, B_MAX, EXP2_LUT, LUT_SIZE, LUT_STEPS_PER_OCTAVE, VALUE_SCALE, \
     W_FRAC, W_MAX, attention_logit_scale, log2_on_lut_grid
 from .model.subpixel import subpixel_kernel
-from .quality import TRAINED_MIN, quality_is_valid
-from .release import DEFAULT_DICTIONARY, DEFAULT_MODEL, describe_model_mismatch
+from .quality import TRAINED_MIN
+from .release import DEFAULT_DICTIONARY, DEFAULT_MODEL
 
-WEIGHTS_FORMATS = ("clc-weights/1", "clc-weights/2")  # weights.READABLE_FORMATS (that module needs torch)
 BLOCK_BYTES = 1 << 22  # column block of a convolution
 ATTENTION_ROWS = 4096  # query positions per attention block: bounds memory, not results (rows are independent)
-
-
-@dataclass
-class DecodeResult:
-    pixels: np.ndarray  # uint8 (H, W, 3)
-    grayscale: bool
-    metadata: dict[str, bytes]  # ICC / EXIF / XMP sections of the file (metadata.py)
-    slices_used: int  # slice strings decoded; the rest (slices_total - slices_used) were filled (progressive.py)
-    slices_total: int
-    truncated: bool  # the file ended early (only with partial=True)
 
 
 # -- the rANS decoder, without importing compressai (whose __init__ imports torch) ---------------------------------
@@ -207,8 +196,6 @@ def widened_state(blob: dict) -> dict[str, np.ndarray]:
 
 def state_model_id(cfg: ModelConfig, state: dict[str, np.ndarray]) -> bytes:
     """weights.model_id of the model these tensors load into (same bytes hashed, same order)."""
-    from .ids import MODEL_ID_BYTES
-
     h = hashlib.sha256(cfg.id_json().encode())
     for name, t in sorted(state.items()):
         t = np.ascontiguousarray(t)
@@ -257,7 +244,7 @@ class LiteModel:
             raise ModelError(f"model weights not found: {path}") from None
         except Exception as e:  # noqa: BLE001 - any unreadable file is the same user-facing problem
             raise ModelError(f"cannot read model weights {path}: {e.__class__.__name__}") from None
-        if not isinstance(blob, dict) or blob.get("format") not in WEIGHTS_FORMATS:
+        if not isinstance(blob, dict) or blob.get("format") not in ptfile.READABLE_FORMATS:
             raise ModelError(f"{path} is not a clccodec weights file")
         try:
             return cls(ModelConfig.from_dict(blob["config"]), widened_state(blob))
@@ -305,12 +292,11 @@ class LiteModel:
         z_hat = z_hat.astype(np.float64)
         band = latent_band(4 * zw)
         feat = map_bands(self.hyper_synthesis, z_hat, band // 4, halo=3, up=4)
-        late = None
+        late: Callable[[np.ndarray], np.ndarray] | None = None  # codec.CLCModel._decoder_context
         if cfg.query_slices and tokens is not None:
             y_a = map_bands(lambda f: self.clm(f, None), feat, band, halo=2)
-
-            def late(decoded: np.ndarray) -> np.ndarray:
-                return map_bands(lambda f, d: self.clm(f, tokens, d), [feat, decoded], band, halo=2)
+            late = lambda decoded: map_bands(lambda f, d: self.clm(f, tokens, d), [feat, decoded], band,  # noqa: E731
+                                             halo=2)
         else:
             y_a = map_bands(lambda f: self.clm(f, tokens), feat, band, halo=2)
         # SliceEntropyModel._code, decoding
@@ -446,29 +432,6 @@ class LiteDecoder:
                 self._dictionary = d
         return self._dictionary
 
-    def _check(self, f: ClcFile) -> None:
-        """api.Codec._check."""
-        from .imageio import MAX_PIXELS
-
-        if f.width * f.height > MAX_PIXELS:
-            raise FormatError(f"corrupt file: {f.width}x{f.height} is too large (this build codes at most "
-                              f"{MAX_PIXELS:,} pixels)")
-        if f.model_id != self.model_id:
-            raise ModelMismatchError(describe_model_mismatch(f.model_id, self.model.model_id, f.num_refs > 0))
-        if f.slices_total != len(self.model.cfg.slices):
-            raise FormatError(f"corrupt file: {f.slices_total} slices, the model codes {len(self.model.cfg.slices)}")
-        if not quality_is_valid(f.quality):
-            raise FormatError(f"corrupt file: quality {f.quality} out of range")
-        if f.num_refs:
-            d = self._load_dictionary()
-            if d is None:
-                raise DictionaryError(f"this file needs reference dictionary {f.dictionary_id.hex()}; "
-                                      "none is loaded (pass --dict)")
-            if f.dictionary_id != d.file_id:
-                raise DictionaryMismatchError(
-                    f"this file needs reference dictionary {f.dictionary_id.hex()}, but the loaded dictionary "
-                    f"is {d.file_id.hex()} (pass the right --dict)")
-
     def torch_codec(self) -> Any:
         """The torch decoder on the same model and dictionary (for what this one does not do)."""
         if self._codec is None:
@@ -480,12 +443,10 @@ class LiteDecoder:
     def decode_full(self, data: bytes, *, exact: bool = False, partial: bool = False, detail: str = "mean",
                     seed: int = 0) -> DecodeResult:
         """api.Codec.decode_full (same arguments, results and errors)."""
-        if detail not in ("mean", "sample"):  # progressive.DETAIL_MODES (that module needs torch)
-            from .errors import UsageError
-
-            raise UsageError(f"detail must be one of mean, sample, got {detail!r}")
+        if detail not in DETAIL_MODES:
+            raise UsageError(f"detail must be one of {', '.join(DETAIL_MODES)}, got {detail!r}")
         f = container.unpack(data, partial=partial)
-        self._check(f)
+        check_file(f, self.model.model_id, len(self.model.cfg.slices), self._load_dictionary)
         if exact or f.slices_present != f.slices_total:
             return self.torch_codec().decode_full(data, exact=exact, partial=partial, detail=detail, seed=seed)
         tokens = self._load_dictionary().tokens(f.ref_indices) if f.num_refs else None  # checks the indices

@@ -27,10 +27,9 @@ import torch
 from torch import Tensor
 
 from .container import TileStreams
+from .decoding import DETAIL_MODES  # noqa: F401 - its home is decoding.py; re-exported
 from .model.codec import CLCModel
 from .model.entropy import padded
-
-DETAIL_MODES = ("mean", "sample")
 
 
 def detail_stream(seed: int, slice_index: int, nbytes: int) -> bytes:

@@ -129,9 +129,10 @@ def decode(
 
     def go() -> None:
         from ..imageio import encode_image, output_format, to_image
+        from ..decoding import DETAIL_MODES
 
-        if detail not in ("mean", "sample"):  # progressive.DETAIL_MODES (not imported: it needs torch)
-            raise UsageError(f"--detail must be 'mean' or 'sample', got {detail!r}")
+        if detail not in DETAIL_MODES:
+            raise UsageError(f"--detail must be one of {', '.join(map(repr, DETAIL_MODES))}, got {detail!r}")
         jobs = plan_outputs(inputs, output, ".png")
         for j in jobs:
             output_format(None if j.dst == "-" else j.dst)

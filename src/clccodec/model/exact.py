@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .grids import (  # noqa: F401 - the grids' home is grids.py; re-exported for the torch layers' users
-    A_FRAC, A_MAX, B_FRAC, B_MAX, EXP2_LUT, LUT_SIZE, LUT_STEPS_PER_OCTAVE, W_FRAC, W_MAX, log2_on_lut_grid,
+    A_FRAC, A_MAX, B_FRAC, B_MAX, EXP2_LUT, LUT_SIZE, LUT_STEPS_PER_OCTAVE, W_FRAC, W_MAX,
 )
 
 

@@ -29,6 +29,10 @@ TORCH_DTYPE_NAMES = {np.dtype(np.float32): "torch.float32", np.dtype(np.float64)
                      np.dtype(np.bool_): "torch.bool"}
 
 
+WEIGHTS_FORMAT = "clc-weights/2"  # what weights.save_weights writes
+READABLE_FORMATS = ("clc-weights/1", WEIGHTS_FORMAT)  # format 1: the same, with no int16 grids
+
+
 class PtFileError(ValueError):
     """Not a weights file this reader understands."""
 

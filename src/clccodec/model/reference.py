@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .exact import exp2_weights, make_lut, q_act, qconv, round_ste
-from .grids import VALUE_FRAC, VALUE_MAX, VALUE_SCALE, attention_logit_scale, log2_on_lut_grid  # noqa: F401
+from .grids import VALUE_MAX, VALUE_SCALE, attention_logit_scale, log2_on_lut_grid
 
 
 class ValueProjection(nn.Module):

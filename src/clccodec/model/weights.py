@@ -23,9 +23,8 @@ from ..ids import MODEL_ID_BYTES
 from .codec import CLCModel
 from .config import ModelConfig
 from .exact import W_FRAC, QConv2d, quantize_exact_params
+from .ptfile import READABLE_FORMATS, WEIGHTS_FORMAT
 
-WEIGHTS_FORMAT = "clc-weights/2"
-READABLE_FORMATS = ("clc-weights/1", WEIGHTS_FORMAT)  # format 1: the same, with no int16 grids
 # small, and their exact values shape the coder (medians, gains): not worth fp16's rounding
 _KEEP_FP32 = ("entropy_bottleneck.", "entropy.gaussian.", "log_gain", "log_inv_gain")
 
