@@ -193,3 +193,10 @@ def test_cli_decode_imports_no_torch(tmp_path, shipped_codec):
 
     exact = shipped_codec.decode_full(src.read_bytes(), exact=True).pixels
     assert np.array_equal(np.asarray(Image.open(tmp_path / "b.png").convert("RGB")), exact)
+
+
+def test_the_package_exposes_it_without_importing_torch():
+    code = ("import sys, clccodec\nd = clccodec.LiteDecoder\nassert d.__module__ == 'clccodec.lite'\n"
+            "assert 'torch' not in sys.modules, 'torch imported'\nassert 'LiteDecoder' in dir(clccodec)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr.decode()
