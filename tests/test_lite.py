@@ -17,13 +17,13 @@ import torch
 
 from clccodec import container, lite
 from clccodec.api import Codec
-from clccodec.errors import ModelError, ReferenceIndexError
+from clccodec.errors import FormatError, ModelError, ReferenceIndexError
 from clccodec.imageio import pad_to_multiple, to_tensor
 from clccodec.model import bands
 from clccodec.model import ptfile
 from clccodec.model.codec import CLCModel
 from clccodec.model.config import TINY
-from clccodec.model.entropy import padded
+from clccodec.decoding import padded
 from clccodec.model.weights import load_weights, prepare_for_export, save_weights
 
 from .conftest import synthetic_photo
@@ -200,3 +200,38 @@ def test_the_package_exposes_it_without_importing_torch():
             "assert 'torch' not in sys.modules, 'torch imported'\nassert 'LiteDecoder' in dir(clccodec)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
     assert r.returncode == 0, r.stderr.decode()
+
+
+def test_a_tensor_view_beyond_its_storage_is_refused(tmp_path):
+    """as_strided would read whatever memory a hostile size or stride points at: the reader checks the view."""
+    path = export(tmp_path)
+    with zipfile.ZipFile(path) as z:
+        entries = {n: z.read(n) for n in z.namelist()}
+    key = next(n for n in entries if "/data/" in n)
+    entries[key] = entries[key][:8]  # the storage shrinks under its tensor
+    bad = tmp_path / "bad.pt"
+    with zipfile.ZipFile(bad, "w") as z:
+        for n, b in entries.items():
+            z.writestr(n, b)
+    with pytest.raises(ModelError, match="cannot read model weights"):
+        lite.LiteModel.load(bad)
+
+
+def test_grayscale_and_banded_synthesis_and_corrupt_strings(tiny_model_path, monkeypatch):
+    codec = Codec(tiny_model_path, False, "cpu")
+    dec = lite.LiteDecoder(tiny_model_path, False)
+    gray = np.repeat(synthetic_photo(70, 90, seed=4)[:, :, :1], 3, axis=2)
+    data = codec.encode(gray, quality=5, refs=0)
+    whole = dec.decode_full(data)
+    assert whole.grayscale == codec.decode_full(data).grayscale
+    monkeypatch.setattr(bands, "FAST_SYNTHESIS_BAND", 64 * 64)  # 4-latent-row bands, halo 3
+    monkeypatch.setattr(bands, "SYNTHESIS_MIN_ROWS", 64)
+    assert np.abs(dec.decode_full(data).pixels.astype(int) - whole.pixels).max() <= 1
+    f = container.unpack(data)
+    for i in range(len(f.tiles[0].slices)):  # garbage in every slice string: a picture or a FormatError
+        f.tiles[0].slices[i] = bytes(255 - b for b in f.tiles[0].slices[i]) or b"\xff"
+    try:
+        r = dec.decode_full(container.pack(f))
+        assert r.pixels.shape == whole.pixels.shape
+    except FormatError:
+        pass

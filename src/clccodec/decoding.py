@@ -18,6 +18,16 @@ from .release import describe_model_mismatch
 DETAIL_MODES = ("mean", "sample")  # how the slices a file lacks are filled (progressive.py)
 
 
+def padded(string: bytes, symbols: int) -> bytes:
+    """The string followed by zero bytes, for CompressAI's rANS decoder, which does not bound its reads.
+
+    A valid string is never read past its end. A corrupt one can drive the decoder beyond it: every symbol
+    consumes at most 16 bits (the CDF precision) and bypass runs stop on zero bits, so 2 bytes per symbol of
+    zeros keep every read inside this buffer, and the result deterministic.
+    """
+    return string + bytes(2 * symbols + 64)
+
+
 @dataclass
 class DecodeResult:
     pixels: np.ndarray  # uint8 (H, W, 3)

@@ -8,20 +8,18 @@ more than the decoding). This module decodes a complete .clc file with numpy alo
   bit for bit (tests/test_lite.py checks the decoded latents for equality);
 * the default, fast synthesis in float32 (like synthesis.FastSynthesis: its pixels are within a last bit or two
   of the exact synthesis; every transposed convolution runs in its sub-pixel form, subpixel.py);
-* the rANS decoder loaded straight from CompressAI's compiled extension, without importing the package.
+* the rANS decoder: CompressAI's compiled extension alone (its package's __init__, which imports torch, never
+  runs: model/_compressai.py).
 
-What it does not do, it hands to the torch decoder (api.Codec, built on first need): the exact synthesis
-(`exact=True`), files whose slices are not all present (progressive.py), and any device but the CPU.
+It runs on the CPU. What it does not do, it hands to the torch decoder (api.Codec on the CPU, built on first
+need): the exact synthesis (`exact=True`) and files whose slices are not all present (progressive.py).
 The band plans are those of the torch decoder (bands.py), so memory stays bounded on very large images.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.machinery
-import importlib.util
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from . import container
-from .decoding import DETAIL_MODES, DecodeResult, check_file
+from .decoding import DETAIL_MODES, DecodeResult, check_file, padded
 from .dictionary import clcdict
 from .errors import DictionaryError, DictionaryMismatchError, FormatError, ModelError, ReferenceIndexError, \
     UsageError
@@ -44,35 +42,21 @@ from .model.subpixel import subpixel_kernel
 from .quality import TRAINED_MIN
 from .release import DEFAULT_DICTIONARY, DEFAULT_MODEL
 
-BLOCK_BYTES = 1 << 22  # column block of a convolution
+BLOCK_BYTES = 1 << 22  # the row blocks of a convolution hold about this much of its columns or products
 ATTENTION_ROWS = 4096  # query positions per attention block: bounds memory, not results (rows are independent)
 
 
 # -- the rANS decoder, without importing compressai (whose __init__ imports torch) ---------------------------------
 
 def rans_module() -> Any:
-    """CompressAI's compiled `ans` extension (RansDecoder), loaded from its file (once per process)."""
-    if "compressai.ans" in sys.modules:
-        return sys.modules["compressai.ans"]
-    spec = importlib.util.find_spec("compressai")  # finding a package does not execute it
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelError("CompressAI is not installed (pip install compressai)")
-    for folder in spec.submodule_search_locations:
-        for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-            path = os.path.join(folder, "ans" + suffix)
-            if os.path.exists(path):
-                loader = importlib.machinery.ExtensionFileLoader("compressai.ans", path)
-                ext = importlib.util.spec_from_file_location("compressai.ans", path, loader=loader)
-                module = importlib.util.module_from_spec(ext)
-                loader.exec_module(module)
-                sys.modules["compressai.ans"] = module  # one copy per process, whoever imports it later
-                return module
-    raise ModelError("CompressAI's rANS extension (compressai/ans*.so) is missing")
+    """CompressAI's compiled rANS extension. Importing clccodec.model registered the compressai package without
+    running its __init__ (which imports torch: model/_compressai.py), so this loads the extension alone."""
+    import importlib
 
-
-def padded(string: bytes, symbols: int) -> bytes:
-    """entropy.padded (the string followed by zeros: the rANS decoder does not bound its reads)."""
-    return string + bytes(2 * symbols + 64)
+    try:
+        return importlib.import_module("compressai.ans")
+    except ImportError:
+        raise ModelError("CompressAI's rANS extension is missing (pip install compressai)") from None
 
 
 class _Coder:
@@ -226,7 +210,7 @@ class LiteModel:
         self.log_inv_gain = state["log_inv_gain"].astype(np.float32)
         self.gate = (state["fusion.gate.weight"], state["fusion.gate.bias"])
         self.proj = (state["fusion.proj.weight"], state["fusion.proj.bias"])
-        self.layers: list[tuple] = []  # g_s: ("conv", sub-pixel kernel, bias) and ("igdn", gamma, beta)
+        self.layers: list[tuple] = []  # g_s: ("deconv", sub-pixel kernel, bias) and ("igdn", gamma, beta)
         for i in range(7):
             if i % 2 == 0:
                 self.layers.append(("deconv", *subpixel_kernel(state[f"g_s.{i}.weight"], state[f"g_s.{i}.bias"])))
@@ -248,8 +232,8 @@ class LiteModel:
             raise ModelError(f"{path} is not a clccodec weights file")
         try:
             return cls(ModelConfig.from_dict(blob["config"]), widened_state(blob))
-        except (KeyError, TypeError, ValueError, AttributeError) as e:
-            raise ModelError(f"weights file {path} does not match its config: {e}") from None
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as e:
+            raise ModelError(f"weights file {path} does not match its config: {e.__class__.__name__}: {e}") from None
 
     # -- the probability path (exact) ------------------------------------------------------------------------
 
@@ -331,7 +315,8 @@ class LiteModel:
         """synthesis.FastSynthesis: y_hat_s and y_a (C, h, w) -> x_hat (3, 16 h, 16 w) in [0, 1], float32."""
         y = y_hat_s.astype(np.float32) * inv_gain[:, None, None]
         a = y_a.astype(np.float32)
-        alpha = 1 / (1 + np.exp(-conv2d(np.concatenate([y, a]), *self.gate)))
+        with np.errstate(over="ignore"):  # exp overflows to inf for very negative gate logits: alpha = 0, right
+            alpha = 1 / (1 + np.exp(-conv2d(np.concatenate([y, a]), *self.gate)))
         x = y + alpha * conv2d(a, *self.proj)
         for kind, p1, p2 in self.layers:
             if kind == "deconv":
@@ -403,6 +388,7 @@ class LiteDecoder:
     synthesis, files with missing slices) goes to an api.Codec it builds on first need."""
 
     def __init__(self, model: str | Path | None = None, dictionary: str | Path | bool | None = None) -> None:
+        """`dictionary`: None (the default dictionary, if it fits the model), False (none) or a path."""
         self.model_path = Path(model or os.environ.get("CLC_MODEL", DEFAULT_MODEL))
         self.model = LiteModel.load(self.model_path)
         self.model_id = file_id(self.model.model_id)
@@ -465,8 +451,8 @@ class LiteDecoder:
 
 def gpu_may_be_present() -> bool:
     """Whether `--device auto` could find a CUDA GPU, judged without importing torch: the NVIDIA driver's device
-    node and a CUDA_VISIBLE_DEVICES that does not hide every GPU."""
+    node (ROCm's, WSL's) and a CUDA_VISIBLE_DEVICES that does not hide every GPU."""
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None and visible.strip() in ("", "-1"):
         return False
-    return os.path.exists("/dev/nvidiactl")
+    return any(os.path.exists(p) for p in ("/dev/nvidiactl", "/dev/kfd", "/dev/dxg"))

@@ -27,9 +27,8 @@ import torch
 from torch import Tensor
 
 from .container import TileStreams
-from .decoding import DETAIL_MODES  # noqa: F401 - its home is decoding.py; re-exported
+from .decoding import DETAIL_MODES, padded
 from .model.codec import CLCModel
-from .model.entropy import padded
 
 
 def detail_stream(seed: int, slice_index: int, nbytes: int) -> bytes:

@@ -99,12 +99,12 @@ def make_codec(model: Optional[Path], dictionary: Optional[str], device: str):
     return Codec(model, dictionary_arg(dictionary), device)
 
 
-def make_decoder(model: Optional[Path], dictionary: Optional[str], device: str):
-    """The torch-free decoder (lite.py) on a CPU; a torch Codec where a GPU may be used. The lite one hands the
-    exact synthesis and files with missing slices to torch itself."""
+def make_decoder(model: Optional[Path], dictionary: Optional[str], device: str, exact: bool = False):
+    """The torch-free decoder (lite.py) on a CPU; a torch Codec for the exact synthesis and where a GPU may be
+    used. (The lite one hands files with missing slices to torch itself.)"""
     from ..lite import LiteDecoder, gpu_may_be_present
 
-    if device == "cpu" or (device == "auto" and not gpu_may_be_present()):
+    if not exact and (device == "cpu" or (device == "auto" and not gpu_may_be_present())):
         return LiteDecoder(model, dictionary_arg(dictionary))
     return make_codec(model, dictionary, device)
 

@@ -137,7 +137,7 @@ def decode(
         for j in jobs:
             output_format(None if j.dst == "-" else j.dst)
         refuse_existing_single_output(jobs, force)
-        codec = make_decoder(model, dictionary, device)
+        codec = make_decoder(model, dictionary, device, exact)
 
         def work(job: Job) -> str:
             t = time.perf_counter()

@@ -85,7 +85,7 @@ class LatentExtractor(FeatureExtractor):
 
     @torch.no_grad()
     def fmap(self, x: Tensor) -> Tensor:
-        return self.model.g_a(x)
+        return self.model.analyse(x)  # (at coding time FastAnalysis: the encoder's own latent, same features)
 
 
 class ResNet50Extractor(FeatureExtractor):

@@ -27,7 +27,8 @@ from ..container import TileStreams
 from ..quality import LAMBDAS, interpolate_log_table
 from .bands import SYNTHESIS_HALO, analysis_band, latent_band, map_bands, synthesis_band
 from .config import PAD_MULTIPLE, ModelConfig  # noqa: F401 - PAD_MULTIPLE: re-exported
-from .entropy import Late, SliceEntropyModel, padded
+from ..decoding import padded
+from .entropy import Late, SliceEntropyModel
 from .entropy import scale_table as gaussian_scale_table
 from .exact import exact_mode, round_ste
 from .reference import (
@@ -127,10 +128,10 @@ class CLCModel(nn.Module):
         """The coding-time network of this kind (FastAnalysis, ExactSynthesis or FastSynthesis), built once per
         device and rebuilt when the parameters it copies change."""
         if kind is FastAnalysis:
-            modules, args = (self.g_a,), (self.g_a,)
+            params, args = tuple(self.g_a.parameters()), (self.g_a,)
         else:
-            modules, args = (self.fusion, self.g_s), (self.fusion, self.g_s, self.log_inv_gain)
-        params = (*(p for m in modules for p in m.parameters()), self.log_inv_gain)
+            params = (*self.fusion.parameters(), *self.g_s.parameters(), self.log_inv_gain)
+            args = (self.fusion, self.g_s, self.log_inv_gain)
         key = (kind, device, tuple(p._version for p in params))
         cache = self.__dict__.setdefault("_coding_nets", {})  # not a buffer: never saved, never moved
         if cache.get(kind, (None,))[0] != key:

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 
 from .config import ModelConfig
 from .exact import qconv, round_ste
+from ..decoding import padded
 from .bands import map_bands
 
 # decoded slices -> the reference features y_a for the slices after them (query_slices)
@@ -29,16 +30,6 @@ Late = Callable[[Tensor], Tensor]
 
 SCALE_MIN, SCALE_MAX = 0.11, 256.0
 SCALE_INDEX_INIT = 16.0  # initial scale index (sigma ~ 0.8): a sane start for the rate term
-
-
-def padded(string: bytes, symbols: int) -> bytes:
-    """The string followed by zero bytes, for CompressAI's rANS decoder, which does not bound its reads.
-
-    A valid string is never read past its end. A corrupt one can drive the decoder beyond it: every symbol
-    consumes at most 16 bits (the CDF precision) and bypass runs stop on zero bits, so 2 bytes per symbol of
-    zeros keep every read inside this buffer, and the result deterministic.
-    """
-    return string + bytes(2 * symbols + 64)
 
 
 def scale_table(levels: int) -> Tensor:

@@ -43,11 +43,18 @@ class _Storage:
 
 
 def _rebuild_tensor(storage: np.ndarray, offset: int, size: tuple, stride: tuple, *_: Any) -> np.ndarray:
-    item = storage.itemsize
-    if not size:
-        return storage[offset : offset + 1].reshape(()).copy()
-    view = np.lib.stride_tricks.as_strided(storage[offset:], shape=tuple(size),
-                                           strides=tuple(s * item for s in stride))
+    """The tensor a storage view describes; the view is checked to lie inside its storage (as_strided would read
+    any memory a hostile file pointed it at)."""
+    size, stride = tuple(size), tuple(stride)
+    if not (isinstance(offset, int) and len(size) == len(stride)
+            and all(isinstance(v, int) and v >= 0 for v in (offset, *size, *stride))):
+        raise PtFileError("bad tensor view")
+    if 0 in size:
+        return np.empty(size, storage.dtype)
+    if offset + sum((n - 1) * s for n, s in zip(size, stride)) >= len(storage):
+        raise PtFileError("tensor view beyond its storage")
+    view = np.lib.stride_tricks.as_strided(storage[offset:], shape=size, strides=tuple(s * storage.itemsize
+                                                                                        for s in stride))
     return np.ascontiguousarray(view)
 
 
