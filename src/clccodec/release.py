@@ -40,7 +40,7 @@ RELEASED_MODELS = (
     Release("02cc9cca9ee501be", "v3", "0.1.0", "491d13b", "models/clc-full.pt", "51683e4c6944463d", "dictionaries/default.clcdict"),
     Release("b42cc3d3b8be2c8f", "v4", "0.2.0", "e5668d5", "src/clccodec/shipped/clc-full.pt", "94d7b565ccd68d1d",
             "src/clccodec/shipped/default.clcdict"),
-    Release("b21d6c205d2cd616", "v5", "0.3.0", "", "src/clccodec/shipped/clc-full.pt", "d1e13910e237455a",
+    Release("b21d6c205d2cd616", "v5", "0.3.0", "87268fe", "src/clccodec/shipped/clc-full.pt", "d1e13910e237455a",
             "src/clccodec/shipped/default.clcdict"),
 )
 
