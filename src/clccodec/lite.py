@@ -449,6 +449,22 @@ class LiteDecoder:
         return r.pixels, r.grayscale
 
 
+def retain_freed_memory() -> None:
+    """Ask glibc to keep freed memory for reuse instead of handing large blocks back to the OS, so a decode's
+    many short-lived arrays do not page-fault afresh each time (first decode in a fresh process ~10 % faster
+    here). Process-wide: for short-lived processes (the CLI), not for a library user's. No-op off glibc."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3  # mallopt parameters (malloc.h)
+        libc.mallopt(m_mmap_threshold, 1 << 30)
+        libc.mallopt(m_trim_threshold, (1 << 31) - 1)
+    except (OSError, AttributeError):
+        pass
+
+
 def gpu_may_be_present() -> bool:
     """Whether `--device auto` could find a CUDA GPU, judged without importing torch: the NVIDIA driver's device
     node (ROCm's, WSL's) and a CUDA_VISIBLE_DEVICES that does not hide every GPU."""

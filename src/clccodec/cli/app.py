@@ -102,9 +102,10 @@ def make_codec(model: Optional[Path], dictionary: Optional[str], device: str):
 def make_decoder(model: Optional[Path], dictionary: Optional[str], device: str, exact: bool = False):
     """The torch-free decoder (lite.py) on a CPU; a torch Codec for the exact synthesis and where a GPU may be
     used. (The lite one hands files with missing slices to torch itself.)"""
-    from ..lite import LiteDecoder, gpu_may_be_present
+    from ..lite import LiteDecoder, gpu_may_be_present, retain_freed_memory
 
     if not exact and (device == "cpu" or (device == "auto" and not gpu_may_be_present())):
+        retain_freed_memory()  # a short-lived process: reuse freed blocks instead of faulting in new ones
         return LiteDecoder(model, dictionary_arg(dictionary))
     return make_codec(model, dictionary, device)
 
