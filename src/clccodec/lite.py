@@ -150,8 +150,10 @@ _LUT = np.asarray(EXP2_LUT, dtype=np.float64)
 class _QConv:
     """A QConv2d at coding time: gridded float64 weights; the output re-gridded."""
 
-    def __init__(self, state: dict, name: str) -> None:
-        self.w = to_grid(state[name + ".weight"].astype(np.float64), W_FRAC, W_MAX)
+    def __init__(self, state: dict, name: str, on_grid: frozenset[str] = frozenset()) -> None:
+        w = state[name + ".weight"].astype(np.float64)
+        # a file's int16 grid integers k / 2^W_FRAC (|k| < 2^15) already lie on the grid, within W_MAX
+        self.w = w if name + ".weight" in on_grid else to_grid(w, W_FRAC, W_MAX)
         self.b = to_grid(state[name + ".bias"].astype(np.float64), B_FRAC, B_MAX)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -192,21 +194,23 @@ class LiteModel:
     """The decoder half of a CLCModel on numpy arrays (the network shapes of transforms.py, reference.py,
     entropy.py and synthesis.FastSynthesis)."""
 
-    def __init__(self, cfg: ModelConfig, state: dict[str, np.ndarray]) -> None:
+    def __init__(self, cfg: ModelConfig, state: dict[str, np.ndarray], on_grid: frozenset[str] = frozenset()) -> None:
+        """`on_grid`: names of weights the file stored as W_FRAC grid integers (no re-gridding needed)."""
         self.cfg = cfg
         self.model_id = state_model_id(cfg, state)
         self.z_coder = _Coder(state, "entropy_bottleneck.")
         self.y_coder = _Coder(state, "entropy.gaussian.")
         self.z_medians = state["entropy_bottleneck.quantiles"][:, 0, 1].astype(np.float32)
-        self.h_s = [_QConv(state, f"h_s.body.{i}") for i in (0, 2, 5, 8)]
-        clm = {n: _QConv(state, f"clm.{n}") for n in ("query", "key", "value", "align")}
+        self.h_s = [_QConv(state, f"h_s.body.{i}", on_grid) for i in (0, 2, 5, 8)]
+        clm = {n: _QConv(state, f"clm.{n}", on_grid) for n in ("query", "key", "value", "align")}
         self.query, self.key, self.value, self.align = clm["query"], clm["key"], clm["value"], clm["align"]
         self.null_key = q_act(state["clm.null_key"].astype(np.float64))
         self.null_value = q_act(state["clm.null_value"].astype(np.float64))
         self.logit_scale = attention_logit_scale(cfg.attn_dim)
-        self.param_nets = [[_QConv(state, f"entropy.param_nets.{i}.{j}") for j in (0, 2, 4)]
+        self.param_nets = [[_QConv(state, f"entropy.param_nets.{i}.{j}", on_grid) for j in (0, 2, 4)]
                            for i in range(len(cfg.slices))]
-        self.lrp_nets = [[_QConv(state, f"entropy.lrp_nets.{i}.{j}") for j in (0, 2)] for i in range(len(cfg.slices))]
+        self.lrp_nets = [[_QConv(state, f"entropy.lrp_nets.{i}.{j}", on_grid) for j in (0, 2)]
+                         for i in range(len(cfg.slices))]
         self.log_inv_gain = state["log_inv_gain"].astype(np.float32)
         self.gate = (state["fusion.gate.weight"], state["fusion.gate.bias"])
         self.proj = (state["fusion.proj.weight"], state["fusion.proj.bias"])
@@ -231,7 +235,8 @@ class LiteModel:
         if not isinstance(blob, dict) or blob.get("format") not in ptfile.READABLE_FORMATS:
             raise ModelError(f"{path} is not a clccodec weights file")
         try:
-            return cls(ModelConfig.from_dict(blob["config"]), widened_state(blob))
+            on_grid = frozenset(k for k, frac in (blob.get("grids") or {}).items() if frac == W_FRAC)
+            return cls(ModelConfig.from_dict(blob["config"]), widened_state(blob), on_grid)
         except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as e:
             raise ModelError(f"weights file {path} does not match its config: {e.__class__.__name__}: {e}") from None
 
