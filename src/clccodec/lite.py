@@ -39,7 +39,7 @@ from .model.config import PAD_MULTIPLE, ModelConfig
 from .model.grids import A_FRAC, A_MAX, B_FRAC, B_MAX, EXP2_LUT, LUT_SIZE, LUT_STEPS_PER_OCTAVE, VALUE_SCALE, \
     W_FRAC, W_MAX, attention_logit_scale, log2_on_lut_grid
 from .model.subpixel import subpixel_kernel
-from .quality import TRAINED_MIN
+from .quality import level_weights
 from .release import DEFAULT_DICTIONARY, DEFAULT_MODEL
 
 BLOCK_BYTES = 1 << 22  # the row blocks of a convolution hold about this much of its columns or products
@@ -309,11 +309,10 @@ class LiteModel:
     # -- the fast synthesis (float32) -------------------------------------------------------------------------
 
     def inverse_gain(self, quality: float) -> np.ndarray:
-        """quality.interpolate_log_table of the inverse gains, in float32 like the torch decoder."""
-        levels = self.log_inv_gain.shape[0]
-        pos = min(np.float32(quality) - np.float32(TRAINED_MIN), np.float32(levels - 1))
-        lo = int(min(max(np.floor(pos), 0), levels - 2))
-        t = np.float32(pos - lo)
+        """quality.interpolate_log_table of the inverse gains (levels and fraction from its scalar twin,
+        quality.level_weights), in float32 like the torch decoder."""
+        lo, frac = level_weights(quality, self.log_inv_gain.shape[0])
+        t = np.float32(frac)
         return np.exp(self.log_inv_gain[lo] * (np.float32(1) - t) + self.log_inv_gain[lo + 1] * t)
 
     def synthesize(self, y_hat_s: np.ndarray, y_a: np.ndarray, inv_gain: np.ndarray) -> np.ndarray:
