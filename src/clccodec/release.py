@@ -42,7 +42,7 @@ RELEASED_MODELS = (
             "src/clccodec/shipped/default.clcdict"),
     Release("b21d6c205d2cd616", "v5", "0.3.0", "87268fe", "src/clccodec/shipped/clc-full.pt", "d1e13910e237455a",
             "src/clccodec/shipped/default.clcdict"),
-    Release("5e46455ef54b089e", "v6", "0.4.0", "", "src/clccodec/shipped/clc-full.pt", "7859e2aa6f382cbf",
+    Release("5e46455ef54b089e", "v6", "0.4.0", "e0e6cce", "src/clccodec/shipped/clc-full.pt", "7859e2aa6f382cbf",
             "src/clccodec/shipped/default.clcdict"),
 )
 
