@@ -12,7 +12,8 @@ validation photos of the training split (the trainer's hash split; never Kodak),
 2. **Information, linearly.** Bits of the quantised slices under the model's (mu, sigma), and after a mean
    correction by a ridge regression from the reference tokens' 3x3 neighbourhood at each latent position
    (fitted on half of the photos, scored on the other half): the reference is the image's own tokens, the image
-   shifted by 8 pixels (every photo the same phase), or shifted by a random phase per photo.
+   shifted by 8 pixels (every photo the same phase, exactly or up to 1 or 2 pixels), or shifted by a random
+   phase per photo (its tokens as they are, or phase-averaged).
 
     python benchmarks/token_phase.py --model src/clccodec/shipped/clc-full.pt \
         --dict src/clccodec/shipped/default.clcdict --json benchmarks/results/refs/token_phase_v5.json
@@ -141,8 +142,8 @@ def main() -> int:
     rng = np.random.default_rng(args.seed)
     val = [p for p in training_images(args.data) if is_validation(p, 0.05)][: args.limit]
     errors: dict[str, list[np.ndarray]] = {}
-    stats, probe_refs = [], {"own": [], "shift (8, 8)": [], "random phase": [],
-                             "random phase, phase-averaged": []}
+    stats, probe_refs = [], {"own": [], "shift (8, 8)": [], "shift (8, 8) +- 1 px": [],
+                             "shift (8, 8) +- 2 px": [], "random phase": [], "random phase, phase-averaged": []}
     for p in val:
         im = load_image(p).pixels[:512, :768]  # bounded cost; photos are cropped, not scaled (phase intact)
         x = pad_to_multiple(to_tensor(np.ascontiguousarray(im)), PAD_MULTIPLE)
@@ -164,6 +165,9 @@ def main() -> int:
         stats.append(slice_stats(model, x, args.quality))
         probe_refs["own"].append(own)
         probe_refs["shift (8, 8)"].append(tokens(model, shifted(x, 8, 8)))
+        for r in (1, 2):  # a phase known only roughly: jittered by up to r pixels per axis, per photo
+            probe_refs[f"shift (8, 8) +- {r} px"].append(tokens(model, shifted(x, *(8 + int(v) for v in
+                                                                                  rng.integers(-r, r + 1, 2)))))
         phase = tuple(int(v) for v in rng.integers(1, 16, 2))
         probe_refs["random phase"].append(tokens(model, shifted(x, *phase)))
         probe_refs["random phase, phase-averaged"].append(phase_averaged(model, shifted(x, *phase)))
