@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Candidate weights from a training checkpoint, and everything the decision to ship them needs, in one stage
+# folder outside the package (nothing shipped changes until `install`):
+#
+#   scripts/ship_candidate.sh prepare ~/clc-runs/campaign/best.pt ~/clc-runs/v7-candidate v7
+#   scripts/ship_candidate.sh install ~/clc-runs/v7-candidate v7
+#
+# prepare:
+#   1. `clc export-weights` of the checkpoint and the default dictionary for it (build_default_dict.sh);
+#   2. in parallel, one process per job (the machine has 2 cores):
+#      * the decision: scripts/validate_weights.py, shipped weights against the candidate (held-out training
+#        photos, crops and full size; never Kodak) -> STAGE/validate_NAME.json;
+#      * the report: both Kodak runs of benchmarks/kodak_rd.sh (M = 3 and M = 0) -> STAGE/kodak, STAGE/norefs.
+#        Kodak is the test set: these are started beside the validation only so that the report is ready when
+#        the validation has decided; they decide nothing.
+# install (after the validation has shown a clear gain):
+#   copies the weights and dictionary into src/clccodec/shipped, the results into benchmarks/results
+#   (kodak_rd.*, norefs/kodak_rd.*, validate_NAME.json, refs/kodak_m3_vs_m0_NAME.md) and rewrites the compat
+#   fixtures. Left by hand: the release line in src/clccodec/release.py, the version, test_release.py's release
+#   string and the prose of README.md, models/MODEL_CARD.md and benchmarks/README.md.
+#
+# Environment: PYTHON (the interpreter with clccodec installed; default .venv/bin/python), NICE (niceness of the
+# jobs; default 1, below the training run); for a smoke run of the chain, VALIDATE_ARGS (e.g. --no-full) and
+# KODAK_ARGS (e.g. "--limit 1 --quality 2") are passed on to the validation and to both Kodak runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-.venv/bin/python}
+NICE=${NICE:-1}
+SHIPPED=src/clccodec/shipped  # clccodec.release.SHIPPED_DIR
+RESULTS=benchmarks/results
+
+usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+
+prepare() {
+    local ckpt=$1 stage=$2 name=$3
+    [[ -f "$ckpt" ]] || { echo "ship_candidate: checkpoint not found: $ckpt" >&2; exit 4; }
+    mkdir -p "$stage"
+    cp "$ckpt" "$stage/checkpoint.pt"  # the run goes on and rewrites best.pt: keep what was exported
+    "$PYTHON" -m clccodec export-weights "$stage/checkpoint.pt" -o "$stage/clc-full.pt" --force
+    MODEL="$stage/clc-full.pt" OUT="$stage/default.clcdict" PYTHON="$PYTHON" scripts/build_default_dict.sh
+
+    export OMP_NUM_THREADS=1
+    nice -n "$NICE" "$PYTHON" scripts/validate_weights.py "$SHIPPED/clc-full.pt" "$stage/clc-full.pt" \
+        --json "$stage/validate_$name.json" ${VALIDATE_ARGS:-} > "$stage/validate.log" 2>&1 &
+    local v=$!
+    MODEL="$stage/clc-full.pt" DICT="$stage/default.clcdict" OUT="$stage/kodak" PYTHON="$PYTHON" \
+        nice -n "$NICE" benchmarks/kodak_rd.sh ${KODAK_ARGS:-} > "$stage/kodak.log" 2>&1 &
+    local k3=$!
+    MODEL="$stage/clc-full.pt" DICT="$stage/default.clcdict" OUT="$stage/norefs" REFS=0 PYTHON="$PYTHON" \
+        nice -n "$NICE" benchmarks/kodak_rd.sh --codecs none ${KODAK_ARGS:-} > "$stage/norefs.log" 2>&1 &
+    local k0=$!
+    echo "ship_candidate: validation (pid $v) and Kodak M=3 / M=0 (pids $k3 $k0) running; logs in $stage" >&2
+    local rc=0
+    wait $v || { echo "ship_candidate: validation failed (see $stage/validate.log)" >&2; rc=1; }
+    tail -n 20 "$stage/validate.log"
+    wait $k3 || { echo "ship_candidate: Kodak M=3 failed (see $stage/kodak.log)" >&2; rc=1; }
+    wait $k0 || { echo "ship_candidate: Kodak M=0 failed (see $stage/norefs.log)" >&2; rc=1; }
+    return $rc
+}
+
+install() {
+    local stage=$1 name=$2
+    for f in clc-full.pt default.clcdict "validate_$name.json" kodak/kodak_rd.json norefs/kodak_rd.json; do
+        [[ -f "$stage/$f" ]] || { echo "ship_candidate: $stage/$f is missing: run prepare first" >&2; exit 4; }
+    done
+    cp "$stage/clc-full.pt" "$stage/default.clcdict" "$SHIPPED/"
+    cp "$stage/validate_$name.json" "$RESULTS/"
+    cp "$stage"/kodak/kodak_rd.{json,png,txt,md} "$RESULTS/"
+    mkdir -p "$RESULTS/norefs"
+    cp "$stage"/norefs/kodak_rd.{json,png,txt,md} "$RESULTS/norefs/"
+    "$PYTHON" benchmarks/rd_table.py "$RESULTS/kodak_rd.json" --vs "$RESULTS/norefs/kodak_rd.json" \
+        > "$RESULTS/refs/kodak_m3_vs_m0_$name.md"
+    PYTHONPATH=src "$PYTHON" scripts/make_compat_fixtures.py
+    "$PYTHON" -m clccodec info "$SHIPPED/default.clcdict" | head -n 5
+    echo "ship_candidate: installed $name; now add its line to src/clccodec/release.py, bump the version and" \
+         "update test_release.py and the docs" >&2
+}
+
+case "${1:-}" in
+    prepare) [[ $# -eq 4 ]] || usage; prepare "$2" "$3" "$4" ;;
+    install) [[ $# -eq 3 ]] || usage; install "$2" "$3" ;;
+    *) usage ;;
+esac
