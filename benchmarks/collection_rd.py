@@ -7,7 +7,7 @@
 
 A collection folder holds a split.json ({"dictionary": [names], "test": [names]}): the dictionary is built from
 the dictionary side with `clc build-dict` (every crop an entry when there are fewer than -k crops; its build
-time is reported), then the test side is encoded with each M and quality by `clc encode --refs M --dict ...`
+time is reported; `--pictures`: with the photos, for block copy), then the test side is encoded with each M and quality by `clc encode --refs M --dict ...`
 and decoded by `clc decode`; bpp from the real files, PSNR on 8-bit RGB. Printed: the BD-rate of each M
 against M = 0 (PSNR; all points and <= 1 bpp) and the mean encode/decode seconds. `--default-dict` encodes every
 image of the folder with the shipped dictionary instead. These images are test images: never train or tune on
@@ -34,6 +34,7 @@ def main() -> int:
     ap.add_argument("--quality", type=float, nargs="+", default=[1, 2, 3, 4])
     ap.add_argument("--clusters", "-k", type=int, default=3000)
     ap.add_argument("--stride", type=int, help="build-dict crop grid step (default: the crop size)")
+    ap.add_argument("--pictures", action="store_true", help="build the dictionary with --pictures (block copy)")
     ap.add_argument("--default-dict", action="store_true", help="the shipped dictionary, every image tested")
     ap.add_argument("--limit", type=int, help="test N images spread over the test side")
     ap.add_argument("--json")
@@ -57,7 +58,8 @@ def main() -> int:
             test = [folder / n for n in split["test"]]
             t = time.perf_counter()
             build = ["build-dict", str(side), "-o", str(tmp / "c.clcdict"), "-k", str(args.clusters)]
-            clc(*build, *(["--stride", str(args.stride)] if args.stride else []))
+            clc(*build, *(["--stride", str(args.stride)] if args.stride else []),
+                *(["--pictures"] if args.pictures else []))
             out["build_s"] = time.perf_counter() - t
             info = json.loads(clc_json("info", str(tmp / "c.clcdict")))
             out["dictionary"] = {k: info.get(k) for k in ("K", "crop", "stride", "feature_extractor", "bytes")}

@@ -34,7 +34,7 @@ from .effort import DEFAULT_EFFORT, EFFORT_MAX, EFFORT_MIN, Progress
 from .encoder import ImageEncoder
 from .errors import DictionaryMismatchError, FormatError, ModelError, UsageError
 from .ids import file_id
-from .decoding import DETAIL_MODES, DecodeResult, check_file
+from .decoding import DETAIL_MODES, DecodeResult, check_file, with_copies
 from .imageio import LoadedImage, encode_image, load_image, output_format, pad_to_multiple, to_image, to_pixels, \
     to_tensor
 from .model.codec import PAD_MULTIPLE, CLCModel
@@ -188,8 +188,8 @@ class Codec:
                                               self.device, detail, seed, exact=exact)
         except (RuntimeError, ValueError) as e:  # the entropy decoder rejecting its input
             raise FormatError(f"corrupt file: entropy-coded data does not decode ({e.__class__.__name__})") from None
-        return DecodeResult(to_pixels(x_hat[..., : f.height, : f.width]), f.grayscale, f.metadata,
-                            f.slices_present, f.slices_total, f.truncated)
+        pixels = with_copies(to_pixels(x_hat[..., : f.height, : f.width]), f, self.dictionary)
+        return DecodeResult(pixels, f.grayscale, f.metadata, f.slices_present, f.slices_total, f.truncated)
 
     def decode_pixels(self, data: bytes, **kw: Any) -> tuple[np.ndarray, bool]:
         """Decode to uint8 (H, W, 3) RGB pixels and the grayscale flag (keywords: those of decode_full)."""

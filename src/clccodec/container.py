@@ -37,8 +37,12 @@ MAX_REFS = 64  # references a file can name
 DEFAULT_REFS = 3  # references an encoder retrieves unless told otherwise (the paper's M = 3)
 FLAG_GRAYSCALE = 0x01
 KNOWN_FLAGS = FLAG_GRAYSCALE
-# metadata section kinds (version 2): the source image's colour profile and EXIF/XMP, restored on decode
+# the sections a version-2 file may hold before its hyper-latent, by kind code: the source image's colour profile
+# and EXIF/XMP (metadata, restored on decode) and the block-copy section (blockcopy.py, pasted after decoding)
 METADATA_KINDS = {1: "icc", 2: "exif", 3: "xmp"}
+COPY_KIND = "copy"
+SECTION_KINDS = {**METADATA_KINDS, 4: COPY_KIND}
+SECTION_CODES = {v: k for k, v in SECTION_KINDS.items()}
 METADATA_CODES = {v: k for k, v in METADATA_KINDS.items()}
 MAX_METADATA_BYTES = 1 << 24  # per section
 CRC_BYTES = 4
@@ -72,6 +76,7 @@ class ClcFile:
     # file read with partial=True); 0 = as many as there are strings
     slices_total: int = 0
     metadata: dict[str, bytes] = field(default_factory=dict)  # "icc" / "exif" / "xmp" -> raw bytes
+    block_copy: bytes = b""  # version 2: the copy section (blockcopy.py), b"" if none; needs references
     version: int = VERSION  # of the file read (pack writes `version` argument's)
     truncated: bool = False  # read with partial=True from a file that ends early
 
@@ -169,8 +174,8 @@ def section_crc(header_crc: int, index: int, data: bytes) -> int:
 
 
 def _pack_v1(f: ClcFile) -> bytes:
-    if f.metadata:
-        raise ValueError("version 1 files cannot hold metadata")
+    if f.metadata or f.block_copy:
+        raise ValueError("version 1 files cannot hold metadata or a copy section")
     if f.slices_total > len(f.tiles[0].slices):
         raise ValueError("version 1 files hold every slice")
     out = _common_header(f, 1)
@@ -201,8 +206,10 @@ def pack(f: ClcFile, version: int = VERSION) -> bytes:
     unknown = set(f.metadata) - set(METADATA_CODES)
     if unknown:
         raise ValueError(f"unknown metadata kinds {sorted(unknown)}")
+    if f.block_copy and not f.ref_indices:
+        raise ValueError("a copy section needs references (the dictionary it copies from)")
     meta = [(METADATA_CODES[k], v) for k, v in sorted(f.metadata.items(), key=lambda kv: METADATA_CODES[kv[0]])
-            if v]
+            if v] + ([(SECTION_CODES[COPY_KIND], f.block_copy)] if f.block_copy else [])
     if any(len(v) > MAX_METADATA_BYTES for _, v in meta):
         raise ValueError(f"a metadata section is larger than {MAX_METADATA_BYTES} bytes")
     out = _common_header(f, 2)
@@ -227,7 +234,7 @@ class Layout:
     header_end: int  # offset of the first section (after the header CRC)
     header_crc: int
     slices_total: int
-    metadata_kinds: list[str]
+    metadata_kinds: list[str]  # of the sections before the hyper-latent, in file order (metadata, then "copy")
     sections: list[tuple[int, int]]  # (offset, length) of each section's bytes, in file order (CRC follows)
 
     @property
@@ -320,11 +327,11 @@ def _layout_v2(r: _Reader, verify: bool = True) -> Layout:
     kinds, meta_lengths = [], []
     for _ in range(n_meta):
         code = r.u8("metadata kind")
-        if code not in METADATA_KINDS:
+        if code not in SECTION_KINDS:
             raise FormatError(f"corrupt file: unknown metadata kind {code}")
-        if METADATA_KINDS[code] in kinds:
-            raise FormatError(f"corrupt file: two {METADATA_KINDS[code]} sections")
-        kinds.append(METADATA_KINDS[code])
+        if SECTION_KINDS[code] in kinds:
+            raise FormatError(f"corrupt file: two {SECTION_KINDS[code]} sections")
+        kinds.append(SECTION_KINDS[code])
         meta_lengths.append(r.varint("metadata length", MAX_METADATA_BYTES))
     lengths = [r.varint("string length", 1 << 32) for _ in range(present + 1)]
     end_of_fields = r.pos
@@ -364,9 +371,12 @@ def _unpack_v2(data: bytes, r: _Reader, fields: dict, partial: bool) -> ClcFile:
             raise ChecksumError(f"checksum mismatch in the {what} section: the file is corrupt")
         parts.append(s)
     meta = dict(zip(lay.metadata_kinds, parts[: lay.hyper_index]))
+    copy = meta.pop(COPY_KIND, b"")
+    if copy and not fields["ref_indices"]:
+        raise FormatError("corrupt file: a copy section in a file without references")
     strings = parts[lay.hyper_index :]
     return ClcFile(**fields, tiles=[TileStreams(strings[0], strings[1:])], slices_total=lay.slices_total,
-                   metadata=meta, version=2, truncated=len(data) < lay.end)
+                   metadata=meta, block_copy=copy, version=2, truncated=len(data) < lay.end)
 
 
 def unpack(data: bytes, partial: bool = False) -> ClcFile:
@@ -409,6 +419,7 @@ def read_info(data: bytes) -> dict:
         ends = [off + n + CRC_BYTES for off, n in lay.sections]
         info["slices_present"] = f.slices_present
         info["metadata"] = {k: len(v) for k, v in f.metadata.items()}
+        info["copy_bytes"] = len(f.block_copy)
         info["hyper_end"] = ends[lay.hyper_index]
         info["slice_ends"] = ends[lay.hyper_index + 1 :]
     info["bytes"] = len(data)

@@ -38,6 +38,13 @@ class DecodeResult:
     truncated: bool  # the file ended early (only with partial=True)
 
 
+def with_copies(pixels: np.ndarray, f: ClcFile, dictionary: Any) -> np.ndarray:
+    """The decoded pixels with the file's copy section (blockcopy.py) applied; `dictionary`: the loaded one (a
+    file with a copy section has references, so check_file has made sure it is there and is the right one)."""
+    if not f.block_copy:
+        return pixels
+    return dictionary.pictures.apply(pixels, f.block_copy, f.width, f.height)
+
 
 def check_file(f: ClcFile, model_id: bytes, slices: int, dictionary: Callable[[], Any]) -> None:
     """What the container cannot check alone: this file against the loaded model (its full id and slice count)

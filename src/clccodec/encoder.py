@@ -3,6 +3,8 @@
 The analysis y (which is also the retrieval query) and the retrieved references do not depend on the quality,
 so a rate-control search (ratecontrol.py) computes them once; each probe then codes at its quality with the
 effort's plan (effort.py): the plain encoder, reference selection by real cost, latent refinement (refine.py).
+With a dictionary that holds pictures, every encode also tries block copy (blockcopy.py) and keeps it only if
+the real cost of the file is lower.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from . import container
+from . import blockcopy, container
 from .container import ClcFile, TileStreams
 from .device import no_tf32
 from .effort import Progress, effort_plan, rd_cost
@@ -39,8 +41,12 @@ class ImageEncoder:
     model, dictionary, device and model id to use (not imported here: api imports this module)."""
 
     def __init__(self, codec: Any, img: LoadedImage, x: torch.Tensor, refs: int, effort: int,
-                 slices: int | None, strip: bool, progress: Progress | None) -> None:
+                 slices: int | None, strip: bool, progress: Progress | None,
+                 indices: list[int] | None = None) -> None:
+        """`indices`: the references, when already retrieved (for the smooth-filled image of block copy, whose
+        references are the source image's)."""
         self.codec, self.model, self.img, self.x = codec, codec.model, img, x
+        self.refs = refs
         self.plan = effort_plan(effort, refs if codec.dictionary is not None else 0)
         self.effort, self.slices, self.strip, self.progress = effort, slices, strip, progress
         self.y = self.model.analyse(x)
@@ -48,7 +54,12 @@ class ImageEncoder:
         most = max(self.plan.refs)
         if most:
             # effort 0 retrieves exactly the count asked for (today's bytes); higher efforts take prefixes
-            self.indices = codec.dictionary.retrieve(self.model, x, most, latent=self.y)
+            self.indices = indices if indices is not None else codec.dictionary.retrieve(self.model, x, most,
+                                                                                         latent=self.y)
+        preview = slices is not None and slices < len(self.model.cfg.slices)
+        self.copies = bool(most and indices is None and not preview and not img.grayscale
+                           and len(codec.dictionary.pictures))
+        self._matches: blockcopy.Matches | None = None
 
     def _codes(self, m: int) -> torch.Tensor | None:
         return self.codec.dictionary.values(self.indices[:m], self.codec.device) if m else None
@@ -75,6 +86,57 @@ class ImageEncoder:
 
     def encode(self, q: float, reconstruct: bool = False, exact: bool = False, effort: int | None = None) -> Encoded:
         """The file at quality q (on the container's grid); `effort` below the encoder's own, for cheap probes."""
+        if not self.copies:
+            return self._encode_coded(q, reconstruct, exact, effort)
+        base = self._encode_coded(q, True, exact, effort)  # block copy is judged against the decoded pixels
+        best = base
+        copied = self._with_copies(q, base, exact, effort)
+        if copied is not None and self._real_cost(copied, q) < self._real_cost(base, q):
+            best = copied
+        return best if reconstruct else Encoded(best.data, None, best.quality, best.refs)
+
+    def _real_cost(self, r: Encoded, q: float) -> float:
+        assert r.pixels is not None
+        return rd_cost(self.img.pixels, r.pixels, len(r.data), q)
+
+    def _find_matches(self) -> blockcopy.Matches:
+        """The best copy source of every block among the M most useful pictures (computed once per image)."""
+        if self._matches is None:
+            pics = self.codec.dictionary.pictures
+            tensors = [blockcopy.to_unit(pics.pixels(i)) for i in range(len(pics))]
+            x = blockcopy.to_unit(self.img.pixels)
+            chosen = blockcopy.rank_pictures(x, tensors)[: max(self.plan.refs)]
+            self._matches = blockcopy.find_matches(x, [tensors[i] for i in chosen], chosen)
+        return self._matches
+
+    def _with_copies(self, q: float, base: Encoded, exact: bool, effort: int | None) -> Encoded | None:
+        """The file with block copy: the blocks whose best match beats the base file's pixels are smooth-filled
+        and the image coded again, then every block whose match beats the new pixels is copied. None if no
+        block would be."""
+        assert base.pixels is not None
+        m = self._find_matches()
+        side = blockcopy.block_bits_as_mse(q, m.block)  # a copy must gain at least what it costs to signal
+        use = m.mse + side <= blockcopy.block_mse(self.img.pixels, base.pixels, m.block)
+        if not use.any():
+            return None
+        filled = blockcopy.smooth_fill(self.x, use, m.block)
+        sub = ImageEncoder(self.codec, self.img, filled, self.refs, self.effort, self.slices, self.strip,
+                           self.progress, indices=self.indices)
+        coded = sub._encode_coded(q, True, exact, effort)
+        assert coded.pixels is not None
+        bc = m.copy_for(m.mse + side <= blockcopy.block_mse(self.img.pixels, coded.pixels, m.block))
+        if bc is None or not coded.refs:  # (the effort's choice may have dropped the references)
+            return None
+        pics = self.codec.dictionary.pictures
+        listed = [pics.pixels(p) for p in bc.pictures]
+        bc = blockcopy.prefer_predicted(bc, self.img.pixels, m.mse + side, listed)
+        f = container.unpack(coded.data)
+        f.block_copy = blockcopy.pack(bc)
+        pixels = blockcopy.paste(coded.pixels, bc, listed)
+        return Encoded(container.pack(f), pixels, q, coded.refs)
+
+    def _encode_coded(self, q: float, reconstruct: bool, exact: bool, effort: int | None) -> Encoded:
+        """The file without block copy."""
         plan = self.plan if effort is None else effort_plan(effort, max(self.plan.refs))
         preview = self.slices is not None and self.slices < len(self.model.cfg.slices)
         with no_tf32():

@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from . import container
-from .decoding import DETAIL_MODES, DecodeResult, check_file, padded
+from .blockcopy import Pictures
+from .decoding import DETAIL_MODES, DecodeResult, check_file, padded, with_copies
 from .dictionary import clcdict
 from .errors import DictionaryError, DictionaryMismatchError, FormatError, ModelError, ReferenceIndexError, \
     UsageError
@@ -369,9 +370,10 @@ class LiteDictionary:
     def __init__(self, data: bytes, name: str) -> None:
         d = clcdict.unpack(data, name)
         self.model_id = bytes(d.model_id)
-        self.id = clcdict.dictionary_id(self.model_id, d.values)
+        self.id = clcdict.dictionary_id(self.model_id, d.values, d.pictures)
         self.file_id = file_id(self.id)
         self.values = d.values
+        self.pictures = Pictures(d.pictures)
 
     @classmethod
     def load(cls, path: str | Path) -> "LiteDictionary":
@@ -445,8 +447,8 @@ class LiteDecoder:
         except (RuntimeError, ValueError) as e:  # the entropy decoder rejecting its input
             raise FormatError(f"corrupt file: entropy-coded data does not decode ({e.__class__.__name__})") from None
         x_hat = self.model.reconstruct(y_hat_s, y_a, f.quality)
-        return DecodeResult(to_pixels(x_hat[:, : f.height, : f.width]), f.grayscale, f.metadata, f.slices_present,
-                            f.slices_total, f.truncated)
+        pixels = with_copies(to_pixels(x_hat[:, : f.height, : f.width]), f, self._load_dictionary())
+        return DecodeResult(pixels, f.grayscale, f.metadata, f.slices_present, f.slices_total, f.truncated)
 
     def decode_pixels(self, data: bytes, **kw: Any) -> tuple[np.ndarray, bool]:
         r = self.decode_full(data, **kw)

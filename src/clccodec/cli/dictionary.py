@@ -69,6 +69,9 @@ def build_dict(
     license_note: Annotated[Optional[str], typer.Option("--license", help="License/provenance note stored in "
                                                         "the file (default: 'unspecified').",
                                                         show_default=False)] = None,
+    pictures: Annotated[bool, typer.Option("--pictures", help="Also store the photos themselves (PNG), so that "
+                                           "encoders copy blocks from them: for collections of similar photos "
+                                           "(bursts, views of one scene); the file grows by their size.")] = False,
     seed: Annotated[int, typer.Option("--seed", help="Seed of PCA and clustering (same inputs + seed: same "
                                       "file).")] = 0,
     batch: Annotated[int, typer.Option("--batch", help="Crops per forward pass.", min=1)] = 16,
@@ -82,13 +85,16 @@ def build_dict(
     Crops every image on a grid, describes each crop by spatial-pyramid-pooled features, reduces them with PCA
     (256 dims), clusters them into K entries (MiniBatchKMeans; the crop nearest each centroid represents its
     cluster) and stores each entry's search key and its int8 reference values, bound to the model's id, with
-    provenance (file names, sha256, license note).
+    provenance (file names, sha256, license note). With --pictures it also holds the photos, and files encoded
+    with it copy 16x16 blocks from them wherever that costs less than coding them (docs/references.md).
 
     Examples:
 
       clc build-dict ./photos -o photos.clcdict
 
       clc build-dict ../shared/data/train --glob 'unsplash_*.png' -o default.clcdict --license 'Unsplash License'
+
+      clc build-dict ./burst --pictures -o burst.clcdict   (then: clc encode shot.png --dict burst.clcdict)
 
       clc build-dict ./photos -o r50.clcdict --features resnet50 --weights resnet50.pth -k 1000 --stride 128
     """
@@ -104,7 +110,7 @@ def build_dict(
         if not output.parent.is_dir():
             raise UsageError(f"{output.parent}: folder does not exist")
         opts = BuildOptions(clusters=clusters, crop=crop, stride=stride, features=features, weights=weights,
-                            seed=seed, batch=batch, license=license_note or DEFAULT_LICENSE, pattern=glob)
+                            seed=seed, batch=batch, license=license_note or DEFAULT_LICENSE, pattern=glob, pictures=pictures)
         opts.check()
         dev = resolve_device(device)
         net = load_weights(model or default_model_path(), dev)
@@ -120,7 +126,7 @@ def build_dict(
         if not quiet:
             c, h, w = d.value_shape
             err.print(f"{output}: K={len(d)} entries from {report.crops} crops of {report.images} images, "
-                      f"values {c}x{h}x{w} int8, {size} bytes, id {d.id_hex}, model {d.model_id.hex()}, "
+                      f"values {c}x{h}x{w} int8, {len(d.pictures)} pictures, {size} bytes, id {d.id_hex}, model {d.model_id.hex()}, "
                       f"{time.perf_counter() - t:.1f} s", markup=False)
 
     guard(go)

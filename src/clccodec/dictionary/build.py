@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from .. import __version__
+from ..blockcopy import encode_picture
 from ..errors import DictionaryError, ImageError, UsageError
 from ..ids import MODEL_ID_BYTES
 from ..imageio import list_images, load_image
@@ -52,6 +53,7 @@ class BuildOptions:
     batch: int = 16
     license: str = DEFAULT_LICENSE
     pattern: str | None = None  # glob of file names to use (e.g. "unsplash_*.png"); None: every image
+    pictures: bool = False  # also store the source photos (PNG) for block copy (blockcopy.py)
 
     def check(self) -> None:
         if self.clusters < 1:
@@ -182,6 +184,7 @@ def build_dictionary(folder: str | Path, model: nn.Module, opts: BuildOptions | 
     vals: list[np.ndarray] = []
     origin: list[tuple[int, int, int]] = []  # (source index, y, x) of every crop
     sources: list[dict] = []
+    pictures: list[bytes] = []  # with opts.pictures: PNG of sources[i]
     pending: list[np.ndarray] = []
 
     def flush() -> None:
@@ -214,6 +217,8 @@ def build_dictionary(folder: str | Path, model: nn.Module, opts: BuildOptions | 
             s = len(sources)
             sources.append({"file": rel, "sha256": sha256_file(path),
                             "width": img.width, "height": img.height, "crops": len(grid)})
+            if opts.pictures:
+                pictures.append(encode_picture(img.pixels))
             for y, x in grid:
                 pending.append(img.pixels[y : y + opts.crop, x : x + opts.crop])
                 origin.append((s, y, x))
@@ -259,11 +264,12 @@ def build_dictionary(folder: str | Path, model: nn.Module, opts: BuildOptions | 
         "license": opts.license,
         "build": {"crops": n, "clusters_requested": opts.clusters, "clusters": k, "crop": opts.crop,
                   "stride": stride, "features": opts.features, "pca_dims": int(comps.shape[0]), "seed": opts.seed,
-                  "pattern": opts.pattern},
+                  "pattern": opts.pattern, "pictures": bool(pictures)},
         "sources": sources,
         "entries": [list(origin[j]) for j in reps],  # [source index, y, x] of each entry's crop
         "skipped": report.skipped,
     }
     data = DictData(bytes(model.model_id[:MODEL_ID_BYTES]), opts.features, extractor.fingerprint, opts.crop, stride,
-                    mean, comps, np.ascontiguousarray(keys[reps]), np.ascontiguousarray(values[reps]), provenance)
+                    mean, comps, np.ascontiguousarray(keys[reps]), np.ascontiguousarray(values[reps]), provenance,
+                    pictures)
     return ReferenceDictionary(data), report

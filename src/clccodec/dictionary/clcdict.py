@@ -3,7 +3,10 @@
     magic "clcdict\\0" | version | flags | model id (8) | extractor name (u8 length + ASCII) | extractor id (8)
     | crop (u16) | stride (u16) | K (u32) | F (u32) | D (u32) | C_r, h, w (u16 each) | provenance (u32 length +
     UTF-8 JSON) | PCA mean (F x f32) | PCA components (D x F x f32) | keys (K x D x f32) | values (K x C_r x h x w
-    x i8) | SHA-256 of everything before it (32)
+    x i8) | [pictures: P (u32) | P x (PNG length (u32) | PNG bytes)]  (only with flag 0x01) | SHA-256 of
+    everything before it (32)
+
+The pictures are the dictionary's source photos, for block copy (blockcopy.py, `clc build-dict --pictures`).
 
 All integers are little-endian. Every field is checked on read; anything wrong raises DictionaryError with one
 line that names the file and the problem.
@@ -29,6 +32,8 @@ KNOWN_EXTRACTORS = ("latent", "resnet50")
 MAX_ENTRIES = 1 << 24
 MAX_FEATURES = 1 << 20
 MAX_CROP = 8192
+MAX_PICTURES = 1 << 16
+FLAG_PICTURES = 0x01
 
 _FIXED = struct.Struct("<HHIIIHHH")  # crop, stride, K, F, D, C_r, h, w
 
@@ -47,14 +52,16 @@ class DictData:
     keys: np.ndarray  # (K, D) float32
     values: np.ndarray  # (K, C_r, h, w) int8
     provenance: dict = field(default_factory=dict)
+    pictures: list[bytes] = field(default_factory=list)  # PNG files of the source photos (block copy), or none
 
     @property
     def size(self) -> int:
         return int(self.keys.shape[0])
 
 
-def dictionary_id(model_id: bytes, values: np.ndarray) -> bytes:
-    """Hash of what a decoder uses: the model id and the values (with their shape).
+def dictionary_id(model_id: bytes, values: np.ndarray, pictures: list[bytes] | None = None) -> bytes:
+    """Hash of what a decoder uses: the model id, the values (with their shape) and the pictures, if any (a
+    dictionary without pictures keeps the id it had before pictures existed).
 
     Keys, PCA and provenance only steer the encoder's choice of indices; a decoder given the same values decodes
     the same pixels, so they are deliberately not part of the id (fixing a provenance note does not orphan
@@ -64,6 +71,10 @@ def dictionary_id(model_id: bytes, values: np.ndarray) -> bytes:
     h.update(model_id)
     h.update(struct.pack("<IHHH", *values.shape))
     h.update(np.ascontiguousarray(values, dtype=np.int8).tobytes())
+    if pictures:
+        h.update(struct.pack("<I", len(pictures)))
+        for png in pictures:
+            h.update(hashlib.sha256(png).digest())
     return h.digest()[:DICTIONARY_ID_BYTES]
 
 
@@ -77,7 +88,7 @@ def pack(d: DictData) -> bytes:
     name = d.extractor.encode("ascii")
     prov = json.dumps(d.provenance, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
     out = bytearray(MAGIC)
-    out += bytes([VERSION, 0])
+    out += bytes([VERSION, FLAG_PICTURES if d.pictures else 0])
     out += d.model_id
     out += bytes([len(name)]) + name
     out += d.extractor_id
@@ -85,6 +96,10 @@ def pack(d: DictData) -> bytes:
     out += struct.pack("<I", len(prov)) + prov
     for a, dt in ((d.mean, "<f4"), (d.components, "<f4"), (d.keys, "<f4"), (d.values, "i1")):
         out += np.ascontiguousarray(a, dtype=dt).tobytes()
+    if d.pictures:
+        out += struct.pack("<I", len(d.pictures))
+        for png in d.pictures:
+            out += struct.pack("<I", len(png)) + png
     out += hashlib.sha256(out).digest()
     return bytes(out)
 
@@ -119,7 +134,7 @@ def unpack(data: bytes, name: str | None = None) -> DictData:
         raise DictionaryError(f"{pre}.clcdict version {version} is not supported (this build reads version "
                               f"{VERSION})")
     flags = r.take(1, "flags")[0]
-    if flags:
+    if flags & ~FLAG_PICTURES:
         raise DictionaryError(f"{pre}corrupt .clcdict: unknown flags 0x{flags:02x}")
     model_id = r.take(MODEL_ID_BYTES, "model id")
     n = r.take(1, "extractor name")[0]
@@ -130,9 +145,11 @@ def unpack(data: bytes, name: str | None = None) -> DictData:
     # the declared sizes say exactly how long the file must be: check that before reading any array
     header_end = r.pos
     expected = header_end + plen + 4 * (F + D * F + K * D) + K * C * h * w + CHECKSUM_BYTES
+    if flags & FLAG_PICTURES:  # their lengths are read after the checksum check; at least the count is there
+        expected += 4
     if len(data) < expected:
         raise DictionaryError(f"{pre}.clcdict is truncated ({len(data)} of {expected} bytes)")
-    if len(data) > expected:
+    if len(data) > expected and not flags & FLAG_PICTURES:
         raise DictionaryError(f"{pre}corrupt .clcdict: {len(data) - expected} unexpected bytes after the end")
     if hashlib.sha256(data[:-CHECKSUM_BYTES]).digest() != data[-CHECKSUM_BYTES:]:
         raise DictionaryError(f"{pre}.clcdict checksum mismatch: the file is corrupt")
@@ -158,10 +175,24 @@ def unpack(data: bytes, name: str | None = None) -> DictData:
     components = r.array((D, F), "<f4", "PCA components")
     keys = r.array((K, D), "<f4", "keys")
     values = r.array((K, C, h, w), "i1", "values")
+    pictures: list[bytes] = []
+    if flags & FLAG_PICTURES:
+        (n_pic,) = struct.unpack("<I", r.take(4, "picture count"))
+        if not 0 < n_pic <= MAX_PICTURES:
+            raise DictionaryError(f"{pre}corrupt .clcdict: {n_pic} pictures")
+        body = _Reader(data[: len(data) - CHECKSUM_BYTES], pre)
+        body.pos = r.pos
+        for _ in range(n_pic):
+            (n,) = struct.unpack("<I", body.take(4, "picture length"))
+            pictures.append(body.take(n, "picture"))
+        if body.pos != len(body.data):
+            raise DictionaryError(f"{pre}corrupt .clcdict: {len(body.data) - body.pos} unexpected bytes after "
+                                  "the pictures")
     for a, what in ((mean, "PCA mean"), (components, "PCA components"), (keys, "keys")):
         if not np.isfinite(a).all():
             raise DictionaryError(f"{pre}corrupt .clcdict: non-finite numbers in the {what}")
-    return DictData(model_id, extractor, extractor_id, crop, stride, mean, components, keys, values, provenance)
+    return DictData(model_id, extractor, extractor_id, crop, stride, mean, components, keys, values, provenance,
+                    pictures)
 
 
 def looks_like_clcdict(data: bytes) -> bool:
@@ -193,10 +224,11 @@ def describe(d: DictData, dict_id: bytes, size: int | None) -> dict:
         "built_by": p.get("builder"),
         "build": p.get("build"),
         "sources": [s.get("file") for s in sources],
+        "pictures": len(d.pictures),  # source photos held for block copy (blockcopy.py)
     }
 
 
 def info(data: bytes, name: str | None = None) -> dict:
     """describe() of the bytes of a .clcdict (validated like any load)."""
     d = unpack(bytes(data), name)
-    return describe(d, dictionary_id(d.model_id, d.values), len(data))
+    return describe(d, dictionary_id(d.model_id, d.values, d.pictures), len(data))

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..blockcopy import Pictures
 from ..fileio import read_bytes, write_atomic
 from ..errors import DictionaryError, DictionaryMismatchError, ReferenceIndexError
 from ..ids import file_id
@@ -41,7 +42,8 @@ class ReferenceDictionary:
         self.path = Path(path) if path is not None else None
         self.size_on_disk = size_on_disk
         self.model_id = bytes(data.model_id)
-        self.id = clcdict.dictionary_id(self.model_id, data.values)
+        self.id = clcdict.dictionary_id(self.model_id, data.values, data.pictures)
+        self.pictures = Pictures(data.pictures)  # block copy (blockcopy.py); empty for most dictionaries
         self.extractor_weights: str | Path | None = None  # ResNet-50 weights for resnet50 dictionaries
         self.query, self.merge, self.rotate = DEFAULT_QUERY, DEFAULT_MERGE, DEFAULT_ROTATE
         self._index: RetrievalIndex | None = None

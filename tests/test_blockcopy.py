@@ -1,0 +1,206 @@
+"""Block copy (blockcopy.py): the copy section's bytes, the search, dictionaries with pictures, and whole files
+whose blocks come from a dictionary picture, decoded alike by both decoders."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from clccodec import Codec, blockcopy, container
+from clccodec.container import ClcFile, TileStreams
+from clccodec.dictionary import clcdict
+from clccodec.dictionary.build import BuildOptions, build_dictionary
+from clccodec.dictionary.store import ReferenceDictionary
+from clccodec.effort import rd_cost
+from clccodec.errors import DictionaryError, FormatError, ReferenceIndexError
+from clccodec.lite import LiteDecoder
+from clccodec.model.weights import load_weights
+
+from .conftest import synthetic_photo
+
+
+def random_copy(seed: int, nh: int = 5, nw: int = 7, pictures: int = 3) -> BlockCopy:
+    rng = np.random.default_rng(seed)
+    modes = rng.integers(0, pictures + 1, (nh, nw)).astype(np.uint8)
+    src_y = rng.integers(0, 200, (nh, nw))
+    src_x = rng.integers(0, 300, (nh, nw))
+    return blockcopy.BlockCopy(16, [4, 0, 9][:pictures], modes, src_y, src_x)
+
+
+BlockCopy = blockcopy.BlockCopy
+
+
+def same_copies(a: BlockCopy, b: BlockCopy) -> bool:
+    sel = a.modes > 0
+    return (a.block == b.block and a.pictures == b.pictures and np.array_equal(a.modes, b.modes)
+            and np.array_equal(a.src_y[sel], b.src_y[sel]) and np.array_equal(a.src_x[sel], b.src_x[sel]))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_section_round_trip(seed):
+    bc = random_copy(seed)
+    back = blockcopy.unpack(blockcopy.pack(bc), 7 * 16 + 5, 5 * 16 + 9)  # partial edge blocks are not in the grid
+    assert same_copies(bc, back)
+
+
+def test_predicted_displacements_cost_almost_nothing():
+    nh, nw = 20, 30
+    modes = np.ones((nh, nw), dtype=np.uint8)
+    disp = (37, -21)  # one displacement everywhere: every block but the first is predicted exactly
+    bc = BlockCopy(16, [0], modes, np.arange(nh)[:, None] * 16 + disp[0] + np.zeros((nh, nw), int),
+                   np.arange(nw)[None, :] * 16 + disp[1] + np.zeros((nh, nw), int))
+    data = blockcopy.pack(bc)
+    assert len(data) < 40
+    assert same_copies(bc, blockcopy.unpack(data, nw * 16, nh * 16))
+
+
+@pytest.mark.parametrize("mutate, needle", [
+    (lambda d: d[:1], "truncated"),
+    (lambda d: bytes([3]) + d[1:], "block size 3"),
+    (lambda d: d[:1] + bytes([0]) + d[2:], "0 pictures"),
+    (lambda d: d[:5] + b"not zlib", "does not decompress"),
+    (lambda d: d + b"\0", "does not decompress"),
+])
+def test_corrupt_sections_are_format_errors(mutate, needle):
+    data = blockcopy.pack(random_copy(1))
+    with pytest.raises(FormatError, match=needle):
+        blockcopy.unpack(mutate(data), 7 * 16, 5 * 16)
+
+
+def test_a_mode_beyond_the_listed_pictures_is_refused():
+    bc = random_copy(2, pictures=1)
+    bc.modes[0, 0] = 2
+    with pytest.raises(FormatError, match="picture 2 of 1"):
+        blockcopy.unpack(blockcopy.pack(bc), 7 * 16, 5 * 16)
+
+
+def test_paste_copies_exact_pixels_and_checks_bounds():
+    rng = np.random.default_rng(0)
+    pic = rng.integers(0, 256, (100, 120, 3), dtype=np.uint8)
+    decoded = np.zeros((32, 48, 3), dtype=np.uint8)
+    modes = np.array([[1, 0, 0], [0, 0, 1]], dtype=np.uint8)
+    src_y = np.array([[5, 0, 0], [0, 0, 84]])
+    src_x = np.array([[7, 0, 0], [0, 0, 104]])
+    out = blockcopy.paste(decoded, BlockCopy(16, [0], modes, src_y, src_x), [pic])
+    assert np.array_equal(out[:16, :16], pic[5:21, 7:23])
+    assert np.array_equal(out[16:, 32:], pic[84:100, 104:120])
+    assert not out[:16, 16:].any() and not decoded.any()
+    src_x[1, 2] = 105  # one pixel past the right edge
+    with pytest.raises(FormatError, match="outside its picture"):
+        blockcopy.paste(decoded, BlockCopy(16, [0], modes, src_y, src_x), [pic])
+    with pytest.raises(ReferenceIndexError, match="copy from picture 3"):
+        blockcopy.check_indices(BlockCopy(16, [3], modes, src_y, src_x), 3)
+
+
+def test_search_finds_a_shifted_crop_exactly():
+    import torch
+
+    pic = synthetic_photo(160, 200, seed=3)
+    img = pic[37:37 + 96, 53:53 + 128]  # off the 16- and the 4-pixel grids
+    other = synthetic_photo(160, 200, seed=5)
+    m = blockcopy.find_matches(blockcopy.to_unit(img), [blockcopy.to_unit(other), blockcopy.to_unit(pic)], [7, 2])
+    assert m.mse.shape == (6, 8) and m.pictures == [7, 2]
+    assert (m.which == 1).all() and m.mse.max() < 1e-5  # (float32 SSD by expansion: exact up to rounding)
+    assert (m.src_y - np.arange(6)[:, None] * 16 == 37).all() and (m.src_x - np.arange(8)[None] * 16 == 53).all()
+    assert blockcopy.rank_pictures(blockcopy.to_unit(img), [blockcopy.to_unit(other), blockcopy.to_unit(pic)]) == [1, 0]
+    assert torch.is_tensor(blockcopy.to_unit(img))
+
+
+def test_container_carries_the_copy_section():
+    streams = TileStreams(b"\1" * 8, [b"\2" * 8, b"\3" * 12])
+    section = blockcopy.pack(random_copy(3))
+    f = ClcFile(112, 80, b"abcd", 2.0, dictionary_id=b"dict", ref_indices=[5], tiles=[streams],
+                metadata={"exif": b"Exif\0\0x"}, block_copy=section)
+    back = container.unpack(container.pack(f))
+    assert back.block_copy == section and back.metadata == {"exif": b"Exif\0\0x"}
+    assert container.read_info(container.pack(f))["copy_bytes"] == len(section)
+    plain = ClcFile(112, 80, b"abcd", 2.0, dictionary_id=b"dict", ref_indices=[5], tiles=[streams])
+    assert container.unpack(container.pack(plain)).block_copy == b""
+    with pytest.raises(ValueError, match="needs references"):
+        container.pack(ClcFile(112, 80, b"abcd", 2.0, tiles=[streams], block_copy=section))
+    with pytest.raises(ValueError, match="version 1"):
+        container.pack(f, version=1)
+
+
+# -- dictionaries with pictures and whole files ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def collection(tmp_path_factory):
+    """Three synthetic 'views': the test image is a shifted crop of the first."""
+    root = tmp_path_factory.mktemp("collection")
+    side = root / "side"
+    side.mkdir()
+    views = [synthetic_photo(192, 256, seed=s) for s in (1, 2, 4)]
+    for i, v in enumerate(views):
+        Image.fromarray(v).save(side / f"view{i}.png")
+    test = views[0][21:21 + 128, 45:45 + 176]
+    return side, views, test
+
+
+@pytest.fixture(scope="module")
+def picture_dict(collection, tiny_model_path):
+    model = load_weights(tiny_model_path, "cpu")
+    d, _ = build_dictionary(collection[0], model, BuildOptions(crop=64, clusters=8, pictures=True))
+    return d
+
+
+def test_dictionary_stores_its_pictures_exactly(collection, picture_dict, tiny_model_path, tmp_path):
+    _, views, _ = collection
+    assert len(picture_dict.pictures) == 3
+    assert all(np.array_equal(picture_dict.pictures.pixels(i), v) for i, v in enumerate(views))
+    path = tmp_path / "p.clcdict"
+    picture_dict.save(path)
+    back = ReferenceDictionary.load(path)
+    assert back.id == picture_dict.id and np.array_equal(back.pictures.pixels(2), views[2])
+    # the id covers the pictures; a dictionary without them keeps the id it always had
+    data = picture_dict.data
+    assert clcdict.dictionary_id(data.model_id, data.values, data.pictures) != clcdict.dictionary_id(
+        data.model_id, data.values)
+    assert clcdict.info(path.read_bytes())["pictures"] == 3
+
+
+def test_corrupt_picture_tables_are_dictionary_errors(picture_dict):
+    import hashlib
+
+    blob = picture_dict.to_bytes()
+    with pytest.raises(DictionaryError, match="truncated|checksum"):
+        clcdict.unpack(blob[:-100])
+    body = blob[:-32] + b"extra"  # bytes after the pictures, resealed with a valid checksum
+    with pytest.raises(DictionaryError, match="unexpected bytes after the pictures"):
+        clcdict.unpack(body + hashlib.sha256(body).digest())
+    with pytest.raises(DictionaryError, match="does not decode"):
+        blockcopy.decode_picture(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+
+
+def test_files_copy_blocks_and_both_decoders_agree(collection, picture_dict, tiny_model_path, tmp_path):
+    _, views, test = collection
+    codec = Codec(tiny_model_path, picture_dict, device="cpu")
+    with_refs = codec.encode_full(test, 3.0, refs=1, reconstruct=True)
+    without = codec.encode_full(test, 3.0, refs=0, reconstruct=True)
+    f = container.unpack(with_refs.data)
+    assert f.block_copy, "an exact match in a picture must be copied"
+    bc = blockcopy.unpack(f.block_copy, f.width, f.height)
+    assert bc.pictures == [0] and bc.copied > 0
+    # the encoder keeps copies only when they lower the real cost
+    assert rd_cost(test, with_refs.reconstruction, len(with_refs.data), 3.0) < rd_cost(test, without.reconstruction,
+                                                                              len(without.data), 3.0)
+    pixels, _ = codec.decode_pixels(with_refs.data)
+    assert np.array_equal(pixels, with_refs.reconstruction)
+    for i, j in zip(*np.nonzero(bc.modes)):  # copied blocks are the source's exact pixels
+        assert np.array_equal(pixels[i * 16:(i + 1) * 16, j * 16:(j + 1) * 16],
+                              test[i * 16:(i + 1) * 16, j * 16:(j + 1) * 16])
+    path = tmp_path / "p.clcdict"
+    picture_dict.save(path)
+    lite_pixels, _ = LiteDecoder(tiny_model_path, path).decode_pixels(with_refs.data)
+    assert np.array_equal(lite_pixels, pixels)
+
+
+def test_no_copies_without_pictures_or_references(collection, tiny_model_path, picture_dict):
+    _, _, test = collection
+    codec = Codec(tiny_model_path, picture_dict, device="cpu")
+    assert not container.unpack(codec.encode(test, 3.0, refs=0)).block_copy
+    assert not container.unpack(codec.encode(test, 3.0, refs=1, slices=1)).block_copy  # previews never copy
+    plain = ReferenceDictionary(clcdict.DictData(**{**picture_dict.data.__dict__, "pictures": []}))
+    assert not container.unpack(Codec(tiny_model_path, plain, device="cpu").encode(test, 3.0, refs=1)).block_copy
