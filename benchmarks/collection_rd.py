@@ -34,6 +34,8 @@ def main() -> int:
     ap.add_argument("--quality", type=float, nargs="+", default=[1, 2, 3, 4])
     ap.add_argument("--clusters", "-k", type=int, default=3000)
     ap.add_argument("--stride", type=int, help="build-dict crop grid step (default: the crop size)")
+    ap.add_argument("--effort", type=int, default=0, help="clc encode --effort (1: each file falls back to M = 0 "
+                    "when references do not lower its real cost)")
     ap.add_argument("--pictures", action="store_true", help="build the dictionary with --pictures (block copy)")
     ap.add_argument("--default-dict", action="store_true", help="the shipped dictionary, every image tested")
     ap.add_argument("--limit", type=int, help="test N images spread over the test side")
@@ -42,7 +44,7 @@ def main() -> int:
     args = ap.parse_args()
 
     folder = Path(args.folder)
-    out: dict = {"folder": str(folder), "cpus": os.cpu_count(), "omp_threads": os.environ.get("OMP_NUM_THREADS", "all")}
+    out: dict = {"folder": str(folder), "effort": args.effort, "cpus": os.cpu_count(), "omp_threads": os.environ.get("OMP_NUM_THREADS", "all")}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if args.default_dict:
@@ -70,8 +72,8 @@ def main() -> int:
         points = []
         for m in args.refs:
             for q in args.quality:
-                p = {"refs": m, "quality": q,
-                     **encode_decode(test, tmp, ["-q", f"{q:g}", "--refs", str(m), *dict_args], dict_args)}
+                enc = ["-q", f"{q:g}", "--refs", str(m), "--effort", str(args.effort), *dict_args]
+                p = {"refs": m, "quality": q, **encode_decode(test, tmp, enc, dict_args)}
                 points.append(p)
                 print(f"M {m} q {q:g}: {p['bpp']:.4f} bpp  {p['psnr']:.3f} dB  encode {p['encode_s']:.2f} s  "
                       f"decode {p['decode_s']:.2f} s", flush=True)
@@ -85,7 +87,8 @@ def main() -> int:
                         "decode_s": sum(p["decode_s"] for p in cur) / len(cur)})
     out |= {"test_images": [p.stem for p in test], "points": points, "summary": summary}
 
-    lines = [f"### References on {folder.name}: {len(test)} test images, {label}", "",
+    effort = f", encoder effort {args.effort}" if args.effort else ""
+    lines = [f"### References on {folder.name}: {len(test)} test images, {label}{effort}", "",
              f"| M | BD-rate vs M = {args.refs[0]} (PSNR, all) | (PSNR, <= 1 bpp) | encode s | decode s |",
              "|---:|---:|---:|---:|---:|"]
     lines += [f"| {s['refs']} | {pct(s['bd_rate_all'])} | {pct(s['bd_rate_le1bpp'])} | {s['encode_s']:.2f} | "

@@ -26,6 +26,7 @@ This module imports numpy only; the encoder's search (`Matches`, `find_matches`,
 from __future__ import annotations
 
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -39,11 +40,15 @@ if TYPE_CHECKING:
 BLOCK = 16  # the block size the encoder writes (a file may say 4 .. 64)
 MIN_BLOCK, MAX_BLOCK = 4, 64
 MAX_PICTURES = 64  # pictures one file may copy from (one per reference: at most MAX_REFS)
+MAX_SEARCH_PIXELS = 1 << 22  # images and pictures up to 4 MP: the coarse search is global (its cost grows as the
+# product of the two sizes), so larger ones are coded without block copy
 COARSE = 4  # the search runs on 4x downscaled images first, then refines around the best coarse positions
 CANDIDATES = 3  # coarse positions refined per block and picture
 REFINE_RADIUS = 5  # full-resolution pixels searched around a coarse position, each way
 FILL_POOL = 32  # the smooth fill of copied blocks: the image averaged over 32 x 32 cells, bilinear
-COPY_BITS = 12.0  # about what a copied block's mode and unpredicted displacement cost after zlib (Strecha views)
+# what a copied block's mode and displacement cost after zlib: 5.8 bits measured on synthetic sibling views of
+# training photos (benchmarks/copy_bits.py; never the test collections)
+COPY_BITS = 6.0
 
 
 @dataclass
@@ -236,10 +241,14 @@ class Pictures:
     def __len__(self) -> int:
         return len(self.pngs)
 
-    def pixels(self, index: int) -> np.ndarray:
-        if index not in self._pixels:
-            self._pixels[index] = decode_picture(self.pngs[index])
-        return self._pixels[index]
+    def pixels(self, index: int, keep: bool = True) -> np.ndarray:
+        """Picture `index`, decoded once and kept (`keep=False`: not kept, e.g. to look at every picture)."""
+        if index in self._pixels:
+            return self._pixels[index]
+        px = decode_picture(self.pngs[index])
+        if keep:
+            self._pixels[index] = px
+        return px
 
     def apply(self, pixels: np.ndarray, section: bytes, width: int, height: int) -> np.ndarray:
         """The decoded pixels (uint8 (H, W, 3)) with a file's copy section applied."""
@@ -318,13 +327,14 @@ def to_unit(pixels: np.ndarray) -> "Tensor":
     return torch.from_numpy(np.array(pixels, dtype=np.float32)).permute(2, 0, 1).div_(255)
 
 
-def _ssd_all_positions(blocks: "Tensor", pic: "Tensor", chunk: int = 256) -> tuple["Tensor", "Tensor"]:
+def _ssd_all_positions(blocks: "Tensor", pic: "Tensor") -> tuple["Tensor", "Tensor"]:
     """For kernels (N, C, b, b) and a picture (C, H, W): every kernel's SSD at every position (N, H-b+1, W-b+1),
-    reduced to the CANDIDATES best (values and flat positions), computed in chunks of kernels."""
+    reduced to the CANDIDATES best (values and flat positions), computed in chunks of kernels (~64 MB each)."""
     import torch
     import torch.nn.functional as F
 
     b = blocks.shape[-1]
+    chunk = max(1, (1 << 24) // max(1, (pic.shape[1] - b + 1) * (pic.shape[2] - b + 1)))
     box = F.conv2d((pic * pic).sum(0)[None, None], torch.ones(1, 1, b, b))[0, 0]
     k2 = (blocks * blocks).sum((1, 2, 3))
     vals, pos = [], []
@@ -375,9 +385,10 @@ def _blocks(x: "Tensor", b: int) -> "Tensor":
     return x[:, : nh * b, : nw * b].unfold(1, b, b).unfold(2, b, b).permute(1, 2, 0, 3, 4).reshape(-1, c, b, b)
 
 
-def rank_pictures(x: "Tensor", pictures: list["Tensor"], block: int = BLOCK) -> list[int]:
-    """Picture indices (into `pictures`) from most to least useful for copying blocks of x (C, H, W), by the
-    mean best-match error of its blocks on 8x downscaled images (cheap: it looks at every picture)."""
+def rank_pictures(x: "Tensor", pictures: Iterable["Tensor"], block: int = BLOCK) -> list[int]:
+    """Picture indices (positions in `pictures`, which may be a generator: one picture in memory at a time)
+    from most to least useful for copying blocks of x (C, H, W), by the mean best-match error of its blocks on
+    8x downscaled images (cheap: it looks at every picture)."""
     import torch.nn.functional as F
 
     s = 8
@@ -387,12 +398,12 @@ def rank_pictures(x: "Tensor", pictures: list["Tensor"], block: int = BLOCK) -> 
     scores = []
     for pic in pictures:
         ps = F.avg_pool2d(pic[None], s)[0]
-        if ps.shape[1] < kb or ps.shape[2] < kb or not len(ks):
+        if ps.shape[1] < kb or ps.shape[2] < kb or not len(ks) or pic[0].numel() > MAX_SEARCH_PIXELS:
             scores.append(float("inf"))
             continue
         v, _ = _ssd_all_positions(ks, ps)
         scores.append(float(v[:, 0].clamp_min(0).mean()))
-    return sorted(range(len(pictures)), key=lambda i: scores[i])
+    return sorted(range(len(scores)), key=lambda i: scores[i])
 
 
 def find_matches(x: "Tensor", pictures: list["Tensor"], indices: list[int], block: int = BLOCK) -> Matches:
@@ -410,7 +421,7 @@ def find_matches(x: "Tensor", pictures: list["Tensor"], indices: list[int], bloc
     sy = torch.zeros(nh * nw, dtype=torch.long)
     sx = torch.zeros(nh * nw, dtype=torch.long)
     for k, pic in enumerate(pictures):
-        if pic.shape[1] < block or pic.shape[2] < block or not len(kb):
+        if pic.shape[1] < block or pic.shape[2] < block or not len(kb) or pic[0].numel() > MAX_SEARCH_PIXELS:
             continue
         ps = F.avg_pool2d(pic[None], COARSE)[0]
         _, pos = _ssd_all_positions(ks, ps)

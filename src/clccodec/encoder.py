@@ -58,7 +58,7 @@ class ImageEncoder:
                                                                                          latent=self.y)
         preview = slices is not None and slices < len(self.model.cfg.slices)
         self.copies = bool(most and indices is None and not preview and not img.grayscale
-                           and len(codec.dictionary.pictures))
+                           and img.width * img.height <= blockcopy.MAX_SEARCH_PIXELS and len(codec.dictionary.pictures))
         self._matches: blockcopy.Matches | None = None
 
     def _codes(self, m: int) -> torch.Tensor | None:
@@ -103,10 +103,10 @@ class ImageEncoder:
         """The best copy source of every block among the M most useful pictures (computed once per image)."""
         if self._matches is None:
             pics = self.codec.dictionary.pictures
-            tensors = [blockcopy.to_unit(pics.pixels(i)) for i in range(len(pics))]
             x = blockcopy.to_unit(self.img.pixels)
-            chosen = blockcopy.rank_pictures(x, tensors)[: max(self.plan.refs)]
-            self._matches = blockcopy.find_matches(x, [tensors[i] for i in chosen], chosen)
+            every = (blockcopy.to_unit(pics.pixels(i, keep=False)) for i in range(len(pics)))
+            chosen = blockcopy.rank_pictures(x, every)[: max(self.plan.refs)]
+            self._matches = blockcopy.find_matches(x, [blockcopy.to_unit(pics.pixels(i)) for i in chosen], chosen)
         return self._matches
 
     def _with_copies(self, q: float, base: Encoded, exact: bool, effort: int | None) -> Encoded | None:
