@@ -204,3 +204,25 @@ def test_no_copies_without_pictures_or_references(collection, tiny_model_path, p
     assert not container.unpack(codec.encode(test, 3.0, refs=1, slices=1)).block_copy  # previews never copy
     plain = ReferenceDictionary(clcdict.DictData(**{**picture_dict.data.__dict__, "pictures": []}))
     assert not container.unpack(Codec(tiny_model_path, plain, device="cpu").encode(test, 3.0, refs=1)).block_copy
+
+
+def test_mutated_sections_raise_only_format_errors():
+    """Any byte string as a copy section: a parsed BlockCopy or a FormatError, never another exception."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    seed = blockcopy.pack(random_copy(5))
+
+    @settings(max_examples=200, deadline=None, derandomize=True)
+    @given(st.integers(0, len(seed) - 1), st.integers(0, 255), st.integers(0, len(seed)))
+    def check(pos, value, cut):
+        data = bytearray(seed)
+        data[pos] = value
+        for d in (bytes(data), bytes(data[:cut])):
+            try:
+                bc = blockcopy.unpack(d, 7 * 16, 5 * 16)
+            except FormatError:
+                continue
+            assert bc.modes.shape == (5, 7) and bc.modes.max() <= len(bc.pictures)
+
+    check()
