@@ -226,3 +226,27 @@ def test_mutated_sections_raise_only_format_errors():
             assert bc.modes.shape == (5, 7) and bc.modes.max() <= len(bc.pictures)
 
     check()
+
+
+def test_cli_builds_a_picture_dictionary_and_codes_with_it(collection, tiny_model_path, tmp_path):
+    from .conftest import run_clc
+
+    side, _, test = collection
+    dict_path, src = tmp_path / "views.clcdict", tmp_path / "shot.png"
+    Image.fromarray(test).save(src)
+    r = run_clc("build-dict", str(side), "-o", str(dict_path), "--pictures", "--crop", "64", "-k", "8",
+                "--model", str(tiny_model_path))
+    assert r.returncode == 0, r.stderr.decode()
+    assert "3 pictures" in r.stderr.decode()
+    common = ["--model", str(tiny_model_path), "--dict", str(dict_path)]
+    r = run_clc("encode", str(src), "-o", str(tmp_path / "shot.clc"), "-q", "3", "--refs", "1", *common)
+    assert r.returncode == 0, r.stderr.decode()
+    data = (tmp_path / "shot.clc").read_bytes()
+    assert container.read_info(data)["copy_bytes"] > 0
+    r = run_clc("decode", str(tmp_path / "shot.clc"), "-o", str(tmp_path / "back.png"), *common)
+    assert r.returncode == 0, r.stderr.decode()
+    expected, _ = Codec(tiny_model_path, str(dict_path), device="cpu").decode_pixels(data)
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "back.png").convert("RGB")), expected)
+    # the dictionary is needed: without it the file is refused in one line
+    r = run_clc("decode", str(tmp_path / "shot.clc"), "-o", str(tmp_path / "x.png"), "--model", str(tiny_model_path))
+    assert r.returncode != 0 and "dictionary" in r.stderr.decode()
