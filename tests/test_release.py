@@ -104,7 +104,8 @@ def test_the_shipped_model_and_dictionary_are_registered(shipped_codec):
     assert newest.dictionary_id == shipped_codec.dictionary.id.hex()
     ids = [r.model_id for r in release.RELEASED_MODELS]
     assert len(set(ids)) == len(ids) and all(len(i) == 16 and int(i, 16) >= 0 for i in ids)
-    assert {"8ce8796450724e5c", "02cc9cca9ee501be", "b42cc3d3b8be2c8f", "b21d6c205d2cd616", "5e46455ef54b089e"} <= set(ids)
+    assert {"8ce8796450724e5c", "02cc9cca9ee501be", "b42cc3d3b8be2c8f", "b21d6c205d2cd616", "5e46455ef54b089e",
+            "bfb5f1e39f2ec27f"} <= set(ids)
 
 
 def test_a_file_of_a_superseded_model_names_its_release(tiny_model_path):
@@ -126,7 +127,7 @@ def test_a_file_of_a_superseded_model_names_its_release(tiny_model_path):
 def test_info_names_the_release_of_a_file():
     from clccodec.cli.info import describe
 
-    assert describe(FIXTURE.read_bytes())["model_release"] == "weights v6 of clccodec 0.4.0"
+    assert describe(FIXTURE.read_bytes())["model_release"] == "weights v7 of clccodec 0.5.0"
 
 
 # -- a real, non-editable install ---------------------------------------------------------------------------------
