@@ -44,7 +44,7 @@ RELEASED_MODELS = (
             "src/clccodec/shipped/default.clcdict"),
     Release("5e46455ef54b089e", "v6", "0.4.0", "e0e6cce", "src/clccodec/shipped/clc-full.pt", "7859e2aa6f382cbf",
             "src/clccodec/shipped/default.clcdict"),
-    Release("bfb5f1e39f2ec27f", "v7", "0.5.0", "", "src/clccodec/shipped/clc-full.pt", "88a20e35cc9fc9a9",
+    Release("bfb5f1e39f2ec27f", "v7", "0.5.0", "9830b31", "src/clccodec/shipped/clc-full.pt", "88a20e35cc9fc9a9",
             "src/clccodec/shipped/default.clcdict"),
 )
 
