@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .container import _put_varint, _Reader  # the container's varints (LEB128), with its bounds and errors
 from .errors import DictionaryError, FormatError, ReferenceIndexError
 
 if TYPE_CHECKING:
@@ -75,57 +76,41 @@ def grid(width: int, height: int, block: int) -> tuple[int, int]:
 # -- bytes ----------------------------------------------------------------------------------------------------------
 
 
-def _varint(out: bytearray, v: int) -> None:
-    while True:
-        b = v & 0x7F
-        v >>= 7
-        out.append(b | (0x80 if v else 0))
-        if not v:
-            return
-
-
 def _zigzag(v: int) -> int:
     return 2 * v if v >= 0 else -2 * v - 1
 
 
-class _Reader:
-    def __init__(self, data: bytes) -> None:
-        self.data, self.pos = data, 0
-
-    def u8(self) -> int:
-        if self.pos >= len(self.data):
-            raise FormatError("corrupt file: the copy section is truncated")
-        self.pos += 1
-        return self.data[self.pos - 1]
-
-    def varint(self, limit: int) -> int:
-        v = shift = 0
-        while True:
-            b = self.u8()
-            v |= (b & 0x7F) << shift
-            if v > limit:
-                raise FormatError("corrupt file: a number in the copy section is out of range")
-            if not b & 0x80:
-                return v
-            shift += 7
+def _unzigzag(z: int) -> int:
+    return (z >> 1) if not z & 1 else -((z + 1) >> 1)
 
 
 def pack(bc: BlockCopy) -> bytes:
     out = bytearray([bc.block, len(bc.pictures)])
     for p in bc.pictures:
-        _varint(out, int(p))
+        _put_varint(out, int(p))
     payload = bytearray(np.ascontiguousarray(bc.modes, dtype=np.uint8).tobytes())
     disp = displacements(bc)
     for (i, j), pred in predictions(bc.modes, disp):
-        _varint(payload, _zigzag(int(disp[0][i, j]) - pred[0]))
-        _varint(payload, _zigzag(int(disp[1][i, j]) - pred[1]))
+        _put_varint(payload, _zigzag(int(disp[0][i, j]) - pred[0]))
+        _put_varint(payload, _zigzag(int(disp[1][i, j]) - pred[1]))
     return bytes(out + zlib.compress(bytes(payload), 9))
+
+
+def _block_origins(shape: tuple[int, int], block: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.arange(shape[0])[:, None] * block, np.arange(shape[1])[None, :] * block
 
 
 def displacements(bc: BlockCopy) -> tuple[np.ndarray, np.ndarray]:
     """Source position minus block position, (dy, dx) per block."""
-    nh, nw = bc.modes.shape
-    return (bc.src_y - np.arange(nh)[:, None] * bc.block, bc.src_x - np.arange(nw)[None, :] * bc.block)
+    oy, ox = _block_origins(bc.modes.shape, bc.block)
+    return bc.src_y - oy, bc.src_x - ox
+
+
+def from_displacements(block: int, pictures: list[int], modes: np.ndarray,
+                       disp: tuple[np.ndarray, np.ndarray]) -> BlockCopy:
+    """The BlockCopy whose displacements (dy, dx) per block are `disp` (the inverse of `displacements`)."""
+    oy, ox = _block_origins(modes.shape, block)
+    return BlockCopy(block, list(pictures), modes, disp[0] + oy, disp[1] + ox)
 
 
 def predictions(modes: np.ndarray, disp: tuple[np.ndarray, np.ndarray]):
@@ -145,12 +130,12 @@ def predictions(modes: np.ndarray, disp: tuple[np.ndarray, np.ndarray]):
 
 def unpack(data: bytes, width: int, height: int) -> BlockCopy:
     """Parse a copy section of a width x height image (the dictionary's side: `check_indices`, `check_inside`)."""
-    r = _Reader(bytes(data))
-    block = r.u8()
-    n = r.u8()
+    r = _Reader(bytes(data), len(data))
+    block = r.u8("copy section")
+    n = r.u8("copy section")
     if not MIN_BLOCK <= block <= MAX_BLOCK or not 1 <= n <= MAX_PICTURES:
         raise FormatError(f"corrupt file: copy section with block size {block} and {n} pictures")
-    pictures = [r.varint(1 << 31) for _ in range(n)]
+    pictures = [r.varint("copy section picture index", 1 << 31) for _ in range(n)]
     nh, nw = grid(width, height, block)
     d = zlib.decompressobj()
     try:  # a displacement pair takes at most 2 x 5 bytes: bound what a corrupt stream may inflate to
@@ -165,15 +150,14 @@ def unpack(data: bytes, width: int, height: int) -> BlockCopy:
     if modes.max(initial=0) > n:
         raise FormatError(f"corrupt file: a block copies from picture {int(modes.max())} of {n}")
     disp = (np.zeros((nh, nw), dtype=np.int64), np.zeros((nh, nw), dtype=np.int64))
-    rd = _Reader(payload[nh * nw:])
+    rest = payload[nh * nw:]
+    rd = _Reader(rest, len(rest))
     for (i, j), pred in predictions(modes, disp):
         for axis in (0, 1):
-            z = rd.varint(1 << 32)
-            disp[axis][i, j] = pred[axis] + ((z >> 1) if not z & 1 else -((z + 1) >> 1))
-    if rd.pos != len(rd.data):
+            disp[axis][i, j] = pred[axis] + _unzigzag(rd.varint("copy section displacement", 1 << 32))
+    if rd.pos != len(rest):
         raise FormatError("corrupt file: unexpected bytes at the end of the copy section")
-    return BlockCopy(block, pictures, modes, disp[0] + np.arange(nh)[:, None] * block,
-                     disp[1] + np.arange(nw)[None, :] * block)
+    return from_displacements(block, pictures, modes, disp)
 
 
 def check_indices(bc: BlockCopy, picture_count: int) -> None:
@@ -288,9 +272,7 @@ def prefer_predicted(bc: BlockCopy, source: np.ndarray, limit: np.ndarray, pictu
                 modes[i, j] = k
                 disp[0][i, j], disp[1][i, j] = pred
                 break
-    nh, nw = modes.shape
-    return BlockCopy(b, list(bc.pictures), modes, disp[0] + np.arange(nh)[:, None] * b,
-                     disp[1] + np.arange(nw)[None, :] * b)
+    return from_displacements(b, bc.pictures, modes, disp)
 
 
 # -- the encoder's search (torch) -----------------------------------------------------------------------------------
@@ -378,6 +360,11 @@ def _refine(blocks: "Tensor", pic: "Tensor", cy: "Tensor", cx: "Tensor", chunk: 
     return torch.cat(best_v), torch.cat(best_y), torch.cat(best_x)
 
 
+def _searchable(pic: "Tensor", block: int) -> bool:
+    """A picture the search looks at: at least one block, at most MAX_SEARCH_PIXELS."""
+    return pic.shape[1] >= block and pic.shape[2] >= block and pic[0].numel() <= MAX_SEARCH_PIXELS
+
+
 def _blocks(x: "Tensor", b: int) -> "Tensor":
     """(C, H, W) -> (nh * nw, C, b, b), the full blocks in raster order."""
     c = x.shape[0]
@@ -397,11 +384,10 @@ def rank_pictures(x: "Tensor", pictures: Iterable["Tensor"], block: int = BLOCK)
     ks = _blocks(xs, kb)
     scores = []
     for pic in pictures:
-        ps = F.avg_pool2d(pic[None], s)[0]
-        if ps.shape[1] < kb or ps.shape[2] < kb or not len(ks) or pic[0].numel() > MAX_SEARCH_PIXELS:
+        if not _searchable(pic, block) or not len(ks):
             scores.append(float("inf"))
             continue
-        v, _ = _ssd_all_positions(ks, ps)
+        v, _ = _ssd_all_positions(ks, F.avg_pool2d(pic[None], s)[0])
         scores.append(float(v[:, 0].clamp_min(0).mean()))
     return sorted(range(len(scores)), key=lambda i: scores[i])
 
@@ -421,7 +407,7 @@ def find_matches(x: "Tensor", pictures: list["Tensor"], indices: list[int], bloc
     sy = torch.zeros(nh * nw, dtype=torch.long)
     sx = torch.zeros(nh * nw, dtype=torch.long)
     for k, pic in enumerate(pictures):
-        if pic.shape[1] < block or pic.shape[2] < block or not len(kb) or pic[0].numel() > MAX_SEARCH_PIXELS:
+        if not _searchable(pic, block) or not len(kb):
             continue
         ps = F.avg_pool2d(pic[None], COARSE)[0]
         _, pos = _ssd_all_positions(ks, ps)
