@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from clccodec import Codec, container, refine
-from clccodec.effort import EFFORT_MAX, REFINE_ITERATIONS, SELECTION_REFS, effort_plan, rd_cost
+from clccodec.effort import EFFORT_MAX, EffortPlan, REFINE_ITERATIONS, SELECTION_REFS, effort_plan, rd_cost
 from clccodec.errors import UsageError
 from clccodec.evaluation.metrics import mse
 
@@ -39,8 +39,8 @@ def image():
 
 
 def test_plans():
-    assert effort_plan(0, 3).refs == (3,) and effort_plan(0, 3).iterations == 0
-    assert effort_plan(1, 3).refs == (0, 3)
+    assert effort_plan(0, 3) == EffortPlan((0, 3), 0, by_cost=False)
+    assert effort_plan(1, 3).refs == (0, 3) and effort_plan(1, 3).by_cost
     assert effort_plan(2, 3).refs == SELECTION_REFS and effort_plan(2, 7).refs == (*SELECTION_REFS, 7)
     assert all(effort_plan(e, 0).refs == (0,) for e in range(EFFORT_MAX + 1))  # --refs 0 stays off
     its = [effort_plan(e, 3).iterations for e in range(EFFORT_MAX + 1)]
@@ -67,6 +67,28 @@ def test_effort_files_decode_in_a_fresh_process_to_the_encoders_pixels(codec, im
     subprocess.run([sys.executable, "-c", DECODE, str(tiny_model_path), str(dictionary), str(clc), str(npy)],
                    check=True, timeout=300)
     assert np.array_equal(np.load(npy), r.reconstruction)
+
+
+def test_effort_zero_writes_the_smaller_of_the_files_with_and_without_references(codec, image):
+    from clccodec.imageio import pad_to_multiple, to_tensor
+    from clccodec.model.codec import PAD_MULTIPLE
+
+    x = pad_to_multiple(to_tensor(image), PAD_MULTIPLE)
+    d = codec.dictionary
+    indices = d.retrieve(codec.model, x, 3)
+    for q in (1.0, 3.0, 5.0, 7.0):
+        r = codec.encode_full(image, q, 3, reconstruct=True)
+        sizes = {}
+        for m in (0, 3):  # each count coded alone, as the plain encoder codes it
+            streams, _ = codec.model.compress(x, q, d.values(indices) if m else None)
+            f = container.unpack(r.data)
+            f.tiles, f.ref_indices = [streams], indices[:m]
+            f.dictionary_id = d.file_id if m else container.NO_DICTIONARY
+            sizes[m] = len(container.pack(f))
+        assert sizes[r.refs] == len(r.data) == min(sizes.values()), q
+        assert np.array_equal(codec.decode_pixels(r.data)[0], r.reconstruction)  # the chosen file's pixels
+        assert codec.encode(image, q, 3) == r.data  # reconstruct does not change the file
+    assert codec.encode_full(image, 3.0, 0).refs == 0
 
 
 def test_higher_effort_is_never_worse_in_real_cost(codec, image):

@@ -1,7 +1,10 @@
 """Encoder effort: spend encode time for smaller files that the unchanged decoder reads (the plan; refine.py
 does the latent refinement).
 
-Effort 0 is the plain encoder (one analysis pass, the references it is asked for). Above it:
+Effort 0 is the plain encoder (one analysis pass). With references it also codes the latent without them (one
+more entropy-coding pass, no synthesis) and keeps the smaller file: today's references cost a few bytes more
+than they save on most photos unlike the dictionary's (benchmarks/latent_ablation.py), and they must never make
+the default file larger. Above it:
 
 * **reference selection by real cost** (effort >= 1): the file is coded with several reference counts M (none
   among them) and the one with the lowest lambda * 255^2 * MSE + bpp, measured on the real bytes and the
@@ -40,15 +43,19 @@ Progress = Callable[[int, int], None]  # (iterations done, iterations in all)
 class EffortPlan:
     refs: tuple[int, ...]  # reference counts to try (the cheapest real file wins)
     iterations: int  # latent refinement iterations (0: none)
+    by_cost: bool = True  # choose among `refs` by real cost (needs the decoder's pixels); False: by size alone
 
 
 def effort_plan(effort: int, refs: int) -> EffortPlan:
     """What an effort does, given the reference count asked for (`refs` = 0 disables references at any effort;
-    from effort 2 the standard counts up to max(refs, 5) are tried)."""
+    effort 0 keeps the smaller of the files with none and with `refs`, effort 1 the cheaper by real cost; from
+    effort 2 the standard counts up to max(refs, 5) are tried)."""
     if not EFFORT_MIN <= effort <= EFFORT_MAX:
         raise ValueError(f"effort must be between {EFFORT_MIN} and {EFFORT_MAX}, got {effort}")
-    if effort == 0 or refs == 0:
-        choices: tuple[int, ...] = (refs,)
+    if refs == 0:
+        choices: tuple[int, ...] = (0,)
+    elif effort == 0:
+        return EffortPlan((0, refs), 0, by_cost=False)
     elif effort == 1:
         choices = (0, refs)
     else:

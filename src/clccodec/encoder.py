@@ -10,7 +10,7 @@ the real cost of the file is lower.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -53,7 +53,7 @@ class ImageEncoder:
         self.indices: list[int] = []
         most = max(self.plan.refs)
         if most:
-            # effort 0 retrieves exactly the count asked for (today's bytes); higher efforts take prefixes
+            # the count asked for (or the most an effort tries): the smaller counts tried are its prefixes
             self.indices = indices if indices is not None else codec.dictionary.retrieve(self.model, x, most,
                                                                                          latent=self.y)
         preview = slices is not None and slices < len(self.model.cfg.slices)
@@ -122,10 +122,10 @@ class ImageEncoder:
         filled = blockcopy.smooth_fill(self.x, use, m.block)
         sub = ImageEncoder(self.codec, self.img, filled, self.refs, self.effort, self.slices, self.strip,
                            self.progress, indices=self.indices)
-        coded = sub._encode_coded(q, True, exact, effort)
-        assert coded.pixels is not None
+        coded = sub._encode_coded(q, True, exact, effort, need_refs=True)
+        assert coded.pixels is not None and coded.refs
         bc = m.copy_for(m.mse + side <= blockcopy.block_mse(self.img.pixels, coded.pixels, m.block))
-        if bc is None or not coded.refs:  # (the effort's choice may have dropped the references)
+        if bc is None:
             return None
         pics = self.codec.dictionary.pictures
         listed = [pics.pixels(p) for p in bc.pictures]
@@ -135,22 +135,25 @@ class ImageEncoder:
         pixels = blockcopy.paste(coded.pixels, bc, listed)
         return Encoded(container.pack(f), pixels, q, coded.refs)
 
-    def _encode_coded(self, q: float, reconstruct: bool, exact: bool, effort: int | None) -> Encoded:
-        """The file without block copy."""
+    def _encode_coded(self, q: float, reconstruct: bool, exact: bool, effort: int | None,
+                      need_refs: bool = False) -> Encoded:
+        """The file without block copy (`need_refs`: one that uses references, for a copy section)."""
         plan = self.plan if effort is None else effort_plan(effort, max(self.plan.refs))
+        if need_refs:
+            plan = replace(plan, refs=tuple(m for m in plan.refs if m) or plan.refs)
         preview = self.slices is not None and self.slices < len(self.model.cfg.slices)
         with no_tf32():
-            if len(plan.refs) == 1 and not plan.iterations:  # the plain encoder (effort 0: today's bytes)
+            if len(plan.refs) == 1 and not plan.iterations:  # one reference count: code it once
                 m = plan.refs[0]
                 streams, x_hat = self.model.compress(self.x, q, self._codes(m), reconstruct and not preview, exact,
                                                      self.y)
                 return self._pack(streams, q, m, x_hat, reconstruct, exact)
             y_s = self.model.scaled_latent(self.y, q)
             z = self.model._hyper_analyse(y_s)
-            best: tuple[float, TileStreams, torch.Tensor, int] | None = None
-            for m in plan.refs:  # choose the reference count by the real cost of the full file
-                streams, x_hat = self.model.code_latents(y_s, z, q, self._codes(m), True)
-                cost = self._cost(streams, q, m, x_hat)
+            best: tuple[float, TileStreams, torch.Tensor | None, int] | None = None
+            for m in plan.refs:  # choose the reference count by the real cost (or size) of the full file
+                streams, x_hat = self.model.code_latents(y_s, z, q, self._codes(m), plan.by_cost)
+                cost = self._cost(streams, q, m, x_hat) if x_hat is not None else self._size(streams, q, m)
                 if best is None or cost < best[0]:
                     best = (cost, streams, x_hat, m)
             assert best is not None
@@ -166,12 +169,15 @@ class ImageEncoder:
                 streams_r, x_hat_r = self.model.code_latents(y_r, z_r, q, codes, True)
                 if self._cost(streams_r, q, m, x_hat_r) < cost:  # kept only if the real file is better
                     y_s, z, streams, x_hat = y_r, z_r, streams_r, x_hat_r
-            if reconstruct and exact and not preview:
-                streams, x_hat = self.model.code_latents(y_s, z, q, self._codes(m), True, True)
+            if reconstruct and not preview and (exact or x_hat is None):
+                streams, x_hat = self.model.code_latents(y_s, z, q, self._codes(m), True, exact)
             return self._pack(streams, q, m, x_hat if reconstruct else None, reconstruct, exact)
 
+    def _size(self, streams: TileStreams, q: float, m: int) -> int:
+        return len(self._pack(streams, q, m, None, False, False, full=True).data)
+
     def _cost(self, streams: TileStreams, q: float, m: int, x_hat: torch.Tensor) -> float:
-        n_bytes = len(self._pack(streams, q, m, None, False, False, full=True).data)
+        n_bytes = self._size(streams, q, m)
         pixels = to_pixels(x_hat[..., : self.img.height, : self.img.width])
         return rd_cost(self.img.pixels, pixels, n_bytes, q)
 
