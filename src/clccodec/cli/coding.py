@@ -30,7 +30,8 @@ def encode(
                                                      max=QUALITY_MAX, show_default=False)] = None,
     effort: Annotated[int, typer.Option("--effort", "-e", help=f"Encoder effort {EFFORT_MIN} (fastest) .. "
                                         f"{EFFORT_MAX} (smallest files, about a minute or two per 768x512 image "
-                                        "on 2 CPU cores): 1-2 choose the reference count by real cost, 3-9 also "
+                                        "on 2 CPU cores): 0 keeps the smaller of the files with and without "
+                                        "references, 1-2 choose the reference count by real cost, 3-9 also "
                                         "optimise the latents for the image. Same decoder, same file format.",
                                         min=EFFORT_MIN, max=EFFORT_MAX)] = DEFAULT_EFFORT,
     target_bpp: Annotated[Optional[float], typer.Option("--target-bpp", help="Search the quality for this many "
@@ -43,9 +44,10 @@ def encode(
                                                          "smallest file with at least this PSNR (dB, 8-bit RGB, "
                                                          "default decoder).", min=0.0,
                                                          show_default=False)] = None,
-    refs: Annotated[int, typer.Option("--refs", help="Dictionary references per image (0 disables). With "
-                                      "--effort 1 or more the encoder also tries fewer (from effort 2 up to 5) "
-                                      "and keeps the smallest file at equal quality.",
+    refs: Annotated[int, typer.Option("--refs", help="Dictionary references per image (0 disables). The "
+                                      "encoder also codes the file without them and keeps the smaller; with "
+                                      "--effort 1 or more it tries fewer (from effort 2 up to 5) and keeps the "
+                                      "cheapest by rate and distortion.",
                                       min=0, max=MAX_REFS)] = DEFAULT_REFS,
     slices: Annotated[Optional[int], typer.Option("--slices", help="Write only the first K latent slices: a "
                                                   "smaller preview file (0 = the hyper-latent alone). "
