@@ -30,7 +30,6 @@ the smaller of the `none` and `retrieved` files byte for byte. Kodak is the test
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import statistics
@@ -38,7 +37,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from cli_rd import bd_against, pct, report, spread

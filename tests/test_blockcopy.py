@@ -103,7 +103,13 @@ def test_search_finds_a_shifted_crop_exactly():
     assert m.mse.shape == (6, 8) and m.pictures == [7, 2]
     assert (m.which == 1).all() and m.mse.max() < 1e-5  # (float32 SSD by expansion: exact up to rounding)
     assert (m.src_y - np.arange(6)[:, None] * 16 == 37).all() and (m.src_x - np.arange(8)[None] * 16 == 53).all()
-    assert blockcopy.rank_pictures(blockcopy.to_unit(img), [blockcopy.to_unit(other), blockcopy.to_unit(pic)]) == [1, 0]
+    thumbs = [blockcopy.thumbnail(blockcopy.to_unit(p)) for p in (other, pic)]
+    assert blockcopy.rank_pictures(blockcopy.to_unit(img), thumbs) == [1, 0]
+    assert blockcopy.rank_pictures(blockcopy.to_unit(img), [None, *thumbs]) == [2, 1, 0]  # None: never searched
+    pics = blockcopy.Pictures([blockcopy.encode_picture(p) for p in (other, pic)])
+    cached = pics.thumbnails()
+    assert pics.thumbnails() is cached and all(torch.equal(a, b) for a, b in zip(cached, thumbs))
+    assert not pics._pixels  # ranking keeps only the thumbnails, not the decoded pictures
     assert torch.is_tensor(blockcopy.to_unit(img))
 
 

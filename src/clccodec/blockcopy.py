@@ -43,6 +43,7 @@ MIN_BLOCK, MAX_BLOCK = 4, 64
 MAX_PICTURES = 64  # pictures one file may copy from (one per reference: at most MAX_REFS)
 MAX_SEARCH_PIXELS = 1 << 22  # images and pictures up to 4 MP: the coarse search is global (its cost grows as the
 # product of the two sizes), so larger ones are coded without block copy
+RANK_SCALE = 8  # pictures are ranked on 8x downscaled images (every picture is looked at)
 COARSE = 4  # the search runs on 4x downscaled images first, then refines around the best coarse positions
 CANDIDATES = 3  # coarse positions refined per block and picture
 REFINE_RADIUS = 5  # full-resolution pixels searched around a coarse position, each way
@@ -221,6 +222,7 @@ class Pictures:
     def __init__(self, pngs: list[bytes]) -> None:
         self.pngs = pngs
         self._pixels: dict[int, np.ndarray] = {}
+        self._thumbnails: list | None = None
 
     def __len__(self) -> int:
         return len(self.pngs)
@@ -233,6 +235,13 @@ class Pictures:
         if keep:
             self._pixels[index] = px
         return px
+
+    def thumbnails(self) -> list:
+        """Every picture as rank_pictures looks at it (thumbnail()), computed once: an encoder of many files
+        decodes the pictures for ranking only once (the encoder's only use; imports torch)."""
+        if self._thumbnails is None:
+            self._thumbnails = [thumbnail(to_unit(self.pixels(i, keep=False))) for i in range(len(self))]
+        return self._thumbnails
 
     def apply(self, pixels: np.ndarray, section: bytes, width: int, height: int) -> np.ndarray:
         """The decoded pixels (uint8 (H, W, 3)) with a file's copy section applied."""
@@ -372,22 +381,28 @@ def _blocks(x: "Tensor", b: int) -> "Tensor":
     return x[:, : nh * b, : nw * b].unfold(1, b, b).unfold(2, b, b).permute(1, 2, 0, 3, 4).reshape(-1, c, b, b)
 
 
-def rank_pictures(x: "Tensor", pictures: Iterable["Tensor"], block: int = BLOCK) -> list[int]:
-    """Picture indices (positions in `pictures`, which may be a generator: one picture in memory at a time)
-    from most to least useful for copying blocks of x (C, H, W), by the mean best-match error of its blocks on
-    8x downscaled images (cheap: it looks at every picture)."""
+def thumbnail(pic: "Tensor", block: int = BLOCK) -> "Tensor | None":
+    """A picture (C, H, W) in [0, 1] downscaled RANK_SCALE times for rank_pictures; None if the search does not
+    look at it (_searchable)."""
     import torch.nn.functional as F
 
-    s = 8
-    xs = F.avg_pool2d(x[None], s)[0]
-    kb = max(block // s, 1)
-    ks = _blocks(xs, kb)
+    return F.avg_pool2d(pic[None], RANK_SCALE)[0] if _searchable(pic, block) else None
+
+
+def rank_pictures(x: "Tensor", thumbnails: Iterable["Tensor | None"], block: int = BLOCK) -> list[int]:
+    """Picture indices (positions in `thumbnails`, the pictures' thumbnail()s) from most to least useful for
+    copying blocks of x (C, H, W), by the mean best-match error of its blocks on RANK_SCALE-times downscaled
+    images (cheap: it looks at every picture)."""
+    import torch.nn.functional as F
+
+    xs = F.avg_pool2d(x[None], RANK_SCALE)[0]
+    ks = _blocks(xs, max(block // RANK_SCALE, 1))
     scores = []
-    for pic in pictures:
-        if not _searchable(pic, block) or not len(ks):
+    for thumb in thumbnails:
+        if thumb is None or not len(ks):
             scores.append(float("inf"))
             continue
-        v, _ = _ssd_all_positions(ks, F.avg_pool2d(pic[None], s)[0])
+        v, _ = _ssd_all_positions(ks, thumb)
         scores.append(float(v[:, 0].clamp_min(0).mean()))
     return sorted(range(len(scores)), key=lambda i: scores[i])
 

@@ -104,8 +104,7 @@ class ImageEncoder:
         if self._matches is None:
             pics = self.codec.dictionary.pictures
             x = blockcopy.to_unit(self.img.pixels)
-            every = (blockcopy.to_unit(pics.pixels(i, keep=False)) for i in range(len(pics)))
-            chosen = blockcopy.rank_pictures(x, every)[: max(self.plan.refs)]
+            chosen = blockcopy.rank_pictures(x, pics.thumbnails())[: max(self.plan.refs)]
             self._matches = blockcopy.find_matches(x, [blockcopy.to_unit(pics.pixels(i)) for i in chosen], chosen)
         return self._matches
 
