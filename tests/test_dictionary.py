@@ -226,11 +226,11 @@ def test_query_views_and_merge():
 
 def test_encode_with_dictionary_decode_in_fresh_process(tmp_path, dict_a, tiny_model_path, photo_png):
     codec = Codec(tiny_model_path, dictionary=dict_a, device="cpu")
-    res = codec.encode_full(photo_png, 3.0, 3, reconstruct=True, exact=True)
+    res = codec.encode_full(photo_png, 3.0, 3, reconstruct=True, exact=True, fallback=False)
     info = read_info(res.data)
     d = ReferenceDictionary.load(dict_a)
     assert len(info["references"]) == 3 and info["dictionary_id"] == d.id[:4].hex()
-    assert res.data == codec.encode(photo_png, 3.0, 3)  # deterministic
+    assert res.data == codec.encode(photo_png, 3.0, 3, fallback=False)  # deterministic
     assert res.data != Codec(tiny_model_path, dictionary=False, device="cpu").encode(photo_png, 3.0, 0)
     (tmp_path / "p.clc").write_bytes(res.data)
     r = run_clc("decode", str(tmp_path / "p.clc"), "-o", str(tmp_path / "p.png"), "--model", str(tiny_model_path),
@@ -242,7 +242,7 @@ def test_encode_with_dictionary_decode_in_fresh_process(tmp_path, dict_a, tiny_m
 def test_file_from_dictionary_a_refuses_dictionary_b(tmp_path, dict_a, dict_b, tiny_model_path, photo_png):
     a, b = ReferenceDictionary.load(dict_a), ReferenceDictionary.load(dict_b)
     assert a.id[:4] != b.id[:4]
-    data = Codec(tiny_model_path, dictionary=a, device="cpu").encode(photo_png, 3.0, 2)
+    data = Codec(tiny_model_path, dictionary=a, device="cpu").encode(photo_png, 3.0, 2, fallback=False)
     with pytest.raises(DictionaryMismatchError, match=a.id[:4].hex()):
         Codec(tiny_model_path, dictionary=b, device="cpu").decode(data)
     (tmp_path / "a.clc").write_bytes(data)

@@ -43,6 +43,7 @@ def test_plans():
     assert effort_plan(1, 3).refs == (0, 3) and effort_plan(1, 3).by_cost
     assert effort_plan(2, 3).refs == SELECTION_REFS and effort_plan(2, 7).refs == (*SELECTION_REFS, 7)
     assert all(effort_plan(e, 0).refs == (0,) for e in range(EFFORT_MAX + 1))  # --refs 0 stays off
+    assert all(effort_plan(e, 3, fallback=False).refs == (3,) for e in range(EFFORT_MAX + 1))
     its = [effort_plan(e, 3).iterations for e in range(EFFORT_MAX + 1)]
     assert its[:3] == [0, 0, 0] and its[3:] == sorted(its[3:]) and its[3] > 0 and its[-1] == REFINE_ITERATIONS[9]
     with pytest.raises(ValueError):

@@ -106,7 +106,7 @@ def test_shipped_model_decodes_like_the_torch_decoder(shipped_codec):
     """Real weights, references from the default dictionary: pixels within one level of the torch fast
     decoder and of the exact one, the same PSNR to 0.01 dB."""
     img = synthetic_photo(160, 224, seed=5)
-    data = shipped_codec.encode(img, quality=4, refs=3)
+    data = shipped_codec.encode(img, quality=4, refs=3, fallback=False)
     assert container.unpack(data).num_refs == 3
     r = lite.LiteDecoder().decode_full(data)
     fast = shipped_codec.decode_full(data)
@@ -152,7 +152,7 @@ def test_bad_input_gets_the_torch_decoders_errors(tiny_model_path, tmp_path):
 
 
 def test_a_reference_index_outside_the_dictionary_is_a_corrupt_file(shipped_codec):
-    data = shipped_codec.encode(synthetic_photo(64, 64), quality=3, refs=1)
+    data = shipped_codec.encode(synthetic_photo(64, 64), quality=3, refs=1, fallback=False)
     f = container.unpack(data)
     f.ref_indices = [10**6]
     with pytest.raises(ReferenceIndexError, match="outside dictionary"):

@@ -31,7 +31,7 @@ def test_default_dictionary_belongs_to_the_shipped_model(shipped):
 
 def test_shipped_round_trip_in_a_fresh_process(shipped, tmp_path):
     img = synthetic_photo(128, 192, seed=2)
-    res = shipped.encode_full(img, quality=6, refs=3, reconstruct=True, exact=True)
+    res = shipped.encode_full(img, quality=6, refs=3, reconstruct=True, exact=True, fallback=False)
     info = read_info(res.data)
     assert len(info["references"]) == 3 and info["dictionary_id"]
     (tmp_path / "a.clc").write_bytes(res.data)

@@ -122,7 +122,7 @@ class Codec:
                     reconstruct: bool = False, exact: bool = False, *, slices: int | None = None,
                     strip: bool = False, effort: int = DEFAULT_EFFORT, target_bpp: float | None = None,
                     target_size: int | None = None, target_psnr: float | None = None,
-                    progress: Progress | None = None) -> EncodeResult:
+                    progress: Progress | None = None, fallback: bool = True) -> EncodeResult:
         """The .clc bytes, the notes about the input, and with `reconstruct` the pixels a decoder will get (with
         the exact or the default fast synthesis: compare exact ones with `decode_pixels(..., exact=True)`).
         `slices`: write only the first K slice strings (a preview file; None: all). `strip`: leave out the
@@ -132,7 +132,9 @@ class Codec:
         cost (>= 1) and refine the latents for this image (>= 3), for smaller files read by the same decoder.
         `progress(done, total)` is called during refinement. `target_bpp` / `target_size` (bytes, a budget) /
         `target_psnr` (dB, a floor) replace `quality`: the quality is searched on real encodes
-        (ratecontrol.py); a target out of reach gives the nearest file and a note saying what was reached."""
+        (ratecontrol.py); a target out of reach gives the nearest file and a note saying what was reached.
+        `fallback` False: write exactly `refs` references even where the file would be smaller without them
+        (to measure what they do; by default every effort may drop them, see effort.py)."""
         if not quality_is_valid(float(quality)):
             raise UsageError(f"quality must be between {QUALITY_MIN:g} and {QUALITY_MAX:g}, got {quality}")
         if refs < 0 or refs > MAX_REFS:
@@ -148,7 +150,7 @@ class Codec:
             raise UsageError("give at most one of target_bpp, target_size and target_psnr")
         img = image if isinstance(image, LoadedImage) else load_image(image)
         x = pad_to_multiple(to_tensor(img.pixels, self.device), PAD_MULTIPLE)
-        enc = ImageEncoder(self, img, x, refs, effort, slices, strip, progress)
+        enc = ImageEncoder(self, img, x, refs, effort, slices, strip, progress, fallback=fallback)
         notes = list(img.notes)
         if not targets:
             r = enc.encode(quantize_quality(float(quality)), reconstruct=reconstruct, exact=exact)
@@ -223,7 +225,8 @@ def encode(image: Any, quality: float = DEFAULT_QUALITY, refs: int = DEFAULT_REF
 
     Keywords of Codec.encode_full: effort=0..9 (slower, smaller files for the same decoder), target_bpp=X,
     target_size=BYTES or target_psnr=DB (instead of quality), slices=K (a preview file of the first K slices),
-    strip=True (no ICC/EXIF/XMP)."""
+    strip=True (no ICC/EXIF/XMP), fallback=False (exactly `refs` references, even where the file would be
+    smaller without them)."""
     return get_codec(model, dictionary, device).encode(image, quality, refs, **kw)
 
 

@@ -46,14 +46,15 @@ class EffortPlan:
     by_cost: bool = True  # choose among `refs` by real cost (needs the decoder's pixels); False: by size alone
 
 
-def effort_plan(effort: int, refs: int) -> EffortPlan:
+def effort_plan(effort: int, refs: int, fallback: bool = True) -> EffortPlan:
     """What an effort does, given the reference count asked for (`refs` = 0 disables references at any effort;
     effort 0 keeps the smaller of the files with none and with `refs`, effort 1 the cheaper by real cost; from
-    effort 2 the standard counts up to max(refs, 5) are tried)."""
+    effort 2 the standard counts up to max(refs, 5) are tried). `fallback` False: exactly `refs` at every
+    effort (for measuring what the references do, and for tests of files that have them)."""
     if not EFFORT_MIN <= effort <= EFFORT_MAX:
         raise ValueError(f"effort must be between {EFFORT_MIN} and {EFFORT_MAX}, got {effort}")
-    if refs == 0:
-        choices: tuple[int, ...] = (0,)
+    if refs == 0 or not fallback:
+        choices: tuple[int, ...] = (refs,)
     elif effort == 0:
         return EffortPlan((0, refs), 0, by_cost=False)
     elif effort == 1:

@@ -42,12 +42,12 @@ class ImageEncoder:
 
     def __init__(self, codec: Any, img: LoadedImage, x: torch.Tensor, refs: int, effort: int,
                  slices: int | None, strip: bool, progress: Progress | None,
-                 indices: list[int] | None = None) -> None:
+                 indices: list[int] | None = None, fallback: bool = True) -> None:
         """`indices`: the references, when already retrieved (for the smooth-filled image of block copy, whose
-        references are the source image's)."""
+        references are the source image's). `fallback`: effort.effort_plan's."""
         self.codec, self.model, self.img, self.x = codec, codec.model, img, x
-        self.refs = refs
-        self.plan = effort_plan(effort, refs if codec.dictionary is not None else 0)
+        self.refs, self.fallback = refs, fallback
+        self.plan = effort_plan(effort, refs if codec.dictionary is not None else 0, fallback)
         self.effort, self.slices, self.strip, self.progress = effort, slices, strip, progress
         self.y = self.model.analyse(x)
         self.indices: list[int] = []
@@ -120,7 +120,7 @@ class ImageEncoder:
             return None
         filled = blockcopy.smooth_fill(self.x, use, m.block)
         sub = ImageEncoder(self.codec, self.img, filled, self.refs, self.effort, self.slices, self.strip,
-                           self.progress, indices=self.indices)
+                           self.progress, indices=self.indices, fallback=self.fallback)
         coded = sub._encode_coded(q, True, exact, effort, need_refs=True)
         assert coded.pixels is not None and coded.refs
         bc = m.copy_for(m.mse + side <= blockcopy.block_mse(self.img.pixels, coded.pixels, m.block))
@@ -137,7 +137,7 @@ class ImageEncoder:
     def _encode_coded(self, q: float, reconstruct: bool, exact: bool, effort: int | None,
                       need_refs: bool = False) -> Encoded:
         """The file without block copy (`need_refs`: one that uses references, for a copy section)."""
-        plan = self.plan if effort is None else effort_plan(effort, max(self.plan.refs))
+        plan = self.plan if effort is None else effort_plan(effort, max(self.plan.refs), self.fallback)
         if need_refs:
             plan = replace(plan, refs=tuple(m for m in plan.refs if m) or plan.refs)
         preview = self.slices is not None and self.slices < len(self.model.cfg.slices)
