@@ -427,3 +427,13 @@ def test_null_prior_model_codes_like_the_plain_one_without_references(tmp_path, 
                 "--dict", str(tmp_path / "np.clcdict"), "--exact")
     assert r.returncode == 0, r.stderr.decode()
     assert np.array_equal(np.asarray(Image.open(tmp_path / "p.png")), res.reconstruction)
+
+
+def test_eval_counts_the_files_that_kept_their_references(dict_a, tiny_model_path, image_dir):
+    from clccodec.evaluation.runner import load_images, run_clc as eval_clc
+
+    codec = Codec(tiny_model_path, dictionary=dict_a, device="cpu")
+    images = load_images(sorted(image_dir.glob("*.png"))[:2])
+    run = eval_clc(codec, images, [2.0, 6.0], 3)
+    kept = sum(bool(read_info(codec.encode(im.loaded, q, 3))["references"]) for q in (2.0, 6.0) for im in images)
+    assert run.meta["files_with_refs"] == kept and len(run.records) == 4

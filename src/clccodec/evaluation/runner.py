@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..container import DEFAULT_REFS
+from ..container import DEFAULT_REFS, unpack
 from ..errors import UsageError
 from ..ids import file_id
 from ..imageio import list_images
@@ -199,6 +199,7 @@ def run_clc(codec, images: Sequence[SourceImage], qualities: Sequence[float], re
         codec.decode_pixels(d, exact=exact)
     if keep_dir is not None:
         keep_dir.mkdir(parents=True, exist_ok=True)
+    with_refs = 0  # files that kept their references (the encoder drops them where the file is smaller without)
     for q in qualities:
         for im in images:
             t0 = time.perf_counter()
@@ -209,8 +210,10 @@ def run_clc(codec, images: Sequence[SourceImage], qualities: Sequence[float], re
             if keep_dir is not None:
                 write_atomic(keep_dir / f"{Path(im.name).stem}_q{_fmt_q(q)}.clc", data, force=True)
             run.records.append(measure(im.name, im.pixels, data, decoded, q, t1 - t0, t2 - t1))
+            with_refs += bool(unpack(data).num_refs)
             if step:
                 step(f"CLC q={q:g} {im.name}")
+    run.meta["files_with_refs"] = with_refs
     return run
 
 
@@ -330,6 +333,9 @@ def evaluate(images: Sequence[SourceImage], source: str, codec=None, qualities: 
     clc = run_clc(codec, images, qualities, refs, keep_dir, step, exact=exact) if codec is not None else None
     if clc is not None and clc.meta["refs"] != refs and refs:
         notes.append("no reference dictionary loaded: coded without references (M=0)")
+    elif clc is not None and refs:
+        notes.append(f"{clc.meta['files_with_refs']} of {len(clc.records)} files kept their {refs} references "
+                     "(the encoder writes the smaller of the files with and without them)")
     live = []
     for c in classical:
         if not c.available():
