@@ -1,8 +1,9 @@
 """Variable-rate CLC training: loss = lambda(q) * 255^2 * MSE + bpp, q ~ U[1, 8] per sample.
 
-Single process on CPU or GPU, or several GPUs under torchrun (DDP). Checkpoints hold everything needed for an
-exact resume: model, optimisers, step, every RNG, and the g_a weights the reference bank was last refreshed
-with (the bank is rebuilt from them, bit for bit). Validation uses a held-out split of the training photos,
+Single process on CPU or GPU, or several processes under torchrun (DDP: one per GPU, or per CPU core with gloo).
+Checkpoints hold everything needed for an exact resume: model, optimisers, step, every RNG (rank 0's: under DDP
+the other ranks reseed from the step), and the g_a weights the reference bank was last refreshed with (the bank
+is rebuilt from them, bit for bit). Validation uses a held-out split of the training photos,
 never Kodak; `best.pt` is chosen on it.
 """
 
@@ -91,9 +92,7 @@ class Trainer:
         self.refs_max = min(cfg.refs_max, len(self.bank) - cfg.ref_per_image)
 
         # seed before building the model: same seed, same initial weights (per rank: different data and noise)
-        self.rng = np.random.default_rng(cfg.seed + 1000 * self.rank)
-        torch.manual_seed(cfg.seed + 1000 * self.rank)
-        random.seed(cfg.seed + 1000 * self.rank)
+        self._seed(cfg.seed + 1000 * self.rank)
         if cfg.init:
             self.model = load_weights(cfg.init).train()
         else:
@@ -118,13 +117,28 @@ class Trainer:
         self.aux_opt = torch.optim.Adam(aux_params, lr=1e-3)
         self.ema = ({n: p.detach().clone() for n, p in self.model.named_parameters() if id(p) not in aux}
                     if cfg.ema else None)
-        self.ddp = (torch.nn.parallel.DistributedDataParallel(self.model, device_ids=[local_rank] if
-                    self.device.type == "cuda" else None) if self.world > 1 else None)
+        self.ddp = None
+        if self.world > 1:
+            # the auxiliary parameter learns from aux_loss, a second backward outside DDP's forward: DDP must not
+            # sync it (its hook would fire twice); _train_step averages its gradient by hand
+            DDP = torch.nn.parallel.DistributedDataParallel
+            DDP._set_params_and_buffers_to_ignore_for_model(
+                self.model, [n for n, p in self.model.named_parameters() if id(p) in aux])
+            # find_unused_parameters: each rank draws its own reference count, and with none the reference path
+            # gets no gradient there
+            self.ddp = DDP(self.model, device_ids=[local_rank] if self.device.type == "cuda" else None,
+                           find_unused_parameters=True)
+        self.aux_params = aux_params
         self.step = 0
         self.best = math.inf
         self.val_step = -1  # the step last validated: the final step is always validated, exactly once
         self.bank_g_a: dict | None = None
         self._resume()
+
+    def _seed(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+        torch.manual_seed(seed)
+        random.seed(seed)
 
     def _freeze_all_but(self, modules: str, keep: set[int]) -> None:
         """Only the parameters of these top-level modules or parameters (comma-separated names), and those in
@@ -171,11 +185,14 @@ class Trainer:
         self.aux_opt.load_state_dict(st["aux_opt"])
         self.step, self.best = st["step"], st["best"]
         self.val_step = st.get("val_step", -1)
-        self.rng.bit_generator.state = st["rng_numpy"]
-        torch.set_rng_state(st["rng_torch"])
-        random.setstate(st["rng_python"])
-        if st.get("rng_cuda") is not None and self.device.type == "cuda":
-            torch.cuda.set_rng_state_all(st["rng_cuda"])
+        if self.rank == 0:
+            self.rng.bit_generator.state = st["rng_numpy"]
+            torch.set_rng_state(st["rng_torch"])
+            random.setstate(st["rng_python"])
+            if st.get("rng_cuda") is not None and self.device.type == "cuda":
+                torch.cuda.set_rng_state_all(st["rng_cuda"])
+        else:  # the checkpoint holds rank 0's streams: the others must not draw the same crops and noise
+            self._seed(self.cfg.seed + 1000 * self.rank + 7919 * self.step)
         self.bank_g_a = st["bank_g_a"]
         if self.ema is not None:
             # a run that switches EMA on mid-way starts the average from its current weights
@@ -279,6 +296,10 @@ class Trainer:
         aux = self.model.aux_loss()
         self.aux_opt.zero_grad(set_to_none=True)
         aux.backward()
+        if self.world > 1:
+            for p in self.aux_params:
+                dist.all_reduce(p.grad)
+                p.grad /= self.world
         self.aux_opt.step()
         if self.ema is not None:
             self._update_ema()
@@ -352,6 +373,7 @@ class Trainer:
             self._validate_and_keep_best()
             self._save(self._ckpt_path())
         if self.world > 1:
+            dist.barrier()  # (gloo aborts a rank whose peer tears the group down first)
             dist.destroy_process_group()
 
     def _validate_and_keep_best(self) -> None:
