@@ -246,14 +246,16 @@ def test_ddp_on_two_cpu_processes_trains_and_resumes(photos, tmp_path):
         "import sys\nfrom clccodec.training.trainer import TrainConfig, train\n"
         f"train(TrainConfig(data={str(photos)!r}, out={str(tmp_path / 'run')!r}, config='tiny', steps=int(sys.argv[1]), "
         "batch=2, crop=64, ref_crop=64, ref_per_image=1, refs_max=2, p_no_refs=0.5, refresh_every=2, val_every=2, "
-        "val_crop=64, log_every=1, device='cpu', amp=False, val_fraction=0.25))\n")
+        "val_crop=64, log_every=1, device='cpu', amp=False, val_fraction=0.25, max_minutes=float(sys.argv[2])))\n")
     env = os.environ | {"OMP_NUM_THREADS": "1"}
-    for steps in (4, 6):
+    # the last run's time limit passes at once: rank 0's clock stops both ranks after one step
+    for steps, minutes, reached in ((4, 0, 4), (6, 0, 6), (100, 1e-9, 7)):
         r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                            str(script), str(steps)], capture_output=True, env=env, timeout=600)
+                            str(script), str(steps), str(minutes)], capture_output=True, env=env, timeout=600)
         assert r.returncode == 0, r.stderr.decode()[-3000:]
-        assert torch.load(tmp_path / "run" / "last.pt", weights_only=False)["step"] == steps
+        assert torch.load(tmp_path / "run" / "last.pt", weights_only=False)["step"] == reached
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert {r["world"] for r in log if r.get("event") == "start"} == {2}
     assert [r["step"] for r in log if "val_loss" in r] == [2, 4, 6]
+    assert log[-1] == {**log[-1], "event": "time limit", "step": 7}
     assert all(np.isfinite(r["loss"]) for r in log if "loss" in r)

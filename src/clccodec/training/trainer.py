@@ -359,7 +359,11 @@ class Trainer:
                 acc, t_last = [], time.time()
             if self.step % cfg.val_every == 0 or self.step == cfg.steps:
                 self._validate_and_keep_best()
-            stop = cfg.max_minutes and (time.time() - t0) > cfg.max_minutes * 60
+            stop = bool(cfg.max_minutes and (time.time() - t0) > cfg.max_minutes * 60)
+            if self.world > 1:  # rank 0's clock decides: a rank that stopped alone would leave the others hanging
+                flag = torch.tensor([int(stop)], device=self.device)
+                dist.broadcast(flag, 0)
+                stop = bool(flag.item())
             if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps or stop:
                 self._save(self._ckpt_path())
             if stop:
