@@ -46,7 +46,7 @@ RELEASED_MODELS = (
             "src/clccodec/shipped/default.clcdict"),
     Release("bfb5f1e39f2ec27f", "v7", "0.5.0", "9830b31", "src/clccodec/shipped/clc-full.pt", "88a20e35cc9fc9a9",
             "src/clccodec/shipped/default.clcdict"),
-    Release("87132fd24ea4acd1", "v8", "0.6.0", "", "src/clccodec/shipped/clc-full.pt", "05b5b83a101ebd69",
+    Release("87132fd24ea4acd1", "v8", "0.6.0", "0857518", "src/clccodec/shipped/clc-full.pt", "05b5b83a101ebd69",
             "src/clccodec/shipped/default.clcdict"),
 )
 
