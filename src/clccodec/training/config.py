@@ -13,7 +13,7 @@ class TrainConfig:
     init: str | None = None  # weights file to start from (the normal way to continue training)
     steps: int = 60_000  # total step count to reach (resuming continues towards it)
     batch: int = 8
-    crop: int = 128
+    crop: int = 256  # 128: the latent is 8x8, all border, and the entropy model learns the wrong statistics (MODEL_CARD)
     lr: float = 2e-4
     lr_decay_at: float = 0.9  # "step" schedule: fraction of `steps` after which the learning rate drops 10x
     schedule: str = "step"  # "step" (constant, then 10x lower) or "cosine" (warm-up, then cosine decay to lr/100)
