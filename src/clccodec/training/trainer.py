@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import gc
 import json
 import math
 import os
@@ -377,7 +378,11 @@ class Trainer:
             self._validate_and_keep_best()
             self._save(self._ckpt_path())
         if self.world > 1:
-            dist.barrier()  # (gloo aborts a rank whose peer tears the group down first)
+            # free DDP's reducer before the group goes, and let no rank tear the group down while a peer still
+            # uses it (gloo aborts the process otherwise)
+            self.ddp = None
+            gc.collect()
+            dist.barrier()
             dist.destroy_process_group()
 
     def _validate_and_keep_best(self) -> None:
