@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..container import DEFAULT_REFS, unpack
+from ..container import DEFAULT_REFS
 from ..errors import UsageError
 from ..ids import file_id
 from ..imageio import list_images
@@ -203,14 +203,15 @@ def run_clc(codec, images: Sequence[SourceImage], qualities: Sequence[float], re
     for q in qualities:
         for im in images:
             t0 = time.perf_counter()
-            data = codec.encode_full(im.loaded, q, refs).data
+            res = codec.encode_full(im.loaded, q, refs)
+            data = res.data
             t1 = time.perf_counter()
             decoded, _ = codec.decode_pixels(data, exact=exact)
             t2 = time.perf_counter()
             if keep_dir is not None:
                 write_atomic(keep_dir / f"{Path(im.name).stem}_q{_fmt_q(q)}.clc", data, force=True)
             run.records.append(measure(im.name, im.pixels, data, decoded, q, t1 - t0, t2 - t1))
-            with_refs += bool(unpack(data).num_refs)
+            with_refs += bool(res.refs)
             if step:
                 step(f"CLC q={q:g} {im.name}")
     run.meta["files_with_refs"] = with_refs
