@@ -168,6 +168,10 @@ def test_overlap_windows_contain_their_crop_flipped_alike(photos):
     assert len(offsets) > 1  # placed at random, not always at the crop's own origin
     jittered = images.windows_around(np.random.default_rng(5), boxes, 64, jitter=0.1)
     assert 0 <= float(jittered.min()) and float(jittered.max()) <= 1 and not torch.equal(jittered, wins)
+    # crops larger than the reference windows (e.g. --crop 512 with 256-px references): the window lies inside
+    big = images.random_boxes(rng, 8, 64)
+    for c, w in zip(images.cut(big), images.windows_around(rng, big, 32)):
+        assert any(torch.equal(c[:, dy:dy + 32, dx:dx + 32], w) for dy in range(33) for dx in range(33))
 
 
 def test_training_with_overlapping_references_runs_and_logs_the_share(photos, tmp_path):
@@ -259,3 +263,18 @@ def test_ddp_on_two_cpu_processes_trains_and_resumes(photos, tmp_path):
     assert [r["step"] for r in log if "val_loss" in r] == [2, 4, 6]
     assert log[-1] == {**log[-1], "event": "time limit", "step": 7}
     assert all(np.isfinite(r["loss"]) for r in log if "loss" in r)
+
+
+def test_a_checkpoint_with_other_cdf_sizes_loads_into_shipped_style_weights(tiny_model_path):
+    # resuming a run with --init: the model comes from a weights file, the checkpoint's entropy-coder tables may
+    # be longer or shorter (its quantiles moved since those weights were exported)
+    from clccodec.model.weights import load_weights
+
+    model = load_weights(tiny_model_path)
+    state = model.state_dict()
+    for name, grow in (("entropy_bottleneck._quantized_cdf", 3), ("entropy.gaussian._quantized_cdf", -2)):
+        t = state[name]
+        state[name] = torch.arange(t.shape[0] * (t.shape[1] + grow), dtype=t.dtype).reshape(t.shape[0], -1)
+    model.load_state_dict(state)
+    for name in ("entropy_bottleneck._quantized_cdf", "entropy.gaussian._quantized_cdf"):
+        assert torch.equal(model.state_dict()[name], state[name])

@@ -220,8 +220,10 @@ class CLCModel(nn.Module):
                     sub = self.get_submodule(module)
                 except AttributeError:  # not a key of this model: super() reports it
                     continue
-                if isinstance(sub, (EntropyBottleneck, GaussianConditional)):
-                    getattr(sub, buf).resize_(t.shape)
+                cur = getattr(sub, buf)
+                if isinstance(sub, (EntropyBottleneck, GaussianConditional)) and cur.shape != t.shape:
+                    # a new tensor, not resize_(): buffers loaded from a file have storage that cannot grow
+                    setattr(sub, buf, torch.empty(t.shape, dtype=cur.dtype, device=cur.device))
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
     # -- coding ------------------------------------------------------------------------------------------------

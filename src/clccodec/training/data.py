@@ -107,15 +107,19 @@ class ImageSet:
 
     def windows_around(self, rng: np.random.Generator, boxes: list[Box], size: int,
                        jitter: float = 0.0) -> torch.Tensor:
-        """For each box, a `size` window of its photo that contains it, placed at random (so its content sits
-        at another offset, off the latent grid), flipped like the box, with a random per-channel gain in
-        1 +- jitter and offset in +- jitter / 3: content the crop shares, seen as a sibling photo would."""
+        """For each box, a `size` window of its photo that contains it (or lies inside it, for a window smaller
+        than the box), placed at random (so its content sits at another offset, off the latent grid), flipped
+        like the box, with a random per-channel gain in 1 +- jitter and offset in +- jitter / 3: content the
+        crop shares, seen as a sibling photo would."""
+
+        def start(box_start: int, box_size: int, extent: int) -> int:  # between box start and box end - size
+            a, b = sorted((box_start, box_start + box_size - size))
+            return int(rng.integers(max(0, a), min(b, extent - size) + 1))
+
         wins = []
         for b in boxes:
             h, w = self.images[b.image].shape[:2]
-            y0 = int(rng.integers(max(0, b.y0 + b.size - size), min(b.y0, h - size) + 1))
-            x0 = int(rng.integers(max(0, b.x0 + b.size - size), min(b.x0, w - size) + 1))
-            wins.append(Box(b.image, y0, x0, size, b.flip_h, b.flip_v))
+            wins.append(Box(b.image, start(b.y0, b.size, h), start(b.x0, b.size, w), size, b.flip_h, b.flip_v))
         x = self.cut(wins)
         if jitter:
             gain = torch.from_numpy(rng.uniform(1 - jitter, 1 + jitter, (len(boxes), 3, 1, 1))).float()
