@@ -48,7 +48,7 @@ RELEASED_MODELS = (
             "src/clccodec/shipped/default.clcdict"),
     Release("87132fd24ea4acd1", "v8", "0.6.0", "0857518", "src/clccodec/shipped/clc-full.pt", "05b5b83a101ebd69",
             "src/clccodec/shipped/default.clcdict"),
-    Release("f4fd24e153b613b8", "v9", "0.7.0", "", "src/clccodec/shipped/clc-full.pt", "ca0562647bc4545b",
+    Release("f4fd24e153b613b8", "v9", "0.7.0", "6e64ecc", "src/clccodec/shipped/clc-full.pt", "ca0562647bc4545b",
             "src/clccodec/shipped/default.clcdict"),
 )
 
