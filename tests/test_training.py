@@ -118,6 +118,10 @@ def test_ema_resumes_exactly_and_is_what_best_holds(photos, tmp_path):
     best = _weights(tmp_path / "straight" / "best.pt")
     assert all(torch.equal(best[k], a["ema"][k]) for k in a["ema"]), "best.pt holds the averaged weights"
     assert any(not torch.equal(a["ema"][k], a["model"][k]) for k in a["ema"]), "the average lags the live weights"
+    from clccodec.training.export import export_checkpoint
+
+    ids = {export_checkpoint(tmp_path / "straight" / f, tmp_path / f"{f}.clcw") for f in ("last.pt", "best.pt")}
+    assert len(ids) == 1, "last.pt exports its averaged weights, the same as best.pt of that step"
     log = [json.loads(line) for line in (tmp_path / "straight" / "log.jsonl").read_text().splitlines()]
     vals = [r for r in log if "val_loss" in r]
     assert vals and all(set(k for k in r if k.startswith("q")) == {"q4"} for r in vals), "one quality: one lambda"
