@@ -3,6 +3,7 @@
 
     python scripts/validate_weights.py src/clccodec/shipped/clc-full.pt runs/new/clc-full.pt   # crops + full size
     python scripts/validate_weights.py A.pt B.pt --no-full --json out.json
+    python scripts/validate_weights.py A.pt C.pt --reuse out.json   # A's numbers from out.json, not measured again
 
 For each weights file:
 * the trainer's validation (the held-out photos of ../shared/data/train by the hash split, 256x256 centre crops,
@@ -64,11 +65,19 @@ def main() -> int:
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "train"))
     ap.add_argument("--full", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--reuse", type=Path, action="append", default=[],
+                    help="an earlier --json output: weights listed there are not measured again (same data)")
     args = ap.parse_args()
     from clccodec.evaluation.bd import bd_rate
 
+    earlier = {}
+    for f in args.reuse:
+        earlier |= json.loads(f.read_text())
     res = {}
     for w in args.weights:
+        if str(w) in earlier and ("full" in earlier[str(w)] or not args.full):
+            res[str(w)] = earlier[str(w)]
+            continue
         r = {"crops": crop_validation(w, args.data)}
         print(f"{w}: crop val_loss {r['crops']['val_loss']:.4f}", flush=True)
         if args.full:
