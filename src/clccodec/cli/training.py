@@ -95,7 +95,8 @@ def train(
 
 @app.command("export-weights", no_args_is_help=True)
 def export_weights(
-    checkpoint: Annotated[Path, typer.Argument(help="Trainer checkpoint (best.pt or last.pt; with an EMA, both export the averaged weights).", metavar="CHECKPOINT")],
+    checkpoint: Annotated[Path, typer.Argument(help="Trainer checkpoint (best.pt or last.pt; with an EMA, both "
+                                               "export the averaged weights).", metavar="CHECKPOINT")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Weights file to write (default: the shipped "
                                          "model's place, src/clccodec/shipped/clc-full.pt).",
                                          show_default=False)] = DEFAULT_MODEL,
