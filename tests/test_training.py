@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from PIL import Image
 
 from clccodec.errors import UsageError
 from clccodec.training.data import is_validation, training_images
-from clccodec.training.trainer import TrainConfig, train
+from clccodec.training.trainer import TrainConfig, Trainer, train
 
 from .conftest import run_clc, synthetic_photo
 
@@ -88,10 +89,6 @@ def test_exported_weights_code_an_image(photos, tmp_path):
 
 
 def test_learning_rate_schedules():
-    from types import SimpleNamespace
-
-    from clccodec.training.trainer import Trainer
-
     def lr(step: int, **kw) -> float:
         return Trainer._lr(SimpleNamespace(cfg=TrainConfig(steps=100, lr=1.0, **kw), step=step))
 
@@ -99,8 +96,21 @@ def test_learning_rate_schedules():
     assert [lr(s, warmup=4) for s in (0, 3, 4)] == [0.25, 1.0, 1.0]
     cos = [lr(s, schedule="cosine", warmup=10) for s in (0, 9, 10, 55, 100, 150)]
     assert cos[:3] == [0.1, 1.0, 1.0] and cos[3] == pytest.approx(0.505) and cos[4] == cos[5] == pytest.approx(0.01)
-    with pytest.raises(ValueError, match="schedule"):
+    with pytest.raises(UsageError, match="schedule"):
         train(TrainConfig(schedule="linear", data="unused"))
+
+
+def test_q_power_draws_the_low_qualities_more_often():
+    def draws(power: float) -> np.ndarray:
+        fake = SimpleNamespace(cfg=TrainConfig(batch=20_000, q_power=power), rng=np.random.default_rng(0))
+        return Trainer._sample_quality(fake).numpy()
+
+    even, low = draws(1.0), draws(2.0)
+    assert 1.0 <= low.min() and low.max() <= 8.0
+    assert np.median(even) == pytest.approx(4.5, abs=0.1)  # 1 + 7 * 0.5
+    assert np.median(low) == pytest.approx(2.75, abs=0.1)  # 1 + 7 * 0.5 ** 2
+    with pytest.raises(UsageError, match="q-power"):
+        train(TrainConfig(q_power=0, data="unused"))
 
 
 def test_ema_resumes_exactly_and_is_what_best_holds(photos, tmp_path):
@@ -209,7 +219,7 @@ def test_train_only_moves_just_the_named_modules(photos, tmp_path, tiny_model_pa
     assert moved and moved <= {"clm", "value_proj", "entropy_bottleneck"}, moved
     assert "clm" in moved
     cfg.train_only, cfg.out = "clm,nonsense", str(tmp_path / "bad")
-    with pytest.raises(ValueError, match="--train-only: no module 'nonsense'"):
+    with pytest.raises(UsageError, match="--train-only: no module 'nonsense'"):
         train(cfg)
 
 

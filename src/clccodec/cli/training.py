@@ -37,6 +37,9 @@ def train(
                                        "validated and saved as best.pt (e.g. 0.999; 0: off).")] = _D.ema,
     quality: Annotated[Optional[float], typer.Option("--quality", help="Train one quality only (a single "
                                                      "lambda); default: every quality.", show_default=False)] = None,
+    q_power: Annotated[float, typer.Option("--q-power", help="Draw each crop's quality as 1 + 7 u^P (u uniform): "
+                                           "1 spreads them evenly, 2 draws half below 2.75 (more weight on low "
+                                           "rates).")] = _D.q_power,
     p_related: Annotated[float, typer.Option("--p-related", help="Share of steps whose references start with "
                                              "crops of each crop's own photo (teaches the model to use related "
                                              "references, as in a photo collection); 0: never.", min=0.0, max=1.0)]
@@ -84,7 +87,8 @@ def train(
 
         run_training(TrainConfig(data=str(data), out=str(out_dir), config=config, init=str(init) if init else None,
                                  steps=steps, batch=batch, crop=crop, lr=lr, lr_decay_at=lr_decay_at,
-                                 schedule=schedule, warmup=warmup, ema=ema, quality=quality, p_related=p_related,
+                                 schedule=schedule, warmup=warmup, ema=ema, quality=quality, q_power=q_power,
+                                 p_related=p_related,
                                  p_overlap=p_overlap, null_prior=null_prior, query_slices=query_slices,
                                  match_weight=match_weight, train_only=train_only,
                                  val_every=val_every, max_minutes=max_minutes, device=device, amp=amp, seed=seed,

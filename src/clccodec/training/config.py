@@ -19,7 +19,9 @@ class TrainConfig:
     schedule: str = "step"  # "step" (constant, then 10x lower) or "cosine" (warm-up, then cosine decay to lr/100)
     warmup: int = 0  # linear warm-up steps (both schedules)
     ema: float = 0.0  # decay of an exponential moving average of the weights (0: off); validated and exported
-    quality: float | None = None  # train at this one quality (a single lambda); None: q ~ U[1, 8] per crop
+    quality: float | None = None  # train at this one quality (a single lambda); None: q = 1 + 7 u^q_power per crop
+    # q_power > 1 draws the low qualities more often (u ~ U[0, 1]): they are where the model is furthest from VTM
+    q_power: float = 1.0
     refs_max: int = 5
     p_no_refs: float = 0.15
     # probability that a step's references start with the bank crops of each crop's own photo (content it shares:

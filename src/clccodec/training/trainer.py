@@ -1,4 +1,5 @@
-"""Variable-rate CLC training: loss = lambda(q) * 255^2 * MSE + bpp, q ~ U[1, 8] per sample.
+"""Variable-rate CLC training: loss = lambda(q) * 255^2 * MSE + bpp, q = 1 + 7 u^P per sample
+(u uniform; P = 1 by default).
 
 Single process on CPU or GPU, or several processes under torchrun (DDP: one per GPU, or per CPU core with gloo).
 Checkpoints hold everything needed for an exact resume: model, optimisers, step, every RNG (rank 0's: under DDP
@@ -25,6 +26,7 @@ import torch.distributed as dist
 from torch import Tensor
 
 from ..device import resolve_device
+from ..errors import UsageError
 from ..model.codec import CLCModel, lambda_for_quality
 from ..model.config import CONFIGS
 from ..model.weights import load_weights
@@ -76,8 +78,10 @@ class Trainer:
             torch.backends.cuda.matmul.allow_tf32 = True  # training only: coding never runs here
             torch.backends.cudnn.allow_tf32 = True
             torch.backends.cudnn.benchmark = True
+        if cfg.q_power <= 0:
+            raise UsageError(f"--q-power must be positive, got {cfg.q_power:g}")
         if cfg.schedule not in ("step", "cosine"):
-            raise ValueError(f"unknown learning-rate schedule '{cfg.schedule}' (use step or cosine)")
+            raise UsageError(f"unknown learning-rate schedule '{cfg.schedule}' (use step or cosine)")
         self.amp = fast_bf16(self.device) if cfg.amp is None else cfg.amp
         self.out = Path(cfg.out)
         self.main = self.rank == 0
@@ -88,7 +92,7 @@ class Trainer:
                                        cfg.downscale_glob)
         self.val_set = ImageSet.load(cfg.data, "val", cfg.val_fraction, cfg.val_crop, cfg.downscale_glob)
         if len(self.train_set) < 2:
-            raise ValueError(f"need at least 2 training images under {cfg.data}")
+            raise UsageError(f"need at least 2 training images under {cfg.data}")
         self.bank = ReferenceBank(self.train_set, cfg.ref_crop, cfg.ref_per_image, seed=cfg.seed + 1)
         self.refs_max = min(cfg.refs_max, len(self.bank) - cfg.ref_per_image)
 
@@ -150,7 +154,7 @@ class Trainer:
         top = {n.split(".")[0] for n, _ in self.model.named_parameters()}
         unknown = sorted(names - top)
         if unknown:
-            raise ValueError(f"--train-only: no module '{unknown[0]}' in the model (known: {', '.join(sorted(top))})")
+            raise UsageError(f"--train-only: no module '{unknown[0]}' in the model (known: {', '.join(sorted(top))})")
         for n, p in self.model.named_parameters():
             p.requires_grad_(n.split(".")[0] in names or id(p) in keep)
 
@@ -246,7 +250,8 @@ class Trainer:
     def _sample_quality(self) -> Tensor:
         if self.cfg.quality is not None:
             return torch.full((self.cfg.batch,), float(self.cfg.quality))
-        return torch.from_numpy(self.rng.uniform(TRAINED_MIN, QUALITY_MAX, self.cfg.batch)).float()
+        u = self.rng.uniform(0.0, 1.0, self.cfg.batch) ** self.cfg.q_power  # one draw per crop, as before: resumable
+        return torch.from_numpy(TRAINED_MIN + (QUALITY_MAX - TRAINED_MIN) * u).float()
 
     def _log(self, rec: dict) -> None:
         if not self.main:
