@@ -50,7 +50,7 @@ RELEASED_MODELS = (
             "src/clccodec/shipped/default.clcdict"),
     Release("f4fd24e153b613b8", "v9", "0.7.0", "6e64ecc", "src/clccodec/shipped/clc-full.pt", "ca0562647bc4545b",
             "src/clccodec/shipped/default.clcdict"),
-    Release("8beca0b9bccbac58", "v10", "0.8.0", "", "src/clccodec/shipped/clc-full.pt", "fb136c1630258dba",
+    Release("8beca0b9bccbac58", "v10", "0.8.0", "584d6b5", "src/clccodec/shipped/clc-full.pt", "fb136c1630258dba",
             "src/clccodec/shipped/default.clcdict"),
 )
 
