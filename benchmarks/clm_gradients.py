@@ -51,7 +51,7 @@ def main() -> int:
     q = torch.full((x.shape[0],), args.quality)
     with torch.no_grad():
         values = model.reference_values(x).unsqueeze(1)
-    loss, bpp, _ = rd_loss(model(x, q, values), x, q)
+    loss, bpp, _, _ = rd_loss(model(x, q, values), x, q)
     loss.backward()
     sums: dict[str, list[float]] = {}
     for name, p in model.named_parameters():

@@ -14,7 +14,8 @@ from PIL import Image
 
 from clccodec.errors import UsageError
 from clccodec.training.data import is_validation, training_images
-from clccodec.training.trainer import TrainConfig, Trainer, train
+from clccodec.model.codec import lambda_for_quality
+from clccodec.training.trainer import TrainConfig, Trainer, quality_weight, rd_loss, train
 
 from .conftest import run_clc, synthetic_photo
 
@@ -111,6 +112,22 @@ def test_q_power_draws_the_low_qualities_more_often():
     assert np.median(low) == pytest.approx(2.75, abs=0.1)  # 1 + 7 * 0.5 ** 2
     with pytest.raises(UsageError, match="q-power"):
         train(TrainConfig(q_power=0, data="unused"))
+
+
+def test_q_balance_weighs_each_crops_loss_by_its_lambda():
+    x = torch.rand(2, 3, 16, 16)
+    out = {"x_hat": x + 0.05, "likelihoods": {"y": torch.full((2, 4, 2, 2), 0.5)}}  # same MSE and bpp for both
+    q = torch.tensor([1.0, 8.0])
+    plain, bpp, mse, same = rd_loss(out, x, q)
+    assert same == plain and bpp.item() == pytest.approx(16 / 256)
+    per_sample = lambda_for_quality(q) * 255**2 * mse + bpp
+    assert plain.item() == pytest.approx(per_sample.mean().item(), rel=1e-5)
+    _, _, _, weighted = rd_loss(out, x, q, balance=0.5)
+    w = quality_weight(q, 0.5)
+    assert w[0].item() == pytest.approx(10 ** 0.5, rel=1e-3) and w[1].item() == pytest.approx(10 ** -0.5, rel=1e-3)
+    assert weighted.item() == pytest.approx((per_sample * w).mean().item(), rel=1e-5)
+    with pytest.raises(UsageError, match="q-balance"):
+        train(TrainConfig(q_balance=-1, data="unused"))
 
 
 def test_ema_resumes_exactly_and_is_what_best_holds(photos, tmp_path):

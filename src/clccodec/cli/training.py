@@ -40,6 +40,10 @@ def train(
     q_power: Annotated[float, typer.Option("--q-power", help="Draw each crop's quality as 1 + 7 u^P (u uniform): "
                                            "1 spreads them evenly, 2 draws half below 2.75 (more weight on low "
                                            "rates).")] = _D.q_power,
+    q_balance: Annotated[float, typer.Option("--q-balance", help="Weigh each crop's loss by lambda(q)^-B: the "
+                                             "loss grows ~12x from quality 1 to 8, so the top rates steer the "
+                                             "model; 0.5 weighs the qualities about alike; 0: off.", min=0.0)]
+    = _D.q_balance,
     p_related: Annotated[float, typer.Option("--p-related", help="Share of steps whose references start with "
                                              "crops of each crop's own photo (teaches the model to use related "
                                              "references, as in a photo collection); 0: never.", min=0.0, max=1.0)]
@@ -88,7 +92,7 @@ def train(
         run_training(TrainConfig(data=str(data), out=str(out_dir), config=config, init=str(init) if init else None,
                                  steps=steps, batch=batch, crop=crop, lr=lr, lr_decay_at=lr_decay_at,
                                  schedule=schedule, warmup=warmup, ema=ema, quality=quality, q_power=q_power,
-                                 p_related=p_related,
+                                 q_balance=q_balance, p_related=p_related,
                                  p_overlap=p_overlap, null_prior=null_prior, query_slices=query_slices,
                                  match_weight=match_weight, train_only=train_only,
                                  val_every=val_every, max_minutes=max_minutes, device=device, amp=amp, seed=seed,

@@ -22,6 +22,8 @@ class TrainConfig:
     quality: float | None = None  # train at this one quality (a single lambda); None: q = 1 + 7 u^q_power per crop
     # q_power > 1 draws the low qualities more often (u ~ U[0, 1]): they are where the model is furthest from VTM
     q_power: float = 1.0
+    # weigh each crop's loss by (lambda(q) / lambda_mid)^-q_balance (trainer.quality_weight); 0: plain sum
+    q_balance: float = 0.0
     refs_max: int = 5
     p_no_refs: float = 0.15
     # probability that a step's references start with the bank crops of each crop's own photo (content it shares:

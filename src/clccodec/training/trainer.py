@@ -30,7 +30,7 @@ from ..errors import UsageError
 from ..model.codec import CLCModel, lambda_for_quality
 from ..model.config import CONFIGS
 from ..model.weights import load_weights
-from ..quality import QUALITY_MAX, TRAINED_MIN
+from ..quality import LAMBDAS, QUALITY_MAX, TRAINED_MIN
 from .config import TrainConfig
 from .data import ImageSet
 from .refbank import ReferenceBank
@@ -55,13 +55,24 @@ def _bpp(lik: Tensor, pixels: int) -> Tensor:
     return -torch.log2(lik.float()).flatten(1).sum(1) / pixels
 
 
-def rd_loss(out: dict, x: Tensor, q: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Per-sample lambda * 255^2 * MSE + bpp, averaged; also returns mean bpp and mean MSE."""
+def rd_loss(out: dict, x: Tensor, q: Tensor, balance: float = 0.0) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Per-sample lambda * 255^2 * MSE + bpp, averaged; also the mean bpp, the mean MSE and the loss to minimise:
+    the same mean with each sample weighted by quality_weight(q, balance)."""
     pixels = x.shape[2] * x.shape[3]
     bpp = sum(_bpp(lik, pixels) for lik in out["likelihoods"].values())
     mse = (out["x_hat"].float() - x).pow(2).flatten(1).mean(1)
-    loss = (lambda_for_quality(q) * 255**2 * mse + bpp).mean()
-    return loss, bpp.mean(), mse.mean()
+    per_sample = lambda_for_quality(q) * 255**2 * mse + bpp
+    loss = per_sample.mean()
+    weighted = loss if not balance else (per_sample * quality_weight(q, balance)).mean()
+    return loss, bpp.mean(), mse.mean(), weighted
+
+
+def quality_weight(q: Tensor, balance: float) -> Tensor:
+    """(lambda(q) / lambda_mid)^-balance, lambda_mid the ladder's geometric middle. One model for every rate sums
+    losses that grow ~12x from q 1 to q 8 (bpp and lambda * MSE both grow), so the top rates steer the shared
+    transforms; balance ~0.5 gives each quality about the same weight, as separately trained models have."""
+    mid = math.sqrt(LAMBDAS[0] * LAMBDAS[-1])
+    return (lambda_for_quality(q) / mid) ** -balance
 
 
 class Trainer:
@@ -78,6 +89,8 @@ class Trainer:
             torch.backends.cuda.matmul.allow_tf32 = True  # training only: coding never runs here
             torch.backends.cudnn.allow_tf32 = True
             torch.backends.cudnn.benchmark = True
+        if cfg.q_balance < 0:
+            raise UsageError(f"--q-balance must be 0 or more, got {cfg.q_balance:g}")
         if cfg.q_power <= 0:
             raise UsageError(f"--q-power must be positive, got {cfg.q_power:g}")
         if cfg.schedule not in ("step", "cosine"):
@@ -292,10 +305,10 @@ class Trainer:
             g["lr"] = self._lr()
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             out = net(x, q, ref_values)
-        loss, bpp, mse = rd_loss(out, x, q)
+        loss, bpp, mse, weighted = rd_loss(out, x, q, cfg.q_balance)
         match = self.model.match_loss(out) if cfg.match_weight else None
         self.opt.zero_grad(set_to_none=True)
-        (loss if match is None else loss + cfg.match_weight * match).backward()
+        (weighted if match is None else weighted + cfg.match_weight * match).backward()
         # main parameters only: the auxiliary parameter still holds the previous step's aux gradient here
         gn = torch.nn.utils.clip_grad_norm_(self.main_params, 1.0)
         self.opt.step()
@@ -331,7 +344,7 @@ class Trainer:
                     return self.bank.values(self.model.value_proj, self.bank.retrieve(y, 3, None))
 
                 out = self.model(x, q, ref_values)
-                _, bpp, mse = rd_loss(out, x, q)
+                _, bpp, mse, _ = rd_loss(out, x, q)
                 bpps.append(bpp.item())
                 mses.append(out["x_hat"].clamp(0, 1).sub(x).pow(2).mean().item())
             b = float(np.mean(bpps))
