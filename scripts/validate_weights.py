@@ -10,8 +10,9 @@ For each weights file:
   likelihood bpp, M = 3 references from the training bank built with that model's own g_a): the number that
   `clc train` logs as val_loss, so a checkpoint and a shipped file are judged alike;
 * with --full (default): the same photos at full size through the real codec (real .clc bytes, M = 0 so that
-  no dictionary is needed) at qualities 1, 3, 5, 8: mean bpp and PSNR, and the BD-rate (PSNR, all rates) of
-  every file against the first one.
+  no dictionary is needed) at qualities 1, 3, 5, 8: mean bpp and PSNR, the BD-rate (PSNR, all rates) of
+  every file against the first one, and at each quality the rate change at equal PSNR against the first one
+  (its curve interpolated in log-rate): where a change of training trades low rates against high ones.
 """
 
 from __future__ import annotations
@@ -59,6 +60,17 @@ def full_size(weights: Path, data: str) -> dict:
     return out
 
 
+def rate_change_at_equal_psnr(ref: list[dict], pt: dict) -> float:
+    """Percent more bits than the reference curve needs for pt's PSNR (log-rate linear in PSNR between its
+    points, extended along the nearest segment beyond them)."""
+    pts = sorted(ref, key=lambda p: p["psnr"])
+    i = min(max(np.searchsorted([p["psnr"] for p in pts], pt["psnr"]) - 1, 0), len(pts) - 2)
+    a, b = pts[i], pts[i + 1]
+    t = (pt["psnr"] - a["psnr"]) / (b["psnr"] - a["psnr"])
+    log_rate = math.log(a["bpp"]) + t * (math.log(b["bpp"]) - math.log(a["bpp"]))
+    return 100 * (pt["bpp"] / math.exp(log_rate) - 1)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("weights", nargs="+", type=Path)
@@ -85,7 +97,8 @@ def main() -> int:
         res[str(w)] = r
     first = res[str(args.weights[0])]
     print("\n| weights | crop val loss | " + " | ".join(f"{q} bpp / PSNR" for q in first["crops"] if q.startswith("q"))
-          + (" | full-size q1..q8 bpp / PSNR | BD-rate vs first (full size) |" if args.full else " |"))
+          + (" | full-size q1..q8 bpp / PSNR | BD-rate vs first (full size) | rate at equal PSNR, q1..q8 |"
+             if args.full else " |"))
     for w, r in res.items():
         cells = " | ".join(f"{v['bpp']:.3f} / {v['psnr']:.2f}" for k, v in r["crops"].items() if k.startswith("q"))
         line = f"| {w} | {r['crops']['val_loss']:.4f} | {cells} |"
@@ -94,7 +107,8 @@ def main() -> int:
             ref = [first["full"][f"q{q:g}"] for q in QUALITIES]
             bd = bd_rate([p["bpp"] for p in ref], [p["psnr"] for p in ref], [p["bpp"] for p in pts],
                          [p["psnr"] for p in pts])
-            line += " " + ", ".join(f"{p['bpp']:.3f}/{p['psnr']:.2f}" for p in pts) + f" | {bd:+.2f} % |"
+            line += " " + ", ".join(f"{p['bpp']:.3f}/{p['psnr']:.2f}" for p in pts) + f" | {bd:+.2f} % | "
+            line += ", ".join(f"{rate_change_at_equal_psnr(ref, p):+.1f} %" for p in pts) + " |"
         print(line)
     if args.json:
         args.json.write_text(json.dumps(res, indent=1) + "\n")
