@@ -23,6 +23,8 @@ PY=${PYTHON:-python3}
 MODEL=${MODEL:-src/clccodec/shipped/clc-full.pt}
 # the campaign's reference training signal (docs/references.md)
 REFS_ARGS=${REFS_ARGS:---p-related 0.3 --p-overlap 0.3 --null-prior}
+# the campaign's weighing of the qualities (MODEL_CARD, "Weighing the qualities")
+QUALITY_ARGS=${QUALITY_ARGS:---q-balance 0.5}
 RUN=${RUN:-/tmp/clc-gpu-run}
 if [ -n "${DRY_RUN:-}" ]; then
     STEPS=${STEPS:-3}; BATCH=${BATCH:-2}; CROP=${CROP:-128}; MINUTES=${MINUTES:-2}; VAL=${VAL:-3}; DEVICE=cpu
@@ -42,7 +44,7 @@ mkdir -p "$OUT"
 rm -rf "$RUN"
 "$PY" -m clccodec train .gpu/photos --out "$RUN" --init "$MODEL" --steps "$STEPS" --batch "$BATCH" --crop "$CROP" \
     --lr 1e-4 --schedule cosine --warmup 200 --ema 0.999 --val-every "$VAL" --max-minutes "$MINUTES" \
-    --device "$DEVICE" $AMP $REFS_ARGS 2>&1 | tail -n 400 > "$OUT/train.txt"
+    --device "$DEVICE" $AMP $REFS_ARGS $QUALITY_ARGS 2>&1 | tail -n 400 > "$OUT/train.txt"
 cp "$RUN/log.jsonl" "$OUT/log.jsonl"
 "$PY" -m clccodec export-weights "$RUN/best.pt" -o "$RUN/clc-full.pt" --force >> "$OUT/train.txt" 2>&1
 (cd "$RUN" && sha256sum clc-full.pt) > "$OUT/clc-full.pt.sha256"
