@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 import torch
 from compressai.entropy_models import EntropyBottleneck, GaussianConditional
+from compressai.layers import GDN
 from torch import Tensor, nn
 
 from ..container import TileStreams
@@ -46,7 +47,7 @@ def lambda_for_quality(q: Tensor) -> Tensor:
     return interpolate_log_table(torch.log(torch.tensor(LAMBDAS, device=q.device, dtype=torch.float32)), q)
 
 
-WARM_START_FIELDS = {"null_prior", "query_slices"}  # config fields CLCModel.reconfigured can change
+WARM_START_FIELDS = {"null_prior", "query_slices", "rate_scales"}  # config fields CLCModel.reconfigured can change
 _CODER_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
 
 
@@ -74,6 +75,9 @@ class CLCModel(nn.Module):
         init = (0.5 * (ll - ll.mean())).unsqueeze(1).repeat(1, C)
         self.log_gain = nn.Parameter(init.clone())
         self.log_inv_gain = nn.Parameter(-init.clone())
+        if cfg.rate_scales:  # log-scales per quality level, 3 GDN outputs of N channels in each transform
+            self.log_scale_a = nn.Parameter(torch.zeros(len(LAMBDAS), 3 * cfg.N))
+            self.log_scale_s = nn.Parameter(torch.zeros(len(LAMBDAS), 3 * cfg.N))
 
     @staticmethod
     def latent_shape(height: int, width: int) -> tuple[int, int]:
@@ -86,6 +90,19 @@ class CLCModel(nn.Module):
         """Per-sample quality (B,) -> (gain, inverse gain), each (B, latent channels, 1, 1)."""
         return (interpolate_log_table(self.log_gain, q)[:, :, None, None],
                 interpolate_log_table(self.log_inv_gain, q)[:, :, None, None])
+
+    def _scaled(self, net: nn.Sequential, x: Tensor, log_scale: Tensor | None, q: Tensor) -> Tensor:
+        """net(x) with each GDN's output channels scaled by exp(log_scale) at quality q (rate_scales)."""
+        if log_scale is None:
+            return net(x)
+        s = interpolate_log_table(log_scale, q)[:, :, None, None]
+        k = 0
+        for layer in net:
+            x = layer(x)
+            if isinstance(layer, GDN):
+                x = x * s[:, k : k + layer.beta.numel()].to(x.dtype)
+                k += layer.beta.numel()
+        return x
 
     # -- pieces ----------------------------------------------------------------------------------------------
 
@@ -161,7 +178,8 @@ class CLCModel(nn.Module):
         that DDP sees every use of the parameters). Returns x_hat, likelihoods of y and z, and y itself.
         """
         gain, inv_gain = self.gains(q)
-        y = self.g_a(x)
+        scales = self.cfg.rate_scales
+        y = self._scaled(self.g_a, x, self.log_scale_a if scales else None, q)
         values = ref_values(y) if callable(ref_values) else ref_values
         y_s = y * gain
         z = self.h_a(y_s)
@@ -173,7 +191,8 @@ class CLCModel(nn.Module):
         with torch.autocast(x.device.type, enabled=False):
             feat, y_a, late = self._decoder_context(z_hat.float(), tokens)
             y_hat_s, y_lik, y_a = self.entropy(y_s.float(), feat, y_a, late)
-        x_hat = self._synthesize(y_hat_s, y_a, inv_gain)
+        x_hat = self._scaled(self.g_s, self.fusion(y_hat_s.float() * inv_gain, y_a.float()),
+                             self.log_scale_s if scales else None, q)
         return {"x_hat": x_hat, "likelihoods": {"y": y_lik, "z": z_lik}, "y": y, "feat": feat, "y_hat_s": y_hat_s}
 
     def match_loss(self, out: dict) -> Tensor:
@@ -203,6 +222,8 @@ class CLCModel(nn.Module):
             w = torch.zeros_like(new.clm.query.weight)
             w[:, : old.shape[1], 1, 1] = old[:, :, 0, 0]
             state["clm.query.weight"] = w
+        for name, t in new.state_dict().items():  # parameters the change adds start where new() put them
+            state.setdefault(name, t)
         new.load_state_dict(state)
         return new.train(self.training)
 

@@ -13,7 +13,7 @@ PAD_MULTIPLE = 64  # images are padded to this: g_a downsamples by 16 and h_a by
 LEGACY_KEYS = {"M": "latent_channels"}
 # Fields added since: absent from older weights files, and hashed only when they differ from this value (so the
 # ids of older models do not change)
-ADDED_FIELDS = {"null_prior": False, "query_slices": 0}
+ADDED_FIELDS = {"null_prior": False, "query_slices": 0, "rate_scales": False}
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,9 @@ class ModelConfig:
     # the CLM runs after this many slices are decoded and its query sees them as well as F_h (F_h alone cannot
     # locate a position's content in a reference); those first slices are coded without references
     query_slices: int = 0
+    # a learned per-quality scale on the channels after every GDN of g_a and g_s (interpolated like the gains;
+    # starting at 1): the transforms adapt to the rate instead of one pair serving every rate
+    rate_scales: bool = False
 
     @property
     def query_channels(self) -> int:

@@ -37,6 +37,8 @@ class TrainConfig:
     # run the CLM after this many decoded slices, its query seeing them (model config query_slices; warm-starts
     # from weights without it); None: the model's own
     query_slices: int | None = None
+    # switch on the model's per-quality scales in g_a and g_s (model config rate_scales; warm-starts at 1)
+    rate_scales: bool = False
     # weight of the CLM's contrastive matching loss (CLCModel.match_loss; trains the query and key only)
     match_weight: float = 0.0
     # train only the parameters under these top-level modules of CLCModel (e.g. "clm,value_proj,fusion,entropy":

@@ -35,6 +35,8 @@ from .config import TrainConfig
 from .data import ImageSet
 from .refbank import ReferenceBank
 
+RATE_SCALE_LR_MULT = 100.0
+
 __all__ = ["TrainConfig", "Trainer", "rd_loss", "train"]
 
 VAL_QUALITIES = (1.0, 3.0, 5.0, 8.0)
@@ -120,6 +122,8 @@ class Trainer:
             changes["null_prior"] = True
         if cfg.query_slices is not None and cfg.query_slices != self.model.cfg.query_slices:
             changes["query_slices"] = cfg.query_slices
+        if cfg.rate_scales and not self.model.cfg.rate_scales:
+            changes["rate_scales"] = True
         if changes:
             self.model = self.model.reconfigured(**changes).train()
         self.model.to(self.device)
@@ -131,7 +135,13 @@ class Trainer:
         main_params = [p for p in self.model.parameters() if id(p) not in aux and p.requires_grad]
         aux_params = [p for p in self.model.parameters() if id(p) in aux]
         self.main_params = main_params
-        self.opt = torch.optim.Adam(main_params, lr=cfg.lr, foreach=True)
+        # the rate scales (few, new) learn RATE_SCALE_LR_MULT x faster than the rest: at the campaign's rate they
+        # would take tens of thousands of steps to move
+        scales = {id(getattr(self.model, n)) for n in ("log_scale_a", "log_scale_s") if hasattr(self.model, n)}
+        groups = [{"params": [p for p in main_params if id(p) not in scales]}]
+        if scales:
+            groups.append({"params": [p for p in main_params if id(p) in scales], "lr_mult": RATE_SCALE_LR_MULT})
+        self.opt = torch.optim.Adam(groups, lr=cfg.lr, foreach=True)
         self.aux_opt = torch.optim.Adam(aux_params, lr=1e-3)
         self.ema = ({n: p.detach().clone() for n, p in self.model.named_parameters() if id(p) not in aux}
                     if cfg.ema else None)
@@ -198,7 +208,16 @@ class Trainer:
         if not path.exists():
             return
         st = torch.load(path, map_location="cpu", weights_only=False)
+        added = [n for n in self.model.state_dict() if n not in st["model"]]  # a warm-start field switched on now
+        for n in added:
+            st["model"][n] = self.model.state_dict()[n]
         self.model.load_state_dict(st["model"])  # CLCModel's: sizes the CDF buffers first
+        groups = st["opt"]["param_groups"]
+        if len(groups) < len(self.opt.param_groups):  # rate scales switched on now: their group starts empty
+            n_old = len(groups[0]["params"])
+            new = self.opt.param_groups[1]
+            groups.append({**groups[0], "params": list(range(n_old, n_old + len(new["params"]))),
+                           "lr_mult": new["lr_mult"]})
         self.opt.load_state_dict(st["opt"])
         self.aux_opt.load_state_dict(st["aux_opt"])
         self.step, self.best = st["step"], st["best"]
@@ -216,6 +235,9 @@ class Trainer:
             # a run that switches EMA on mid-way starts the average from its current weights
             for n, t in (st.get("ema") or {}).items():
                 self.ema[n].copy_(t)
+            for n in added:
+                if n in self.ema:
+                    self.ema[n].copy_(self.model.state_dict()[n])
             if not st.get("ema"):
                 for n, p in self.model.named_parameters():
                     if n in self.ema:
@@ -302,7 +324,7 @@ class Trainer:
 
         net = self.ddp or self.model
         for g in self.opt.param_groups:
-            g["lr"] = self._lr()
+            g["lr"] = self._lr() * g.get("lr_mult", 1.0)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             out = net(x, q, ref_values)
         loss, bpp, mse, weighted = rd_loss(out, x, q, cfg.q_balance)
