@@ -177,3 +177,24 @@ def test_weights_format_1_and_2_are_the_same_model(tiny_model_path, tmp_path):
     img = synthetic_photo(48, 64, seed=2)
     enc = [Codec(p, dictionary=False, device="cpu").encode(img, 4.5, 0) for p in (tiny_model_path, tmp_path / "v1.pt")]
     assert enc[0] == enc[1]
+
+
+def test_rate_scales_fold_into_the_next_convolutions():
+    from clccodec.model.transforms import analysis, fold_rate_scales, synthesis
+    from clccodec.quality import interpolate_log_table
+
+    torch.manual_seed(0)
+    for net, x in ((analysis(8, 12), torch.rand(1, 3, 64, 64)), (synthesis(8, 12), torch.randn(1, 12, 4, 4))):
+        log_scale = 0.3 * torch.randn(8, 24)  # 8 quality levels, 3 GDNs of 8 channels
+        q = torch.tensor([2.5])
+        s = interpolate_log_table(log_scale, q)[0]
+        with torch.no_grad():
+            h, k = x, 0
+            for layer in net:  # the training forward: scale after each GDN
+                h = layer(h)
+                if type(layer).__name__ == "GDN":
+                    h = h * s[k : k + 8].view(1, -1, 1, 1)
+                    k += 8
+            folded = fold_rate_scales(net, s)(x)
+        assert torch.allclose(folded, h, rtol=1e-4, atol=1e-5)
+        assert not torch.equal(folded, net(x))  # the scales matter, and the original is untouched
