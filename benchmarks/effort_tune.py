@@ -66,7 +66,7 @@ def main() -> int:
             x = to_tensor(img)
             for q in args.quality:
                 with torch.no_grad():
-                    y_s = model.scaled_latent(model.analyse(x), q)
+                    y_s = model.scaled_latent(model.analyse(x, q), q)
                     z = model._hyper_analyse(y_s)
                     c0, b0, p0 = real(y_s, z, q, img)
                 t = time.perf_counter()

@@ -36,8 +36,9 @@ def psnr(x_hat: torch.Tensor, x: torch.Tensor) -> float:
 @torch.no_grad()
 def run(model, x: torch.Tensor, q: float, finer: float = 1.0, quantise: bool = True) -> tuple[float, float]:
     """(bpp from the likelihoods, PSNR) of one forward pass with the quantisation step divided by `finer`."""
-    gain, inv_gain = model.gains(torch.tensor([q]))
-    y = model.g_a(x)
+    qt = torch.tensor([q])
+    gain, inv_gain = model.gains(qt)
+    y = model.analyse(x, q)
     y_s = y * gain * finer
     z = model.h_a(y_s)
     _, z_lik = model.entropy_bottleneck(z)
@@ -47,7 +48,7 @@ def run(model, x: torch.Tensor, q: float, finer: float = 1.0, quantise: bool = T
     y_hat_s, y_lik, y_a = model.entropy(y_s, feat, y_a, late)
     if not quantise:
         y_hat_s = y_s
-    x_hat = model._synthesize(y_hat_s, y_a, inv_gain / finer)
+    x_hat = model._synthesize(y_hat_s, y_a, inv_gain / finer, qt)
     pixels = x.shape[-2] * x.shape[-1]
     bpp = float(sum(-torch.log2(lik).sum() for lik in (y_lik, z_lik))) / pixels
     return bpp, psnr(x_hat, x)

@@ -130,7 +130,7 @@ def main() -> int:
                 return psnr(img.pixels, to_pixels(x_hat[..., : img.height, : img.width]))
 
             for q in map(quantize_quality, args.quality):
-                y_s = model.scaled_latent(y, q)
+                y_s = model.scaled_latent(model.analyse(x, q) if model.cfg.rate_scales else y, q)
                 z = model._hyper_analyse(y_s)
                 none = Coded(model, y_s, z, None)
                 out = {"none": (size(none.streams, q, None), measure(none.y_hat, none.y_a, q))}

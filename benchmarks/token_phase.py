@@ -84,7 +84,7 @@ def entries(t: torch.Tensor, size: int = 16, stride: int = 8) -> torch.Tensor:
 def slice_stats(model: CLCModel, x: torch.Tensor, q: float) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     """Per slice (y_i, mu_i, sigma_i) of the M = 0 entropy model (eval: rounded latents as context)."""
     ent = model.entropy
-    y_s = model.analyse(x) * model.gains(torch.tensor([q]))[0]
+    y_s = model.analyse(x, q) * model.gains(torch.tensor([q]))[0]
     z = model._hyper_analyse(y_s)
     med = model._z_medians()
     feat, y_a, _ = model._decoder_context(torch.round(z - med) + med, None)

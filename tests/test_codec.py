@@ -1,5 +1,6 @@
 """Round trips through the real API with a tiny random model: exactness, determinism, bpp, image kinds."""
 
+import dataclasses
 import subprocess
 import sys
 
@@ -9,7 +10,7 @@ import torch
 from PIL import Image
 
 import clccodec
-from clccodec import Codec, read_info
+from clccodec import Codec, container, read_info
 from clccodec.errors import ModelMismatchError, UsageError
 from clccodec.model.codec import CLCModel
 from clccodec.model.config import TINY
@@ -179,22 +180,66 @@ def test_weights_format_1_and_2_are_the_same_model(tiny_model_path, tmp_path):
     assert enc[0] == enc[1]
 
 
-def test_rate_scales_fold_into_the_next_convolutions():
-    from clccodec.model.transforms import analysis, fold_rate_scales, synthesis
-    from clccodec.quality import interpolate_log_table
+def rate_scaled_model(path, scales: float = 0.3, seed: int = 7):
+    """A tiny exported model with rate_scales, its log-scales random (std `scales`) or 0 (every scale 1)."""
+    torch.manual_seed(seed)
+    model = CLCModel(dataclasses.replace(TINY, rate_scales=True))
+    with torch.no_grad():
+        model.log_scale_a.normal_(0, scales)
+        model.log_scale_s.normal_(0, scales)
+    prepare_for_export(model)
+    save_weights(model, path)
+    return path
 
-    torch.manual_seed(0)
-    for net, x in ((analysis(8, 12), torch.rand(1, 3, 64, 64)), (synthesis(8, 12), torch.randn(1, 12, 4, 4))):
-        log_scale = 0.3 * torch.randn(8, 24)  # 8 quality levels, 3 GDNs of 8 channels
-        q = torch.tensor([2.5])
-        s = interpolate_log_table(log_scale, q)[0]
-        with torch.no_grad():
-            h, k = x, 0
-            for layer in net:  # the training forward: scale after each GDN
-                h = layer(h)
-                if type(layer).__name__ == "GDN":
-                    h = h * s[k : k + 8].view(1, -1, 1, 1)
-                    k += 8
-            folded = fold_rate_scales(net, s)(x)
-        assert torch.allclose(folded, h, rtol=1e-4, atol=1e-5)
-        assert not torch.equal(folded, net(x))  # the scales matter, and the original is untouched
+
+def test_rate_scales_at_one_code_exactly_like_the_model_without_them(tmp_path):
+    from clccodec.model.weights import load_weights
+
+    torch.manual_seed(1)
+    plain = CLCModel(TINY)
+    prepare_for_export(plain)
+    scaled = plain.reconfigured(rate_scales=True).eval()
+    x = torch.rand(1, 3, 128, 192)
+    for exact in (False, True):
+        a, b = (m.compress(x, 3.7, reconstruct=True, exact=exact) for m in (plain, scaled))
+        assert a[0] == b[0] and torch.equal(a[1], b[1])
+    save_weights(scaled, tmp_path / "s.pt")
+    assert load_weights(tmp_path / "s.pt").compress(x, 3.7)[0] == a[0]
+
+
+def test_rate_scaled_files_round_trip_at_any_quality(tmp_path):
+    """g_a scaled for the quality at encode, g_s at decode (the quality read from the file): the decoders
+    (exact, fast, torch-free) give the encoder's pixels, and the scales do change the file."""
+    from clccodec import lite
+
+    path = rate_scaled_model(tmp_path / "rs.pt")
+    codec = Codec(path, dictionary=False, device="cpu")
+    img = synthetic_photo(100, 150, seed=4)
+    for q in (1.0, 3.7, 7.25):
+        exact = codec.encode_full(img, quality=q, refs=0, reconstruct=True, exact=True)
+        fast = codec.encode_full(img, quality=q, refs=0, reconstruct=True)
+        assert exact.data == fast.data
+        assert np.array_equal(codec.decode_pixels(exact.data, exact=True)[0], exact.reconstruction)
+        assert np.array_equal(codec.decode_pixels(exact.data)[0], fast.reconstruction)
+        lite_pixels = lite.LiteDecoder(path, False).decode_full(exact.data).pixels
+        assert np.abs(lite_pixels.astype(int) - fast.reconstruction).max() <= 1
+        assert np.abs(fast.reconstruction.astype(int) - exact.reconstruction).max() <= 1
+    unscaled = Codec(rate_scaled_model(tmp_path / "one.pt", scales=0.0), dictionary=False, device="cpu")
+    assert container.unpack(unscaled.encode(img, quality=q, refs=0)).tiles != container.unpack(exact.data).tiles
+
+
+def test_rate_scaled_analysis_is_the_training_network():
+    """The coding-time g_a (channels_last, the scales folded into each GDN) against the module with the scales
+    applied after each GDN, at a fractional quality; the plain g_a without a quality."""
+    torch.manual_seed(3)
+    model = CLCModel(dataclasses.replace(TINY, rate_scales=True)).eval()
+    with torch.no_grad():
+        model.log_scale_a.normal_(0, 0.3)
+    x = torch.rand(1, 3, 128, 128)
+    with torch.no_grad():
+        fast, plain = model.analyse(x, 2.6), model.analyse(x)
+        assert torch.allclose(plain, model.g_a(x), atol=1e-5)
+    with torch.enable_grad():
+        trained = model._scaled(model.g_a, x, model.log_scale_a, torch.tensor([2.6])).detach()
+    assert torch.allclose(fast, trained, atol=1e-5)
+    assert (fast - plain).abs().max() > 1e-2

@@ -108,7 +108,7 @@ def test_refinement_lowers_the_relaxed_loss_and_is_deterministic(shipped_codec, 
     x = torch.from_numpy(image).permute(2, 0, 1)[None].float().div(255)[..., :64, :128]
     q = 4.0
     with torch.no_grad():
-        y_s = model.scaled_latent(model.analyse(x), q)
+        y_s = model.scaled_latent(model.analyse(x, q), q)
     a = refine.refine_latents(model, x, y_s, q, None, 6, seed=5)
     b = refine.refine_latents(model, x, y_s, q, None, 6, seed=5)
     assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
@@ -119,7 +119,8 @@ def test_refinement_lowers_the_relaxed_loss_and_is_deterministic(shipped_codec, 
 
     def loss(ys, z):  # the objective with real rounding (straight-through): close to the real cost
         with torch.no_grad():
-            return float(refine._relaxed_rd(model, x, ys, z, lam, inv_gain, None, 0.0, "ste"))
+            return float(refine._relaxed_rd(model, x, ys, z, lam, inv_gain, torch.tensor([q]), None, 0.0,
+                                             "ste"))
 
     assert loss(*a) < loss(y_s, model._hyper_analyse(y_s))
 

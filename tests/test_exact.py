@@ -120,11 +120,16 @@ def test_exact_synthesis_tables_are_exact_and_sane():
     assert Decimal(1)  # decimal is the only transcendental source
 
 
-def test_exact_synthesis_is_the_float_network_on_a_grid():
-    """Same pixels whatever the threads or oneDNN; within float noise of the float synthesis."""
+@pytest.mark.parametrize("rate_scales", [False, True])
+def test_exact_synthesis_is_the_float_network_on_a_grid(rate_scales):
+    """Same pixels whatever the threads or oneDNN; within float noise of the float synthesis (with the rate scales
+    of g_s too)."""
     from clccodec.model.synthesis import ACT_FRAC
 
-    m = make_model()
+    m = make_model(dataclasses.replace(TINY, rate_scales=rate_scales))
+    if rate_scales:
+        with torch.no_grad():  # trained scales: |log| 0.02-0.12 on average
+            m.log_scale_s.normal_(0, 0.1)
     torch.manual_seed(5)
     y_hat_s = torch.randint(-20, 21, (1, TINY.latent_channels, 6, 5)).double() + torch.randint(-64, 64, (1, TINY.latent_channels, 6, 5)) / 256
     y_a = (torch.randint(-2000, 2000, (1, TINY.ref_out, 6, 5)) / 256).double()
@@ -141,7 +146,7 @@ def test_exact_synthesis_is_the_float_network_on_a_grid():
     assert torch.equal(outs[0], outs[1])
     assert torch.equal(outs[0] * 2**ACT_FRAC, torch.round(outs[0] * 2**ACT_FRAC))
     with torch.no_grad():
-        ref = m._synthesize(y_hat_s, y_a, m.gains(torch.tensor([4.25]))[1]).clamp(0, 1)
+        ref = m._synthesize(y_hat_s, y_a, m.gains(torch.tensor([4.25]))[1], torch.tensor([4.25])).clamp(0, 1)
     # the random tiny g_s swings to +-46 before the clamp, so grid noise is amplified far beyond what trained
     # weights see (< 0.001 dB there); it still stays under one 8-bit level
     assert (outs[0].float() - ref).abs().max() < 1 / 255

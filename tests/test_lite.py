@@ -45,6 +45,8 @@ def export(tmp_path, cfg=TINY, seed=7):
         for name, p in m.named_parameters():
             if name.startswith(("clm.", "entropy.param_nets", "entropy.lrp_nets", "h_s.")) and p.dim() > 1:
                 p.mul_(4)
+            if name.startswith("log_scale_"):  # rate_scales: every scale 1 at init
+                p.normal_(0, 0.3)
     prepare_for_export(m)
     path = tmp_path / f"{cfg.name}-{cfg.query_slices}.pt"
     save_weights(m, path)
@@ -75,13 +77,14 @@ def test_shipped_model_id_without_torch(shipped_codec):
     assert lite.LiteDecoder().model_id == shipped_codec.model_id
 
 
-@pytest.mark.parametrize("query_slices,null_prior,refs,band", [(0, False, 0, None), (0, True, 3, None),
-                                                               (1, True, 2, None), (1, True, 3, 8)])
+@pytest.mark.parametrize("query_slices,null_prior,refs,band,rate_scales", [
+    (0, False, 0, None, False), (0, True, 3, None, False), (1, True, 2, None, True), (1, True, 3, 8, False)])
 def test_the_same_latents_bit_for_bit_and_pixels_within_the_fast_bound(tmp_path, monkeypatch, query_slices,
-                                                                        null_prior, refs, band):
+                                                                        null_prior, refs, band, rate_scales):
     """Latents equal to the torch decoder's (the probability path is exact in both), with or without references,
-    a late query, and band by band; the fast synthesis agrees with torch's to float32 rounding."""
-    cfg = dataclasses.replace(TINY, query_slices=query_slices, null_prior=null_prior)
+    a late query, and band by band; the fast synthesis agrees with torch's to float32 rounding (with rate scales
+    too)."""
+    cfg = dataclasses.replace(TINY, query_slices=query_slices, null_prior=null_prior, rate_scales=rate_scales)
     path = export(tmp_path, cfg)
     m = load_weights(path)
     lm = lite.LiteModel.load(path)

@@ -1,7 +1,8 @@
 """One image's encodes at any quality and effort: the machinery behind Codec.encode_full.
 
-The analysis y (which is also the retrieval query) and the retrieved references do not depend on the quality,
-so a rate-control search (ratecontrol.py) computes them once; each probe then codes at its quality with the
+The retrieval query (the plain analysis y) and the retrieved references do not depend on the quality, nor does
+the latent that is coded unless the model has rate scales (then g_a is scaled for each quality), so a rate-control
+search (ratecontrol.py) computes them once; each probe then codes at its quality with the
 effort's plan (effort.py): the plain encoder, reference selection by real cost, latent refinement (refine.py).
 With a dictionary that holds pictures, every encode also tries block copy (blockcopy.py) and keeps it only if
 the real cost of the file is lower.
@@ -37,7 +38,7 @@ class Encoded:
 
 class ImageEncoder:
     """One image's encodes at any quality and effort, sharing what does not depend on the quality: the
-    analysis y (which is also the retrieval query) and the retrieved references. `codec`: the api.Codec whose
+    retrieval query, the retrieved references and (without rate scales) the analysis. `codec`: the api.Codec whose
     model, dictionary, device and model id to use (not imported here: api imports this module)."""
 
     def __init__(self, codec: Any, img: LoadedImage, x: torch.Tensor, refs: int, effort: int,
@@ -49,17 +50,25 @@ class ImageEncoder:
         self.refs, self.fallback = refs, fallback
         self.plan = effort_plan(effort, refs if codec.dictionary is not None else 0, fallback)
         self.effort, self.slices, self.strip, self.progress = effort, slices, strip, progress
-        self.y = self.model.analyse(x)
+        self._latent: tuple[float | None, torch.Tensor] | None = None  # the last analysis (quality, y)
         self.indices: list[int] = []
         most = max(self.plan.refs)
         if most:
             # the count asked for (or the most an effort tries): the smaller counts tried are its prefixes
             self.indices = indices if indices is not None else codec.dictionary.retrieve(self.model, x, most,
-                                                                                         latent=self.y)
+                                                                                         latent=self.latent(None))
         preview = slices is not None and slices < len(self.model.cfg.slices)
         self.copies = bool(most and indices is None and not preview and not img.grayscale
                            and img.width * img.height <= blockcopy.MAX_SEARCH_PIXELS and len(codec.dictionary.pictures))
         self._matches: blockcopy.Matches | None = None
+
+    def latent(self, q: float | None) -> torch.Tensor:
+        """The analysis latent that quality q codes (None: the plain one, the retrieval query), the last one kept:
+        without rate scales they are all the same latent, computed once."""
+        key = q if self.model.cfg.rate_scales else None
+        if self._latent is None or self._latent[0] != key:
+            self._latent = (key, self.model.analyse(self.x, key))
+        return self._latent[1]
 
     def _codes(self, m: int) -> torch.Tensor | None:
         return self.codec.dictionary.values(self.indices[:m], self.codec.device) if m else None
@@ -145,9 +154,9 @@ class ImageEncoder:
             if len(plan.refs) == 1 and not plan.iterations:  # one reference count: code it once
                 m = plan.refs[0]
                 streams, x_hat = self.model.compress(self.x, q, self._codes(m), reconstruct and not preview, exact,
-                                                     self.y)
+                                                     self.latent(q))
                 return self._pack(streams, q, m, x_hat, reconstruct, exact)
-            y_s = self.model.scaled_latent(self.y, q)
+            y_s = self.model.scaled_latent(self.latent(q), q)
             z = self.model._hyper_analyse(y_s)
             best: tuple[float, TileStreams, torch.Tensor | None, int] | None = None
             for m in plan.refs:  # choose the reference count by the real cost (or size) of the full file

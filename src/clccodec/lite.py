@@ -213,6 +213,7 @@ class LiteModel:
         self.lrp_nets = [[_QConv(state, f"entropy.lrp_nets.{i}.{j}", on_grid) for j in (0, 2)]
                          for i in range(len(cfg.slices))]
         self.log_inv_gain = state["log_inv_gain"].astype(np.float32)
+        self.log_scale = state["log_scale_s"].astype(np.float32) if cfg.rate_scales else None
         self.gate = (state["fusion.gate.weight"], state["fusion.gate.bias"])
         self.proj = (state["fusion.proj.weight"], state["fusion.proj.bias"])
         self.layers: list[tuple] = []  # g_s: ("deconv", sub-pixel kernel, bias) and ("igdn", gamma, beta)
@@ -309,31 +310,46 @@ class LiteModel:
 
     # -- the fast synthesis (float32) -------------------------------------------------------------------------
 
-    def inverse_gain(self, quality: float) -> np.ndarray:
-        """quality.interpolate_log_table of the inverse gains (levels and fraction from its scalar twin,
+    @staticmethod
+    def table_at(log_table: np.ndarray, quality: float) -> np.ndarray:
+        """quality.interpolate_log_table of a per-level table (levels and fraction from its scalar twin,
         quality.level_weights), in float32 like the torch decoder."""
-        lo, frac = level_weights(quality, self.log_inv_gain.shape[0])
+        lo, frac = level_weights(quality, log_table.shape[0])
         t = np.float32(frac)
-        return np.exp(self.log_inv_gain[lo] * (np.float32(1) - t) + self.log_inv_gain[lo + 1] * t)
+        return np.exp(log_table[lo] * (np.float32(1) - t) + log_table[lo + 1] * t)
 
-    def synthesize(self, y_hat_s: np.ndarray, y_a: np.ndarray, inv_gain: np.ndarray) -> np.ndarray:
+    def at_quality(self, quality: float) -> tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]:
+        """synthesis.FastSynthesis.at_quality: the inverse gains and each inverse GDN's (gamma, beta), the rate
+        scales (if any) folded in."""
+        gdns = [(p1, p2) for kind, p1, p2 in self.layers if kind == "igdn"]
+        if self.log_scale is not None:
+            s = self.table_at(self.log_scale, quality)
+            cut = np.cumsum([len(b) for _, b in gdns])[:-1]
+            gdns = [(g * (v**2)[:, None], b * v**2) for (g, b), v in zip(gdns, np.split(s, cut))]
+        return self.table_at(self.log_inv_gain, quality), gdns
+
+    def synthesize(self, y_hat_s: np.ndarray, y_a: np.ndarray,
+                   params: tuple[np.ndarray, list[tuple[np.ndarray, np.ndarray]]]) -> np.ndarray:
         """synthesis.FastSynthesis: y_hat_s and y_a (C, h, w) -> x_hat (3, 16 h, 16 w) in [0, 1], float32."""
+        inv_gain, gdns = params
         y = y_hat_s.astype(np.float32) * inv_gain[:, None, None]
         a = y_a.astype(np.float32)
         with np.errstate(over="ignore"):  # exp overflows to inf for very negative gate logits: alpha = 0, right
             alpha = 1 / (1 + np.exp(-conv2d(np.concatenate([y, a]), *self.gate)))
         x = y + alpha * conv2d(a, *self.proj)
+        k = 0
         for kind, p1, p2 in self.layers:
             if kind == "deconv":
                 x = pixel_shuffle(conv2d(x, p1, p2))
             else:
-                x = _inverse_gdn(x, p1, p2)
+                x = _inverse_gdn(x, *gdns[k])
+                k += 1
         return np.clip(x, 0, 1)
 
     def reconstruct(self, y_hat_s: np.ndarray, y_a: np.ndarray, quality: float) -> np.ndarray:
-        inv_gain = self.inverse_gain(quality)
+        params = self.at_quality(quality)
         band = synthesis_band(y_hat_s.shape[-1], exact=False)
-        return map_bands(lambda y, a: self.synthesize(y, a, inv_gain), [y_hat_s, y_a], band, SYNTHESIS_HALO, up=16)
+        return map_bands(lambda y, a: self.synthesize(y, a, params), [y_hat_s, y_a], band, SYNTHESIS_HALO, up=16)
 
 
 def _inverse_gdn(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> np.ndarray:

@@ -68,7 +68,7 @@ def _relax(v: Tensor, tau: float, mode: str) -> tuple[Tensor, Tensor]:
 
 
 def _relaxed_rd(model: CLCModel, x: Tensor, y_s: Tensor, z: Tensor, lam: float, inv_gain: Tensor,
-                tokens: Tensor | None, tau: float, mode: str) -> Tensor:
+                q: Tensor, tokens: Tensor | None, tau: float, mode: str) -> Tensor:
     """The relaxed loss lambda * 255^2 * MSE + bpp of latents (y_s, z) for image x: the training forward pass
     with a relaxed rounding (`mode`) and the likelihoods of the relaxed values."""
     med = model._z_medians()
@@ -80,7 +80,7 @@ def _relaxed_rd(model: CLCModel, x: Tensor, y_s: Tensor, z: Tensor, lam: float, 
     bits = bits - torch.log2(y_lik).sum()
     # channels_last: oneDNN's faster convolution layout on CPU (about -20 % per iteration)
     x_hat = model._synthesize(y_hat.contiguous(memory_format=torch.channels_last),
-                              y_a.contiguous(memory_format=torch.channels_last), inv_gain)
+                              y_a.contiguous(memory_format=torch.channels_last), inv_gain, q)
     mse = (x_hat - x).pow(2).mean()
     return lam * 255**2 * mse + bits / (x.shape[-2] * x.shape[-1])
 
@@ -138,7 +138,7 @@ def refine_latents(model: CLCModel, x: Tensor, y_s: Tensor, quality: float, ref_
                     for g in opt.param_groups:
                         g["lr"] = lr * (LR_END + (1 - LR_END) * 0.5 * (1 + math.cos(math.pi * frac)))
                     tau = tau_start * (TAU_END / tau_start) ** frac
-                    loss = _relaxed_rd(model, xt, yt, zt, lam, inv_gain, tokens, tau, mode)
+                    loss = _relaxed_rd(model, xt, yt, zt, lam, inv_gain, q, tokens, tau, mode)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()

@@ -6,7 +6,9 @@
     y_hat = y_hat_s * inv_gain(q) --CLS(y_a)--> g_s --> x_hat
 
 Quality q is continuous in [1, 8] (quality.py): per-channel gains (Cui et al., "asymmetric gained" coding)
-interpolated log-linearly between 8 learned levels, trained against the matching lambda. At coding time the
+interpolated log-linearly between 8 learned levels, trained against the matching lambda; with `rate_scales` the
+channels after every GDN of g_a and g_s are scaled per quality the same way, so the transforms adapt to the rate
+(the dictionary and the references use the plain g_a). At coding time the
 probability path (h_s, CLM, slice networks) runs in exact fixed point (exact.py) and so does the decoder's pixel
 path (inverse gains, CLS fusion, g_s: synthesis.py); only the encoder's analysis (g_a, h_a) runs in plain float,
 and the decoder never runs it. Training runs every part in float32 (the exact parts with fake quantisation).
@@ -127,19 +129,36 @@ class CLCModel(nn.Module):
         y_a = map_bands(lambda f: self.clm(f, tokens), feat, band, halo=2)  # alignment: radius 1
         return feat, y_a, None
 
-    def analyse(self, x: Tensor) -> Tensor:
+    def _rate_scales(self, which: str) -> Tensor | None:
+        """log_scale_a or log_scale_s (levels, 3 N) of a model with rate_scales; None without them."""
+        return getattr(self, f"log_scale_{which}") if self.cfg.rate_scales else None
+
+    def analyse(self, x: Tensor, quality: float | None = None) -> Tensor:
         """The latent y = g_a(x) of a padded image (1, 3, H, W), band by band (bands.PIXEL_BAND).
-        With gradients off (coding) it runs FastAnalysis, the same network in channels_last float32."""
-        g_a = self.g_a if torch.is_grad_enabled() else self._coding_net(FastAnalysis, x.device)
+
+        `quality`: the latent that quality codes (with rate_scales, g_a's channels are scaled for it); None: the
+        plain g_a, the one the dictionary and the references use (the same latent without rate_scales). With
+        gradients off (coding) it runs FastAnalysis, the same network in channels_last float32."""
+        log_scale = self._rate_scales("a") if quality is not None else None
+        q = torch.tensor([float(quality or 0.0)], device=x.device)
+        if torch.is_grad_enabled():
+            def g_a(t: Tensor) -> Tensor:
+                return self._scaled(self.g_a, t, log_scale, q)
+        else:
+            fast = self._coding_net(FastAnalysis, x.device)
+            scale = None if log_scale is None else interpolate_log_table(log_scale.detach(), q)[0]
+
+            def g_a(t: Tensor) -> Tensor:
+                return fast(t, scale)
         return map_bands(g_a, x, analysis_band(x.shape[-1]), halo=64, down=16)
 
     def _hyper_analyse(self, y_s: Tensor) -> Tensor:
         """The hyper-latent z of the scaled latent, band by band."""
         return map_bands(self.h_a, y_s, self._latent_band(y_s.shape[-1]), halo=8, down=4)  # radius 7 latent rows
 
-    def _synthesize(self, y_hat_s: Tensor, y_a: Tensor, inv_gain: Tensor) -> Tensor:
-        """The float synthesis (training)."""
-        return self.g_s(self.fusion(y_hat_s.float() * inv_gain, y_a.float()))
+    def _synthesize(self, y_hat_s: Tensor, y_a: Tensor, inv_gain: Tensor, q: Tensor) -> Tensor:
+        """The float synthesis (training) at qualities q (B,)."""
+        return self._scaled(self.g_s, self.fusion(y_hat_s.float() * inv_gain, y_a.float()), self._rate_scales("s"), q)
 
     def _coding_net(self, kind: type, device: torch.device):
         """The coding-time network of this kind (FastAnalysis, ExactSynthesis or FastSynthesis), built once per
@@ -147,8 +166,10 @@ class CLCModel(nn.Module):
         if kind is FastAnalysis:
             params, args = tuple(self.g_a.parameters()), (self.g_a,)
         else:
-            params = (*self.fusion.parameters(), *self.g_s.parameters(), self.log_inv_gain)
-            args = (self.fusion, self.g_s, self.log_inv_gain)
+            log_scale = self._rate_scales("s")
+            params = (*self.fusion.parameters(), *self.g_s.parameters(), self.log_inv_gain,
+                      *([] if log_scale is None else [log_scale]))
+            args = (self.fusion, self.g_s, self.log_inv_gain, log_scale)
         key = (kind, device, tuple(p._version for p in params))
         cache = self.__dict__.setdefault("_coding_nets", {})  # not a buffer: never saved, never moved
         if cache.get(kind, (None,))[0] != key:
@@ -160,10 +181,10 @@ class CLCModel(nn.Module):
         the same pixels on every device) or the fast float32 network (within a pixel's last bit or two of it)."""
         device = y_hat_s.device
         synthesis = self._coding_net(ExactSynthesis if exact else FastSynthesis, device)
-        inv_gain = synthesis.inverse_gain(quality)
+        params = synthesis.at_quality(quality)
         band = synthesis_band(y_hat_s.shape[-1], exact)
         with exact_mode(device) if exact else contextlib.nullcontext():
-            return map_bands(lambda y, a: synthesis(y, a, inv_gain), [y_hat_s, y_a], band, SYNTHESIS_HALO, up=16)
+            return map_bands(lambda y, a: synthesis(y, a, params), [y_hat_s, y_a], band, SYNTHESIS_HALO, up=16)
 
     def _z_medians(self) -> Tensor:
         return self.entropy_bottleneck._get_medians().reshape(1, -1, 1, 1)
@@ -178,8 +199,7 @@ class CLCModel(nn.Module):
         that DDP sees every use of the parameters). Returns x_hat, likelihoods of y and z, and y itself.
         """
         gain, inv_gain = self.gains(q)
-        scales = self.cfg.rate_scales
-        y = self._scaled(self.g_a, x, self.log_scale_a if scales else None, q)
+        y = self._scaled(self.g_a, x, self._rate_scales("a"), q)
         values = ref_values(y) if callable(ref_values) else ref_values
         y_s = y * gain
         z = self.h_a(y_s)
@@ -191,8 +211,7 @@ class CLCModel(nn.Module):
         with torch.autocast(x.device.type, enabled=False):
             feat, y_a, late = self._decoder_context(z_hat.float(), tokens)
             y_hat_s, y_lik, y_a = self.entropy(y_s.float(), feat, y_a, late)
-        x_hat = self._scaled(self.g_s, self.fusion(y_hat_s.float() * inv_gain, y_a.float()),
-                             self.log_scale_s if scales else None, q)
+        x_hat = self._synthesize(y_hat_s, y_a, inv_gain, q)
         return {"x_hat": x_hat, "likelihoods": {"y": y_lik, "z": z_lik}, "y": y, "feat": feat, "y_hat_s": y_hat_s}
 
     def match_loss(self, out: dict) -> Tensor:
@@ -266,10 +285,10 @@ class CLCModel(nn.Module):
                  exact: bool = False, y: Tensor | None = None) -> tuple[TileStreams, Tensor | None]:
         """x (1, 3, H, W) in [0, 1] with H, W multiples of 64; ref_codes (R, C_r, h, w) int8 dictionary values.
 
-        `y`: analyse(x), when the caller already has it (the encoder's retrieval queries with it). With
+        `y`: analyse(x, quality), when the caller already has it (encoder.py). With
         `reconstruct`, also the decoder's pixels (exact or fast synthesis, as a decoder would run it).
         """
-        y_s = self.scaled_latent(self.analyse(x) if y is None else y, quality)
+        y_s = self.scaled_latent(self.analyse(x, quality) if y is None else y, quality)
         return self.code_latents(y_s, self._hyper_analyse(y_s), quality, ref_codes, reconstruct, exact)
 
     def scaled_latent(self, y: Tensor, quality: float) -> Tensor:

@@ -11,9 +11,10 @@ change nothing visible:
   and every partial sum of a convolution is exact in float64 (at most 52 significant bits, see the bounds
   below), so the summation order of a kernel cannot matter;
 * inverse GDN: x^2 is rounded to 2^-12, gamma to 2^-16, so their 1x1 convolution is exact, then sqrt and the product
-  with x are single IEEE-754 operations, correctly rounded on every conforming device, and re-gridded;
-* the CLS gate sigmoid and the quality gains (exp) are not left to a device's libm: they come from tables
-  computed with Python's `decimal` (correctly rounded) and rounded to 2^-16; the gate logit (on 2^-12) is
+  with x (and with the quality's rate scale, model config rate_scales) are single IEEE-754 operations, correctly
+  rounded on every conforming device, and re-gridded;
+* the CLS gate sigmoid, the quality gains and the rate scales (exp) are not left to a device's libm: they come from
+  tables computed with Python's `decimal` (correctly rounded) and rounded to 2^-16; the gate logit (on 2^-12) is
   interpolated linearly between the sigmoid table's 2^-8 steps.
 
 Bounds (bits of the largest sum of absolute values, which bounds every partial sum): deconvolutions
@@ -55,19 +56,31 @@ def sigmoid_table() -> Tensor:
     return torch.tensor(vals, dtype=torch.float64)
 
 
-def exact_inverse_gain(log_inv_gain: Tensor, quality: float) -> Tensor:
-    """exp of the log-linear interpolation of the inverse-gain table at `quality`, per channel, on 2^-16.
+def exact_table_at(log_table: Tensor, quality: float) -> Tensor:
+    """exp of the log-linear interpolation of a per-level table (levels, channels) at `quality`, on 2^-16.
 
-    The same formula as CLCModel.gains (quality.py), evaluated with `decimal` (the parameters are exact binary
-    floats), so no device's exp() is involved. Returns (1, latent channels, 1, 1) float64.
+    The same formula as quality.interpolate_log_table, evaluated with `decimal` (the parameters are exact binary
+    floats), so no device's exp() is involved. Returns (channels,) float64.
     """
-    lo, t = level_weights(Decimal(quality), log_inv_gain.shape[0])
-    table = log_inv_gain.detach().double().cpu().tolist()
+    lo, t = level_weights(Decimal(quality), log_table.shape[0])
+    table = log_table.detach().double().cpu().tolist()
     with localcontext() as ctx:
         ctx.prec = 40
         vals = [_grid_decimal((Decimal(a) * (1 - t) + Decimal(b) * t).exp(), TABLE_FRAC)
                 for a, b in zip(table[lo], table[lo + 1])]
-    return torch.tensor(vals, dtype=torch.float64).view(1, -1, 1, 1)
+    return torch.tensor(vals, dtype=torch.float64)
+
+
+def exact_inverse_gain(log_inv_gain: Tensor, quality: float) -> Tensor:
+    """The inverse gains (CLCModel.gains) at `quality`, exactly: (1, latent channels, 1, 1) float64 on 2^-16."""
+    return exact_table_at(log_inv_gain, quality).view(1, -1, 1, 1)
+
+
+def split_scales(scale: Tensor, gdns: list[int]) -> list[Tensor]:
+    """One quality's rate scales (sum of the GDNs' channels,) cut into one vector per GDN (channel counts)."""
+    if scale.numel() != sum(gdns):
+        raise ValueError(f"{scale.numel()} rate scales for {sum(gdns)} GDN channels")
+    return list(scale.split(gdns))
 
 
 def act(x: Tensor) -> Tensor:
@@ -77,8 +90,9 @@ def act(x: Tensor) -> Tensor:
 class ExactSynthesis:
     """Gridded float64 copies of the fusion and g_s parameters on one device (built once per loaded model)."""
 
-    def __init__(self, fusion: nn.Module, g_s: nn.Sequential, log_inv_gain: Tensor, device: torch.device) -> None:
-        self.log_inv_gain, self.device = log_inv_gain, device
+    def __init__(self, fusion: nn.Module, g_s: nn.Sequential, log_inv_gain: Tensor, log_scale: Tensor | None,
+                 device: torch.device) -> None:
+        self.log_inv_gain, self.log_scale, self.device = log_inv_gain, log_scale, device
 
         def w(t: Tensor) -> Tensor:
             return to_grid(t.detach().to(device, torch.float64), W_FRAC, W_MAX)
@@ -105,8 +119,15 @@ class ExactSynthesis:
                     raise TypeError(f"exact synthesis does not know {type(layer).__name__}")
         self.sigmoid = sigmoid_table().to(device)
 
-    def inverse_gain(self, quality: float) -> Tensor:
-        return exact_inverse_gain(self.log_inv_gain, quality).to(self.device)
+    def at_quality(self, quality: float) -> tuple[Tensor, list[Tensor] | None]:
+        """(inverse gains, the inverse GDNs' output scales or None): what __call__ needs for one quality, exact
+        (on 2^-16, from `decimal`)."""
+        inv_gain = exact_inverse_gain(self.log_inv_gain, quality).to(self.device)
+        if self.log_scale is None:
+            return inv_gain, None
+        gdns = [layer[1].shape[0] for layer in self.layers if layer[0] == "igdn"]
+        scales = split_scales(exact_table_at(self.log_scale, quality).to(self.device), gdns)
+        return inv_gain, [s.view(1, -1, 1, 1) for s in scales]
 
     def fuse(self, y_hat: Tensor, y_a: Tensor) -> Tensor:
         """CLS: y_hat + alpha * P(y_a), alpha = sigmoid(F_w([y_hat, y_a])) from the table."""
@@ -120,7 +141,9 @@ class ExactSynthesis:
         p = act(F.conv2d(y_a, *self.proj))
         return act(y_hat + alpha * p)
 
-    def synthesize(self, y: Tensor) -> Tensor:
+    def synthesize(self, y: Tensor, scales: list[Tensor] | None = None) -> Tensor:
+        """g_s; `scales`: each inverse GDN's output scale (rate_scales), one more correctly rounded product."""
+        k = 0
         for layer in self.layers:
             if layer[0] == "deconv":
                 _, weight, bias, stride, padding, output_padding = layer
@@ -128,13 +151,19 @@ class ExactSynthesis:
             else:
                 _, gamma, beta = layer
                 norm = F.conv2d(to_grid(y * y, SQUARE_FRAC, ACT_MAX**2), gamma, beta)
-                y = act(y * torch.sqrt(norm))
+                y = y * torch.sqrt(norm)
+                if scales is not None:
+                    y = y * scales[k]
+                    k += 1
+                y = act(y)
         return y
 
-    def __call__(self, y_hat_s: Tensor, y_a: Tensor, inv_gain: Tensor) -> Tensor:
-        """y_hat_s (slices, 2^-8 grid) and y_a (2^-8 grid), float64 -> x_hat in [0, 1] on 2^-14."""
+    def __call__(self, y_hat_s: Tensor, y_a: Tensor, params: tuple[Tensor, list[Tensor] | None]) -> Tensor:
+        """y_hat_s (slices, 2^-8 grid) and y_a (2^-8 grid), float64, with at_quality's params -> x_hat in [0, 1]
+        on 2^-14."""
+        inv_gain, scales = params
         y_hat = act(y_hat_s * inv_gain)
-        return self.synthesize(self.fuse(y_hat, y_a)).clamp_(0, 1)
+        return self.synthesize(self.fuse(y_hat, y_a), scales).clamp_(0, 1)
 
 
 
@@ -187,13 +216,21 @@ class FastAnalysis:
                 else:
                     raise TypeError(f"fast analysis does not know {type(m).__name__}")
 
-    def __call__(self, x: Tensor) -> Tensor:
+    def __call__(self, x: Tensor, scale: Tensor | None = None) -> Tensor:
+        """g_a(x); `scale`: one quality's rate scales (rate_scales) for the GDNs' outputs, folded into their
+        parameters: s * x / sqrt(beta + gamma x^2) = x / sqrt((beta + gamma x^2) / s^2), at no extra cost."""
+        gdns = [(layer[1], layer[2]) for layer in self.layers if layer[0] == "gdn"]
+        if scale is not None:
+            squares = [s.float() ** 2 for s in split_scales(scale, [b.numel() for _, b in gdns])]
+            gdns = [(g / s2, b / s2) for (g, b), s2 in zip(gdns, squares)]
         x = x.float().contiguous(memory_format=torch.channels_last)
+        k = 0
         for layer in self.layers:
             if layer[0] == "conv":
                 x = F.conv2d(x, *layer[1:])
             else:
-                x = channels_last_gdn(x, layer[1], layer[2], inverse=False)
+                x = channels_last_gdn(x, *gdns[k], inverse=False)
+                k += 1
         return x.contiguous()
 
 
@@ -208,7 +245,8 @@ class FastSynthesis:
     sub-pixel convolution.
     """
 
-    def __init__(self, fusion: nn.Module, g_s: nn.Sequential, log_inv_gain: Tensor, device: torch.device) -> None:
+    def __init__(self, fusion: nn.Module, g_s: nn.Sequential, log_inv_gain: Tensor, log_scale: Tensor | None,
+                 device: torch.device) -> None:
         def cl(t: Tensor) -> Tensor:
             return t.detach().to(device, torch.float32).contiguous(memory_format=torch.channels_last)
 
@@ -230,23 +268,35 @@ class FastSynthesis:
                 else:
                     raise TypeError(f"fast synthesis does not know {type(m).__name__}")
         self.log_inv_gain = log_inv_gain.detach().to(device, torch.float32)
+        self.log_scale = None if log_scale is None else log_scale.detach().to(device, torch.float32)
 
-    def inverse_gain(self, quality: float) -> Tensor:
+    def at_quality(self, quality: float) -> tuple[Tensor, list[tuple[Tensor, Tensor]]]:
+        """(inverse gains, each inverse GDN's (gamma transposed, beta)) at one quality: with rate_scales, the output
+        scale s is folded into them, s * x * sqrt(beta + gamma x^2) = x * sqrt(s^2 beta + s^2 gamma x^2)."""
         q = torch.tensor([quality], device=self.log_inv_gain.device)
-        return interpolate_log_table(self.log_inv_gain, q)[:, :, None, None]
+        inv_gain = interpolate_log_table(self.log_inv_gain, q)[:, :, None, None]
+        gdns = [(layer[1], layer[2]) for layer in self.layers if layer[0] == "igdn"]
+        if self.log_scale is not None:
+            scales = split_scales(interpolate_log_table(self.log_scale, q)[0], [b.numel() for _, b in gdns])
+            gdns = [(g * s**2, b * s**2) for (g, b), s in zip(gdns, scales)]
+        return inv_gain, gdns
 
-    def __call__(self, y_hat_s: Tensor, y_a: Tensor, inv_gain: Tensor) -> Tensor:
-        """y_hat_s and y_a (any float dtype, on the 2^-8 grid: exact in float32) -> x_hat in [0, 1], float32."""
+    def __call__(self, y_hat_s: Tensor, y_a: Tensor, params: tuple[Tensor, list[tuple[Tensor, Tensor]]]) -> Tensor:
+        """y_hat_s and y_a (any float dtype, on the 2^-8 grid: exact in float32), with at_quality's params ->
+        x_hat in [0, 1], float32."""
+        inv_gain, gdns = params
         y = (y_hat_s.float() * inv_gain).contiguous(memory_format=torch.channels_last)
         a = y_a.float().contiguous(memory_format=torch.channels_last)
         gw, gb, pad = self.gate
         alpha = torch.sigmoid(F.conv2d(torch.cat([y, a], 1), gw, gb, padding=pad))
         x = (y + alpha * F.conv2d(a, *self.proj)).contiguous(memory_format=torch.channels_last)
+        k = 0
         for layer in self.layers:
             if layer[0] == "deconv":
                 x = F.conv_transpose2d(x, *layer[1:])
             elif layer[0] == "subpixel":
                 x = F.pixel_shuffle(F.conv2d(x, layer[1], layer[2], padding=1), 2)
             else:
-                x = channels_last_gdn(x, layer[1], layer[2], inverse=True)
+                x = channels_last_gdn(x, *gdns[k], inverse=True)
+                k += 1
         return x.clamp_(0, 1)

@@ -3,9 +3,6 @@ hyper-synthesis (probability path)."""
 
 from __future__ import annotations
 
-import copy
-
-import torch
 from compressai.layers import GDN
 from torch import Tensor, nn
 
@@ -33,29 +30,6 @@ def synthesis(N: int, C: int) -> nn.Sequential:
         _deconv(C, N), GDN(N, inverse=True), _deconv(N, N), GDN(N, inverse=True),
         _deconv(N, N), GDN(N, inverse=True), _deconv(N, 3),
     )
-
-
-def fold_rate_scales(net: nn.Sequential, scale: Tensor) -> nn.Sequential:
-    """A copy of g_a or g_s whose (de)convolutions absorb the per-channel scale after each GDN (rate_scales):
-    scale (sum of the GDNs' channels,) at one quality, in the GDNs' order. conv(s * h) = conv'(h) with the weight's
-    input channels multiplied by s: the coding paths run the folded copy at the file's quality, at no extra cost.
-    """
-    out = copy.deepcopy(net)
-    layers, k = list(out), 0
-    with torch.no_grad():
-        for i, layer in enumerate(layers):
-            if not isinstance(layer, GDN):
-                continue
-            n = layer.beta.numel()
-            nxt = layers[i + 1]
-            s = scale[k : k + n].to(nxt.weight.dtype)
-            # Conv2d weights are (out, in, kh, kw), ConvTranspose2d weights (in, out, kh, kw)
-            view = (n, 1, 1, 1) if isinstance(nxt, nn.ConvTranspose2d) else (1, n, 1, 1)
-            nxt.weight.mul_(s.view(view))
-            k += n
-    if k != scale.numel():
-        raise ValueError(f"{scale.numel()} scales for {k} GDN channels")
-    return out
 
 
 def hyper_analysis(C: int, hidden: int, Nz: int) -> nn.Sequential:

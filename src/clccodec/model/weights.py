@@ -25,8 +25,8 @@ from .config import ModelConfig
 from .exact import W_FRAC, QConv2d, quantize_exact_params
 from .ptfile import READABLE_FORMATS, WEIGHTS_FORMAT
 
-# small, and their exact values shape the coder (medians, gains): not worth fp16's rounding
-_KEEP_FP32 = ("entropy_bottleneck.", "entropy.gaussian.", "log_gain", "log_inv_gain")
+# small, and their exact values shape the coder (medians, gains, rate scales): not worth fp16's rounding
+_KEEP_FP32 = ("entropy_bottleneck.", "entropy.gaussian.", "log_gain", "log_inv_gain", "log_scale_")
 
 
 def model_id(model: CLCModel) -> bytes:

@@ -141,8 +141,6 @@ class Trainer:
         groups = [{"params": [p for p in main_params if id(p) not in scales]}]
         if scales:
             groups.append({"params": [p for p in main_params if id(p) in scales], "lr_mult": RATE_SCALE_LR_MULT})
-            if os.environ.get("CLC_WIP_FREEZE_SCALE_A"):  # WIP experiment: g_s scales only (g_a's stay at 1)
-                self.model.log_scale_a.requires_grad_(False)
         self.opt = torch.optim.Adam(groups, lr=cfg.lr, foreach=True)
         self.aux_opt = torch.optim.Adam(aux_params, lr=1e-3)
         self.ema = ({n: p.detach().clone() for n, p in self.model.named_parameters() if id(p) not in aux}
