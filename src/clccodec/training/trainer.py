@@ -1,5 +1,5 @@
 """Variable-rate CLC training: loss = lambda(q) * 255^2 * MSE + bpp, q = 1 + 7 u^P per sample
-(u uniform; P = 1 by default).
+(u uniform; P = 1 by default), each sample's loss weighed by quality_weight(q, --q-balance) (1 by default).
 
 Single process on CPU or GPU, or several processes under torchrun (DDP: one per GPU, or per CPU core with gloo).
 Checkpoints hold everything needed for an exact resume: model, optimisers, step, every RNG (rank 0's: under DDP
