@@ -227,6 +227,31 @@ def test_null_prior_switches_on_over_existing_weights_and_exports(photos, tmp_pa
     assert out.clm.null_prior and out.model_id != start.model_id
 
 
+def test_rate_scales_switch_on_in_a_running_campaign_and_export(photos, tmp_path):
+    """A run resumed with rate_scales: the scales start at 1 (log 0) in their own faster Adam group, move, the run
+    resumes with them, and the exported weights code a file with them."""
+    from clccodec import Codec
+    from clccodec.model.weights import load_weights
+
+    train(_cfg(photos, tmp_path / "rs", 2))
+    on = _cfg(photos, tmp_path / "rs", 4)
+    on.rate_scales = True
+    train(on)
+    st = torch.load(tmp_path / "rs" / "last.pt", weights_only=False)
+    assert st["step"] == 4 and st["model"]["log_scale_a"].abs().max() > 0
+    assert len(st["opt"]["param_groups"]) == 2 and st["opt"]["param_groups"][1]["lr_mult"] > 1
+    on.steps = 6
+    train(on)
+    assert torch.load(tmp_path / "rs" / "last.pt", weights_only=False)["step"] == 6
+    r = run_clc("export-weights", str(tmp_path / "rs" / "last.pt"), "-o", str(tmp_path / "rs.pt"))
+    assert r.returncode == 0, r.stderr.decode()
+    model = load_weights(tmp_path / "rs.pt")
+    assert model.cfg.rate_scales and model.log_scale_s.abs().max() > 0
+    codec = Codec(tmp_path / "rs.pt", dictionary=False, device="cpu")
+    res = codec.encode_full(synthetic_photo(64, 64, seed=1), quality=2.5, refs=0, reconstruct=True, exact=True)
+    assert np.array_equal(codec.decode_pixels(res.data, exact=True)[0], res.reconstruction)
+
+
 def test_train_only_moves_just_the_named_modules(photos, tmp_path, tiny_model_path):
     cfg = _cfg(photos, tmp_path / "only", 3)
     cfg.init, cfg.train_only, cfg.p_no_refs = str(tiny_model_path), "clm,value_proj", 0.0
