@@ -52,6 +52,8 @@ RELEASED_MODELS = (
             "src/clccodec/shipped/default.clcdict"),
     Release("8beca0b9bccbac58", "v10", "0.8.0", "584d6b5", "src/clccodec/shipped/clc-full.pt", "fb136c1630258dba",
             "src/clccodec/shipped/default.clcdict"),
+    Release("e037820b06cd2650", "v11", "0.9.0", "4911cdc", "src/clccodec/shipped/clc-full.pt", "d173ba74ec733b6a",
+            "src/clccodec/shipped/default.clcdict"),
 )
 
 
