@@ -240,6 +240,9 @@ def test_rate_scales_switch_on_in_a_running_campaign_and_export(photos, tmp_path
     st = torch.load(tmp_path / "rs" / "last.pt", weights_only=False)
     assert st["step"] == 4 and st["model"]["log_scale_a"].abs().max() > 0
     assert len(st["opt"]["param_groups"]) == 2 and st["opt"]["param_groups"][1]["lr_mult"] > 1
+    from clccodec.training.trainer import RATE_SCALE_LR_MAX
+
+    assert st["opt"]["param_groups"][1]["lr"] == min(on.lr * st["opt"]["param_groups"][1]["lr_mult"], RATE_SCALE_LR_MAX)
     on.steps = 6
     train(on)
     assert torch.load(tmp_path / "rs" / "last.pt", weights_only=False)["step"] == 6
