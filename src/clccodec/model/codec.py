@@ -146,10 +146,10 @@ class CLCModel(nn.Module):
                 return self._scaled(self.g_a, t, log_scale, q)
         else:
             fast = self._coding_net(FastAnalysis, x.device)
-            scale = None if log_scale is None else interpolate_log_table(log_scale.detach(), q)[0]
+            gdns = fast.at_quality(None if log_scale is None else interpolate_log_table(log_scale.detach(), q)[0])
 
             def g_a(t: Tensor) -> Tensor:
-                return fast(t, scale)
+                return fast(t, gdns)
         return map_bands(g_a, x, analysis_band(x.shape[-1]), halo=64, down=16)
 
     def _hyper_analyse(self, y_s: Tensor) -> Tensor:

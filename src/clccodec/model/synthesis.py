@@ -83,6 +83,19 @@ def split_scales(scale: Tensor, gdns: list[int]) -> list[Tensor]:
     return list(scale.split(gdns))
 
 
+def folded_gdns(layers: list[tuple], kind: str, scale: Tensor | None) -> list[tuple[Tensor, Tensor]]:
+    """The (gamma transposed, beta) of each ("gdn" or "igdn") layer of a fast network, with one quality's output
+    scales s (rate_scales; None: none) folded in, at no cost per position: s x / sqrt(beta + gamma x^2) =
+    x / sqrt((beta + gamma x^2) / s^2), and s x sqrt(beta + gamma x^2) = x sqrt(s^2 beta + s^2 gamma x^2)."""
+    gdns = [(layer[1], layer[2]) for layer in layers if layer[0] == kind]
+    if scale is None:
+        return gdns
+    squares = [s.float() ** 2 for s in split_scales(scale, [b.numel() for _, b in gdns])]
+    if kind == "gdn":
+        return [(g / s2, b / s2) for (g, b), s2 in zip(gdns, squares)]
+    return [(g * s2, b * s2) for (g, b), s2 in zip(gdns, squares)]
+
+
 def act(x: Tensor) -> Tensor:
     return to_grid(x, ACT_FRAC, ACT_MAX)
 
@@ -216,13 +229,12 @@ class FastAnalysis:
                 else:
                     raise TypeError(f"fast analysis does not know {type(m).__name__}")
 
-    def __call__(self, x: Tensor, scale: Tensor | None = None) -> Tensor:
-        """g_a(x); `scale`: one quality's rate scales (rate_scales) for the GDNs' outputs, folded into their
-        parameters: s * x / sqrt(beta + gamma x^2) = x / sqrt((beta + gamma x^2) / s^2), at no extra cost."""
-        gdns = [(layer[1], layer[2]) for layer in self.layers if layer[0] == "gdn"]
-        if scale is not None:
-            squares = [s.float() ** 2 for s in split_scales(scale, [b.numel() for _, b in gdns])]
-            gdns = [(g / s2, b / s2) for (g, b), s2 in zip(gdns, squares)]
+    def at_quality(self, scale: Tensor | None) -> list[tuple[Tensor, Tensor]]:
+        """What __call__ needs for one quality: the GDNs' parameters with its rate scales (or None) folded in."""
+        return folded_gdns(self.layers, "gdn", scale)
+
+    def __call__(self, x: Tensor, gdns: list[tuple[Tensor, Tensor]]) -> Tensor:
+        """g_a(x) with at_quality's GDN parameters."""
         x = x.float().contiguous(memory_format=torch.channels_last)
         k = 0
         for layer in self.layers:
@@ -271,15 +283,12 @@ class FastSynthesis:
         self.log_scale = None if log_scale is None else log_scale.detach().to(device, torch.float32)
 
     def at_quality(self, quality: float) -> tuple[Tensor, list[tuple[Tensor, Tensor]]]:
-        """(inverse gains, each inverse GDN's (gamma transposed, beta)) at one quality: with rate_scales, the output
-        scale s is folded into them, s * x * sqrt(beta + gamma x^2) = x * sqrt(s^2 beta + s^2 gamma x^2)."""
+        """(inverse gains, each inverse GDN's (gamma transposed, beta) with the rate scales folded in) at one
+        quality: what __call__ needs."""
         q = torch.tensor([quality], device=self.log_inv_gain.device)
         inv_gain = interpolate_log_table(self.log_inv_gain, q)[:, :, None, None]
-        gdns = [(layer[1], layer[2]) for layer in self.layers if layer[0] == "igdn"]
-        if self.log_scale is not None:
-            scales = split_scales(interpolate_log_table(self.log_scale, q)[0], [b.numel() for _, b in gdns])
-            gdns = [(g * s**2, b * s**2) for (g, b), s in zip(gdns, scales)]
-        return inv_gain, gdns
+        scale = None if self.log_scale is None else interpolate_log_table(self.log_scale, q)[0]
+        return inv_gain, folded_gdns(self.layers, "igdn", scale)
 
     def __call__(self, y_hat_s: Tensor, y_a: Tensor, params: tuple[Tensor, list[tuple[Tensor, Tensor]]]) -> Tensor:
         """y_hat_s and y_a (any float dtype, on the 2^-8 grid: exact in float32), with at_quality's params ->
