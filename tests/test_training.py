@@ -337,3 +337,34 @@ def test_a_checkpoint_with_other_cdf_sizes_loads_into_shipped_style_weights(tiny
     model.load_state_dict(state)
     for name in ("entropy_bottleneck._quantized_cdf", "entropy.gaussian._quantized_cdf"):
         assert torch.equal(model.state_dict()[name], state[name])
+
+
+def test_crop_min_keeps_small_photos_and_cuts_each_batch_at_what_its_photos_hold(tmp_path):
+    from clccodec.training.data import ImageSet
+
+    for i in range(8):  # short sides 80 and 140: 64 and 128 px crops fit
+        Image.fromarray(synthetic_photo(*((80, 120) if i % 2 else (140, 150)), seed=i)).save(tmp_path / f"p{i}.png")
+    images = ImageSet.load(tmp_path, "train", 0.0, 64)
+    small = {i for i, im in enumerate(images.images) if min(im.shape[:2]) < 128}
+    assert len(small) == 4
+    rng = np.random.default_rng(0)
+    sizes = set()
+    for _ in range(40):
+        boxes = images.random_boxes(rng, 2, 128, 64)
+        assert {b.size for b in boxes} == {64 if small & {b.image for b in boxes} else 128}, \
+            "one size per batch: the largest that all its photos hold"
+        assert images.cut(boxes).shape[-1] == boxes[0].size
+        sizes.add(boxes[0].size)
+    assert sizes == {64, 128}
+
+    cfg = _cfg(tmp_path, tmp_path / "run", 4)
+    cfg.crop, cfg.crop_min = 128, 64
+    tr = Trainer(cfg)
+    assert any(min(im.shape[:2]) < 128 for im in tr.train_set.images), "photos down to --crop-min train too"
+    tr.run()
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in log if "loss" in r]
+    assert len(losses) == 4 and all(math.isfinite(v) for v in losses)
+    cfg = _cfg(tmp_path, tmp_path / "fixed", 1)
+    cfg.crop = 128
+    assert all(min(im.shape[:2]) >= 128 for im in Trainer(cfg).train_set.images), "without it they are left out"

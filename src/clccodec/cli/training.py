@@ -27,6 +27,9 @@ def train(
     steps: Annotated[int, typer.Option("--steps", help="Total steps to reach.")] = _D.steps,
     batch: Annotated[int, typer.Option("--batch", help="Crops per step (per GPU under torchrun).")] = _D.batch,
     crop: Annotated[int, typer.Option("--crop", help="Training crop size.")] = _D.crop,
+    crop_min: Annotated[int, typer.Option("--crop-min", help="Keep photos down to this short side too: each "
+                                          "batch is cut at the largest multiple of 64 its photos hold, up to "
+                                          "--crop (0: photos smaller than --crop are left out).")] = _D.crop_min,
     lr: Annotated[float, typer.Option("--lr", help="Adam learning rate (drops 10x at --lr-decay-at).")] = _D.lr,
     lr_decay_at: Annotated[float, typer.Option("--lr-decay-at", help="Fraction of --steps after which the "
                                                "learning rate drops 10x.")] = _D.lr_decay_at,
@@ -92,7 +95,7 @@ def train(
         from ..training.trainer import train as run_training
 
         run_training(TrainConfig(data=str(data), out=str(out_dir), config=config, init=str(init) if init else None,
-                                 steps=steps, batch=batch, crop=crop, lr=lr, lr_decay_at=lr_decay_at,
+                                 steps=steps, batch=batch, crop=crop, crop_min=crop_min, lr=lr, lr_decay_at=lr_decay_at,
                                  schedule=schedule, warmup=warmup, ema=ema, quality=quality, q_power=q_power,
                                  q_balance=q_balance, rate_scales=rate_scales, p_related=p_related,
                                  p_overlap=p_overlap, null_prior=null_prior, query_slices=query_slices,

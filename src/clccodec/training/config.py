@@ -14,6 +14,9 @@ class TrainConfig:
     steps: int = 60_000  # total step count to reach (resuming continues towards it)
     batch: int = 8
     crop: int = 256  # 128: the latent is 8x8, all border, and the entropy model learns the wrong statistics (MODEL_CARD)
+    # 0: every photo gives `crop` crops (photos smaller are left out). Else photos down to this short side train
+    # too, a batch cut at the largest multiple of 64 its photos hold, up to `crop` (large crops, all photos kept)
+    crop_min: int = 0
     lr: float = 2e-4
     lr_decay_at: float = 0.9  # "step" schedule: fraction of `steps` after which the learning rate drops 10x
     schedule: str = "step"  # "step" (constant, then 10x lower) or "cosine" (warm-up, then cosine decay to lr/100)

@@ -73,9 +73,13 @@ class ImageSet:
     def __len__(self) -> int:
         return len(self.images)
 
-    def random_boxes(self, rng: np.random.Generator, n: int, size: int) -> list[Box]:
-        """n random crop boxes (with random flips), each in a random photo."""
+    def random_boxes(self, rng: np.random.Generator, n: int, size: int, multiple: int = 0) -> list[Box]:
+        """n random crop boxes (with random flips), each in a random photo. multiple > 0: photos smaller than
+        `size` shrink the boxes to the largest multiple of `multiple` that every drawn photo holds."""
         src = rng.integers(0, len(self.images), n)
+        if multiple:
+            fits = min(min(self.images[i].shape[:2]) for i in src) // multiple * multiple
+            size = min(size, fits)
         boxes = []
         for i in src:
             h, w = self.images[i].shape[:2]

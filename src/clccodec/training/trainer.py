@@ -27,7 +27,7 @@ from torch import Tensor
 
 from ..device import resolve_device
 from ..errors import UsageError
-from ..model.codec import CLCModel, lambda_for_quality
+from ..model.codec import PAD_MULTIPLE, CLCModel, lambda_for_quality
 from ..model.config import CONFIGS
 from ..model.weights import load_weights
 from ..quality import LAMBDAS, QUALITY_MAX, TRAINED_MIN
@@ -105,7 +105,7 @@ class Trainer:
         if self.main:
             self.out.mkdir(parents=True, exist_ok=True)
 
-        self.train_set = ImageSet.load(cfg.data, "train", cfg.val_fraction, max(cfg.crop, cfg.ref_crop),
+        self.train_set = ImageSet.load(cfg.data, "train", cfg.val_fraction, max(cfg.crop_min or cfg.crop, cfg.ref_crop),
                                        cfg.downscale_glob)
         self.val_set = ImageSet.load(cfg.data, "val", cfg.val_fraction, cfg.val_crop, cfg.downscale_glob)
         if len(self.train_set) < 2:
@@ -300,7 +300,7 @@ class Trainer:
 
     def _train_step(self) -> dict:
         cfg = self.cfg
-        boxes = self.train_set.random_boxes(self.rng, cfg.batch, cfg.crop)
+        boxes = self.train_set.random_boxes(self.rng, cfg.batch, cfg.crop, PAD_MULTIPLE if cfg.crop_min else 0)
         x, src = self.train_set.cut(boxes), self.train_set.sources(boxes)
         x = x.to(self.device, non_blocking=True)
         x = x.contiguous(memory_format=torch.channels_last)
