@@ -54,6 +54,8 @@ RELEASED_MODELS = (
             "src/clccodec/shipped/default.clcdict"),
     Release("e037820b06cd2650", "v11", "0.9.0", "4911cdc", "src/clccodec/shipped/clc-full.pt", "d173ba74ec733b6a",
             "src/clccodec/shipped/default.clcdict"),
+    Release("afc5d46539bdb97c", "v12", "0.10.0", "54f2f11", "src/clccodec/shipped/clc-full.pt", "0ffb0a586af1bbc9",
+            "src/clccodec/shipped/default.clcdict"),
 )
 
 
