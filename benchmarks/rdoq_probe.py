@@ -9,9 +9,9 @@ BD-rate of each ALPHA against plain rounding.
 It patches SliceEntropyModel.compress for the run: an experiment, not an encoder option (docs/effort.md).
 """
 import math
-from pathlib import Path
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,8 +20,8 @@ from clccodec import Codec
 from clccodec.evaluation.bd import bd_rate
 from clccodec.model import entropy as E
 from clccodec.model.codec import lambda_for_quality
-from clccodec.training.data import ImageSet
 from clccodec.model.exact import exact_mode
+from clccodec.training.data import ImageSet
 
 N_PHOTOS = int(sys.argv[1])
 ALPHAS = [float(a) for a in sys.argv[2].split(",")]
@@ -68,9 +68,8 @@ def compress(self, y, feat, y_a, late=None, band=1 << 30):
     table = self.gaussian.scale_table.detach().double()
     w_all = STATE["w"].split(self.slices)
 
-    def bits(k, sigma):
-        p = torch.special.ndtr((k + 0.5) / sigma) - torch.special.ndtr((k - 0.5) / sigma)
-        return -torch.log2(p.clamp_min(1e-12))
+    def bits(k, sigma):  # the coder's discretised Gaussian (CompressAI's likelihood), around mean 0
+        return -torch.log2(self.gaussian._likelihood(k, sigma).clamp_min(1e-12))
 
     def code(i, mu, idx):
         r = ys[i] - mu
