@@ -130,6 +130,27 @@ def test_q_balance_weighs_each_crops_loss_by_its_lambda():
         train(TrainConfig(q_balance=-1, data="unused"))
 
 
+def test_hard_rate_trains_on_the_rate_the_coder_spends(photos, tmp_path):
+    from clccodec.model.codec import CLCModel
+    from clccodec.model.config import TINY
+
+    torch.manual_seed(0)
+    model, x, q = CLCModel(TINY), torch.rand(2, 3, 64, 64), torch.tensor([2.0, 6.0])
+    with torch.no_grad():
+        coded = model.eval()(x, q)["likelihoods"]["y"]  # eval: the likelihoods of the rounded latent
+    model.train()
+    noisy = model(x, q)["likelihoods"]["y"]
+    out = model(x, q, hard_rate=True)
+    hard = out["likelihoods"]["y"]
+    assert torch.allclose(hard, coded) and not torch.allclose(noisy, coded)  # no noise: the coded rate
+    (-hard.log2().sum()).backward()
+    assert model.g_a[0].weight.grad.abs().sum() > 0  # the encoder learns from it (straight-through)
+    cfg = _cfg(photos, tmp_path / "hard", 2)
+    cfg.hard_rate = True
+    train(cfg)
+    assert json.loads((tmp_path / "hard" / "log.jsonl").read_text().splitlines()[-1])["step"] == 2
+
+
 def test_ema_resumes_exactly_and_is_what_best_holds(photos, tmp_path):
     def cfg(out: str, steps: int) -> TrainConfig:
         c = _cfg(photos, tmp_path / out, steps)

@@ -55,6 +55,8 @@ def train(
                                              "window of each crop's own photo around it (shifted, colour-"
                                              "jittered: a near-duplicate worth exploiting); 0: never.", min=0.0,
                                              max=1.0)] = _D.p_overlap,
+    hard_rate: Annotated[bool, typer.Option("--hard-rate", help="Train y's rate on the rounded latent (the bits "
+                                            "the coder spends) instead of under additive noise.")] = _D.hard_rate,
     rate_scales: Annotated[bool, typer.Option("--rate-scales", help="Switch on per-quality channel scales in "
                                               "g_a and g_s (start at 1; the weights carry over).")] = False,
     null_prior: Annotated[bool, typer.Option("--null-prior", help="Switch on the CLM's null prior (its null "
@@ -97,7 +99,7 @@ def train(
         run_training(TrainConfig(data=str(data), out=str(out_dir), config=config, init=str(init) if init else None,
                                  steps=steps, batch=batch, crop=crop, crop_min=crop_min, lr=lr, lr_decay_at=lr_decay_at,
                                  schedule=schedule, warmup=warmup, ema=ema, quality=quality, q_power=q_power,
-                                 q_balance=q_balance, rate_scales=rate_scales, p_related=p_related,
+                                 q_balance=q_balance, hard_rate=hard_rate, rate_scales=rate_scales, p_related=p_related,
                                  p_overlap=p_overlap, null_prior=null_prior, query_slices=query_slices,
                                  match_weight=match_weight, train_only=train_only,
                                  val_every=val_every, max_minutes=max_minutes, device=device, amp=amp, seed=seed,

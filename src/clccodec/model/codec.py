@@ -53,6 +53,12 @@ WARM_START_FIELDS = {"null_prior", "query_slices", "rate_scales"}  # config fiel
 _CODER_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
 
 
+
+def _rounded(r: Tensor) -> tuple[Tensor, Tensor]:
+    """The relaxation that is none: the rounded residual for the likelihood and the synthesis alike."""
+    q = round_ste(r)
+    return q, q
+
 class CLCModel(nn.Module):
     """The model. Like CompressAI's CompressionModel it has aux_loss(), update() and a load_state_dict() that
     sizes the CDF buffers first; it does not derive from it because importing compressai.models imports the
@@ -192,11 +198,13 @@ class CLCModel(nn.Module):
     # -- training ----------------------------------------------------------------------------------------------
 
     def forward(self, x: Tensor, q: Tensor,
-                ref_values: Tensor | Callable[[Tensor], Tensor | None] | None = None) -> dict:
+                ref_values: Tensor | Callable[[Tensor], Tensor | None] | None = None, hard_rate: bool = False) -> dict:
         """x (B, 3, H, W) in [0, 1], q (B,), ref_values (B, R, C_r, h, w) float reference values, or None.
 
         `ref_values` may also be a function of y (the trainer retrieves with y's own features, inside forward so
-        that DDP sees every use of the parameters). Returns x_hat, likelihoods of y and z, and y itself.
+        that DDP sees every use of the parameters). `hard_rate`: y's likelihoods are those of the rounded latent
+        (the rate the coder spends; straight-through gradient) instead of under additive noise. Returns x_hat,
+        likelihoods of y and z, and y itself.
         """
         gain, inv_gain = self.gains(q)
         y = self._scaled(self.g_a, x, self._rate_scales("a"), q)
@@ -210,7 +218,7 @@ class CLCModel(nn.Module):
         # the probability path trains in float32 even under autocast: its fake quantisation needs the precision
         with torch.autocast(x.device.type, enabled=False):
             feat, y_a, late = self._decoder_context(z_hat.float(), tokens)
-            y_hat_s, y_lik, y_a = self.entropy(y_s.float(), feat, y_a, late)
+            y_hat_s, y_lik, y_a = self.entropy(y_s.float(), feat, y_a, late, relax=_rounded if hard_rate else None)
         x_hat = self._synthesize(y_hat_s, y_a, inv_gain, q)
         return {"x_hat": x_hat, "likelihoods": {"y": y_lik, "z": z_lik}, "y": y, "feat": feat, "y_hat_s": y_hat_s}
 

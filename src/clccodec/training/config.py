@@ -27,6 +27,8 @@ class TrainConfig:
     q_power: float = 1.0
     # weigh each crop's loss by (lambda(q) / lambda_mid)^-q_balance (trainer.quality_weight); 0: plain sum
     q_balance: float = 0.0
+    # y's rate from the rounded latent (the bits the coder spends; straight-through) instead of additive noise
+    hard_rate: bool = False
     refs_max: int = 5
     p_no_refs: float = 0.15
     # probability that a step's references start with the bank crops of each crop's own photo (content it shares:

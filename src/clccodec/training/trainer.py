@@ -329,7 +329,7 @@ class Trainer:
             # the rate scales' group: lr_mult times faster, capped
             g["lr"] = min(self._lr() * g["lr_mult"], RATE_SCALE_LR_MAX) if "lr_mult" in g else self._lr()
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-            out = net(x, q, ref_values)
+            out = net(x, q, ref_values, hard_rate=cfg.hard_rate)
         loss, bpp, mse, weighted = rd_loss(out, x, q, cfg.q_balance)
         match = self.model.match_loss(out) if cfg.match_weight else None
         self.opt.zero_grad(set_to_none=True)
