@@ -56,6 +56,8 @@ RELEASED_MODELS = (
             "src/clccodec/shipped/default.clcdict"),
     Release("afc5d46539bdb97c", "v12", "0.10.0", "54f2f11", "src/clccodec/shipped/clc-full.pt", "0ffb0a586af1bbc9",
             "src/clccodec/shipped/default.clcdict"),
+    Release("764bc4adcf4a8c48", "v13", "0.11.0", "181ad5e", "src/clccodec/shipped/clc-full.pt", "cbe9fb0f91634a07",
+            "src/clccodec/shipped/default.clcdict"),
 )
 
 
