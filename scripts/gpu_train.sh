@@ -46,7 +46,11 @@ rm -rf "$RUN"
     --lr 1e-4 --schedule cosine --warmup 200 --ema 0.999 --val-every "$VAL" --max-minutes "$MINUTES" \
     --device "$DEVICE" $AMP $REFS_ARGS $QUALITY_ARGS 2>&1 | tail -n 400 > "$OUT/train.txt"
 cp "$RUN/log.jsonl" "$OUT/log.jsonl"
-"$PY" -m clccodec export-weights "$RUN/best.pt" -o "$RUN/clc-full.pt" --force >> "$OUT/train.txt" 2>&1
+# best.pt exists once a validation has run; a run stopped by its time limit before the first one (a slower device
+# than planned) still brings its last EMA weights back
+CKPT="$RUN/best.pt"; [ -f "$CKPT" ] || CKPT="$RUN/last.pt"
+echo "exporting $CKPT" >> "$OUT/train.txt"
+"$PY" -m clccodec export-weights "$CKPT" -o "$RUN/clc-full.pt" --force >> "$OUT/train.txt" 2>&1
 (cd "$RUN" && sha256sum clc-full.pt) > "$OUT/clc-full.pt.sha256"
 split -b 15M "$RUN/clc-full.pt" "$OUT/clc-full.pt.part-"
 ls -l "$OUT"
