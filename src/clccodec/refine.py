@@ -20,6 +20,7 @@ from torch import Tensor
 
 from .effort import Progress
 from .model.codec import CLCModel, lambda_for_quality
+from .model.entropy import rounded
 from .model.exact import round_ste
 from .model.reference import int8_to_values, values_to_tokens
 
@@ -61,10 +62,9 @@ def _relax(v: Tensor, tau: float, mode: str) -> tuple[Tensor, Tensor]:
     if mode == "sga":
         t = _sga_round(v, tau)
         return t, t
-    hard = round_ste(v)
     if mode == "ste":
-        return hard, hard
-    return v + torch.empty_like(v).uniform_(-0.5, 0.5), hard  # "noise": as in training
+        return rounded(v)
+    return v + torch.empty_like(v).uniform_(-0.5, 0.5), round_ste(v)  # "noise": as in training
 
 
 def _relaxed_rd(model: CLCModel, x: Tensor, y_s: Tensor, z: Tensor, lam: float, inv_gain: Tensor,

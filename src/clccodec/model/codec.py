@@ -31,7 +31,7 @@ from ..quality import LAMBDAS, interpolate_log_table
 from .bands import SYNTHESIS_HALO, analysis_band, latent_band, map_bands, synthesis_band
 from .config import PAD_MULTIPLE, ModelConfig  # noqa: F401 - PAD_MULTIPLE: re-exported
 from ..decoding import padded
-from .entropy import Late, SliceEntropyModel
+from .entropy import Late, SliceEntropyModel, rounded
 from .entropy import scale_table as gaussian_scale_table
 from .exact import exact_mode, round_ste
 from .reference import (
@@ -52,12 +52,6 @@ def lambda_for_quality(q: Tensor) -> Tensor:
 WARM_START_FIELDS = {"null_prior", "query_slices", "rate_scales"}  # config fields CLCModel.reconfigured can change
 _CODER_BUFFERS = ("_quantized_cdf", "_offset", "_cdf_length", "scale_table")
 
-
-
-def _rounded(r: Tensor) -> tuple[Tensor, Tensor]:
-    """The relaxation that is none: the rounded residual for the likelihood and the synthesis alike."""
-    q = round_ste(r)
-    return q, q
 
 class CLCModel(nn.Module):
     """The model. Like CompressAI's CompressionModel it has aux_loss(), update() and a load_state_dict() that
@@ -218,7 +212,7 @@ class CLCModel(nn.Module):
         # the probability path trains in float32 even under autocast: its fake quantisation needs the precision
         with torch.autocast(x.device.type, enabled=False):
             feat, y_a, late = self._decoder_context(z_hat.float(), tokens)
-            y_hat_s, y_lik, y_a = self.entropy(y_s.float(), feat, y_a, late, relax=_rounded if hard_rate else None)
+            y_hat_s, y_lik, y_a = self.entropy(y_s.float(), feat, y_a, late, relax=rounded if hard_rate else None)
         x_hat = self._synthesize(y_hat_s, y_a, inv_gain, q)
         return {"x_hat": x_hat, "likelihoods": {"y": y_lik, "z": z_lik}, "y": y, "feat": feat, "y_hat_s": y_hat_s}
 

@@ -36,6 +36,13 @@ def scale_table(levels: int) -> Tensor:
     return torch.exp(torch.linspace(math.log(SCALE_MIN), math.log(SCALE_MAX), levels))
 
 
+def rounded(residual: Tensor) -> tuple[Tensor, Tensor]:
+    """The relaxation that relaxes nothing (a `relax` for SliceEntropyModel.forward): the rounded residual,
+    straight-through, for the likelihood (the rate the coder spends) and for the context and synthesis alike."""
+    hard = round_ste(residual)
+    return hard, hard
+
+
 class SliceEntropyModel(nn.Module):
     def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
