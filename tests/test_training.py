@@ -389,3 +389,58 @@ def test_crop_min_keeps_small_photos_and_cuts_each_batch_at_what_its_photos_hold
     cfg = _cfg(tmp_path, tmp_path / "fixed", 1)
     cfg.crop = 128
     assert all(min(im.shape[:2]) >= 128 for im in Trainer(cfg).train_set.images), "without it they are left out"
+
+
+def test_a_signal_stops_training_after_its_step_with_a_checkpoint(photos, tmp_path, monkeypatch):
+    """SIGINT mid-run: the step finishes, last.pt holds it, the log says why, the handlers are given back, and the
+    same config resumes to the end."""
+    import os
+    import signal
+
+    from clccodec.training.trainer import Trainer
+
+    step = Trainer._train_step
+
+    def interrupted_at_two(self):
+        rec = step(self)
+        if self.step == 1:  # the second step: run() counts it after this returns
+            os.kill(os.getpid(), signal.SIGINT)
+        return rec
+
+    monkeypatch.setattr(Trainer, "_train_step", interrupted_at_two)
+    before = signal.getsignal(signal.SIGINT)
+    assert train(_cfg(photos, tmp_path / "run", 6)) == "SIGINT"
+    assert signal.getsignal(signal.SIGINT) is before
+    assert torch.load(tmp_path / "run" / "last.pt", weights_only=False)["step"] == 2
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert log[-1] == {**log[-1], "event": "interrupted", "signal": "SIGINT", "step": 2}
+    monkeypatch.setattr(Trainer, "_train_step", step)
+    assert train(_cfg(photos, tmp_path / "run", 6)) == "done"
+    assert torch.load(tmp_path / "run" / "last.pt", weights_only=False)["step"] == 6
+
+
+def test_clc_train_stopped_by_sigterm_exits_143_with_a_checkpoint(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    big = tmp_path / "photos"  # at least the default reference crop (256), which `clc train` does not expose
+    big.mkdir()
+    for i in range(3):
+        Image.fromarray(synthetic_photo(256, 272, seed=i)).save(big / f"photo{i}.png")
+    out = tmp_path / "run"
+    args = [sys.executable, "-m", "clccodec", "train", str(big), "--out", str(out), "--config", "tiny",
+            "--steps", "100000", "--batch", "1", "--crop", "64", "--val-every", "100000", "--no-amp"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    log = out / "log.jsonl"
+    deadline = time.time() + 300
+    while proc.poll() is None and not (log.exists() and '"start"' in log.read_text()) and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 143, stderr.decode()
+    assert "stopped by SIGTERM; checkpoint saved in" in stderr.decode()
+    last = json.loads(log.read_text().splitlines()[-1])
+    assert last["event"] == "interrupted" and last["signal"] == "SIGTERM"
+    assert torch.load(out / "last.pt", weights_only=False)["step"] == last["step"] >= 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -10,7 +11,7 @@ import typer
 from ..errors import UsageError
 from ..release import DEFAULT_MODEL
 from ..training.config import TrainConfig
-from .app import DeviceOpt, ForceOpt, app, guard, out
+from .app import DeviceOpt, ForceOpt, app, err, guard, out
 
 _D = TrainConfig()
 
@@ -88,6 +89,9 @@ def train(
 ) -> None:
     """Train the variable-rate model (lambda sampled per crop over the whole quality range).
 
+    Ctrl-C (or SIGTERM) stops after the current step with a checkpoint, as --max-minutes does; the same command
+    resumes. A second Ctrl-C stops at once.
+
     Examples: clc train ../shared/data/train --out runs/full | clc train photos/ --init src/clccodec/shipped/clc-full.pt
     --steps 5000
     | torchrun --nproc_per_node 8 -m clccodec train photos/ --out runs/ddp --batch 16
@@ -96,7 +100,7 @@ def train(
     def go() -> None:
         from ..training.trainer import train as run_training
 
-        run_training(TrainConfig(data=str(data), out=str(out_dir), config=config, init=str(init) if init else None,
+        stopped = run_training(TrainConfig(data=str(data), out=str(out_dir), config=config, init=str(init) if init else None,
                                  steps=steps, batch=batch, crop=crop, crop_min=crop_min, lr=lr, lr_decay_at=lr_decay_at,
                                  schedule=schedule, warmup=warmup, ema=ema, quality=quality, q_power=q_power,
                                  q_balance=q_balance, hard_rate=hard_rate, rate_scales=rate_scales, p_related=p_related,
@@ -104,6 +108,10 @@ def train(
                                  match_weight=match_weight, train_only=train_only,
                                  val_every=val_every, max_minutes=max_minutes, device=device, amp=amp, seed=seed,
                                  downscale_glob=downscale_glob))
+        if stopped in ("SIGINT", "SIGTERM"):  # the shell's convention: 128 + the signal's number
+            err.print(f"clc: stopped by {stopped}; checkpoint saved in {out_dir / 'last.pt'} (the same command "
+                      "resumes)", markup=False)
+            raise typer.Exit(128 + int(getattr(signal, stopped)))
 
     guard(go)
 

@@ -10,6 +10,7 @@ never Kodak; `best.pt` is chosen on it.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import gc
@@ -17,6 +18,8 @@ import json
 import math
 import os
 import random
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -382,7 +385,13 @@ class Trainer:
 
     # -- loop --------------------------------------------------------------------------------------------------
 
-    def run(self) -> None:
+    def run(self) -> str:
+        """Train to cfg.steps. Returns why it stopped: "done", "time limit", or the name of the signal (SIGINT,
+        SIGTERM) that asked it to stop; in every case the last step is checkpointed, so the same command resumes."""
+        with _stop_on_signals() as asked:
+            return self._loop(asked)
+
+    def _loop(self, asked: list[str]) -> str:
         cfg = self.cfg
         t0 = time.time()
         self._log({"event": "start", "step": self.step, "train_images": len(self.train_set),
@@ -403,16 +412,21 @@ class Trainer:
                 acc, t_last = [], time.time()
             if self.step % cfg.val_every == 0 or self.step == cfg.steps:
                 self._validate_and_keep_best()
-            stop = bool(cfg.max_minutes and (time.time() - t0) > cfg.max_minutes * 60)
-            if self.world > 1:  # rank 0's clock decides: a rank that stopped alone would leave the others hanging
-                flag = torch.tensor([int(stop)], device=self.device)
+            reason = asked[0] if asked else None
+            if reason is None and cfg.max_minutes and (time.time() - t0) > cfg.max_minutes * 60:
+                reason = "time limit"
+            if self.world > 1:  # rank 0 decides: a rank that stopped alone would leave the others hanging
+                flag = torch.tensor([_STOP_REASONS.index(reason)], device=self.device)
                 dist.broadcast(flag, 0)
-                stop = bool(flag.item())
-            if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps or stop:
+                reason = _STOP_REASONS[int(flag.item())]
+            if self.step % cfg.ckpt_every == 0 or self.step == cfg.steps or reason:
                 self._save(self._ckpt_path())
-            if stop:
-                self._log({"event": "time limit", "step": self.step})
+            if reason:
+                why = {"event": "time limit"} if reason == "time limit" else {"event": "interrupted", "signal": reason}
+                self._log({**why, "step": self.step})
                 break
+        else:
+            reason = "done"
         if self.step >= cfg.steps and self.val_step != self.step:
             # a run that ended before the final step was validated (older checkpoints): validate it now, with
             # the reference bank the last training steps used
@@ -427,6 +441,7 @@ class Trainer:
             gc.collect()
             dist.barrier()
             dist.destroy_process_group()
+        return reason
 
     def _validate_and_keep_best(self) -> None:
         if not (self.main and len(self.val_set)):
@@ -439,5 +454,36 @@ class Trainer:
             self._save(self.out / "best.pt", full=False)
 
 
-def train(cfg: TrainConfig) -> None:
-    Trainer(cfg).run()
+_STOP_REASONS = (None, "time limit", "SIGINT", "SIGTERM")
+
+
+@contextlib.contextmanager
+def _stop_on_signals():
+    """While training: the first SIGINT or SIGTERM asks the loop to stop after its step, with a checkpoint (its
+    name lands in the yielded list); the handlers are restored at once, so a second one interrupts at once."""
+    asked: list[str] = []
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield asked
+        return
+    sigs = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.getsignal(s) for s in sigs}
+
+    def restore() -> None:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+    def handler(signum: int, _frame) -> None:
+        asked.append(signal.Signals(signum).name)
+        restore()
+
+    for s in sigs:
+        signal.signal(s, handler)
+    try:
+        yield asked
+    finally:
+        restore()
+
+
+def train(cfg: TrainConfig) -> str:
+    """Run (or resume) a training run; returns why it stopped (Trainer.run)."""
+    return Trainer(cfg).run()
