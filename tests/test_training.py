@@ -431,7 +431,8 @@ def test_clc_train_stopped_by_sigterm_exits_143_with_a_checkpoint(tmp_path):
         Image.fromarray(synthetic_photo(256, 272, seed=i)).save(big / f"photo{i}.png")
     out = tmp_path / "run"
     args = [sys.executable, "-m", "clccodec", "train", str(big), "--out", str(out), "--config", "tiny",
-            "--steps", "100000", "--batch", "1", "--crop", "64", "--val-every", "100000", "--no-amp"]
+            "--steps", "100000", "--batch", "1", "--crop", "64", "--val-every", "100000", "--refresh-every", "1",
+            "--no-amp"]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     log = out / "log.jsonl"
     deadline = time.time() + 300

@@ -76,6 +76,8 @@ def train(
                                             "path, transforms frozen); '' trains everything.")] = _D.train_only,
     val_every: Annotated[int, typer.Option("--val-every", help="Validate (held-out photos) every N steps.")]
     = _D.val_every,
+    refresh_every: Annotated[int, typer.Option("--refresh-every", help="Recompute the reference bank's latents "
+                                               "with the current g_a every N steps.", min=1)] = _D.refresh_every,
     max_minutes: Annotated[float, typer.Option("--max-minutes", help="Stop with a checkpoint after this "
                                                "much time (0: no limit).")] = _D.max_minutes,
     downscale_glob: Annotated[str, typer.Option("--downscale-glob", help="Photos whose file name matches this "
@@ -106,7 +108,7 @@ def train(
                                  q_balance=q_balance, hard_rate=hard_rate, rate_scales=rate_scales, p_related=p_related,
                                  p_overlap=p_overlap, null_prior=null_prior, query_slices=query_slices,
                                  match_weight=match_weight, train_only=train_only,
-                                 val_every=val_every, max_minutes=max_minutes, device=device, amp=amp, seed=seed,
+                                 val_every=val_every, refresh_every=refresh_every, max_minutes=max_minutes, device=device, amp=amp, seed=seed,
                                  downscale_glob=downscale_glob))
         if stopped in ("SIGINT", "SIGTERM"):  # the shell's convention: 128 + the signal's number
             err.print(f"clc: stopped by {stopped}; checkpoint saved in {out_dir / 'last.pt'} (the same command "
