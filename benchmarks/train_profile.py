@@ -56,6 +56,7 @@ def main() -> None:
     ap.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
                     help="bf16 autocast (default: the trainer's choice: only where bf16 is native)")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--compile", action="store_true", help="the trainer's --compile (whole steps only)")
     ap.add_argument("--cpu-time", action="store_true", help="measure process CPU seconds instead of wall seconds "
                     "(with --threads 1 on a machine busy with other work: the wall clock there measures the others)")
     ap.add_argument("--json", default=None)
@@ -76,7 +77,7 @@ def main() -> None:
         for p in photos[: args.photos]:
             os.symlink(p.resolve(), sub / p.name)
         cfg = TrainConfig(data=str(sub), out=str(Path(tmp, "run")), init=args.model, batch=args.batch,
-                          crop=args.crop, device=args.device, amp=args.amp, val_fraction=0.0)
+                          crop=args.crop, device=args.device, amp=args.amp, val_fraction=0.0, compile=args.compile)
         tr = Trainer(cfg)
         tr._refresh_bank()
         model, dev = tr.model.train(), tr.device

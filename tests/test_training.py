@@ -445,3 +445,18 @@ def test_clc_train_stopped_by_sigterm_exits_143_with_a_checkpoint(tmp_path):
     last = json.loads(log.read_text().splitlines()[-1])
     assert last["event"] == "interrupted" and last["signal"] == "SIGTERM"
     assert torch.load(out / "last.pt", weights_only=False)["step"] == last["step"] >= 1
+
+
+def test_compiled_transforms_train_like_eager_ones(photos, tmp_path):
+    """--compile: g_a and g_s go through torch.compile; two steps from the same start land where eager ones do, up
+    to float reordering (inductor fuses ops: not bit for bit), far closer than the steps moved the weights."""
+    runs = {name: _cfg(photos, tmp_path / name, steps) for name, steps in (("start", 0), ("eager", 2), ("compiled", 2))}
+    runs["compiled"].compile = True
+    assert [train(cfg) for cfg in runs.values()] == ["done"] * 3
+    w = {name: _weights(tmp_path / name / "last.pt") for name in runs}
+    keys = [k for k in w["start"] if w["start"][k].is_floating_point()]
+
+    def dist(a: dict, b: dict) -> float:
+        return math.sqrt(sum(float((a[k].double() - b[k].double()).pow(2).sum()) for k in keys))
+
+    assert dist(w["compiled"], w["eager"]) < 0.01 * dist(w["eager"], w["start"])

@@ -83,6 +83,8 @@ def train(
     downscale_glob: Annotated[str, typer.Option("--downscale-glob", help="Photos whose file name matches this "
                                                 "glob are low-quality JPEGs: downscaled on load to hide their "
                                                 "blocks ('' for none).")] = _D.downscale_glob,
+    compile_: Annotated[bool, typer.Option("--compile", help="torch.compile g_a and g_s (faster steps after "
+                                           "a compile of tens of seconds per input shape).")] = _D.compile,
     device: DeviceOpt = _D.device,
     amp: Annotated[Optional[bool], typer.Option("--amp/--no-amp", help="bf16 autocast for the transforms "
                                                 "[default: on where bf16 is native: CUDA, AVX-512 BF16/AMX CPUs]",
@@ -108,7 +110,7 @@ def train(
                                  q_balance=q_balance, hard_rate=hard_rate, rate_scales=rate_scales, p_related=p_related,
                                  p_overlap=p_overlap, null_prior=null_prior, query_slices=query_slices,
                                  match_weight=match_weight, train_only=train_only,
-                                 val_every=val_every, refresh_every=refresh_every, max_minutes=max_minutes, device=device, amp=amp, seed=seed,
+                                 val_every=val_every, refresh_every=refresh_every, max_minutes=max_minutes, device=device, compile=compile_, amp=amp, seed=seed,
                                  downscale_glob=downscale_glob))
         if stopped in ("SIGINT", "SIGTERM"):  # the shell's convention: 128 + the signal's number
             err.print(f"clc: stopped by {stopped}; checkpoint saved in {out_dir / 'last.pt'} (the same command "

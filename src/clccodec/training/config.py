@@ -58,6 +58,7 @@ class TrainConfig:
     log_every: int = 50
     seed: int = 0
     device: str = "auto"
+    compile: bool = False  # torch.compile g_a and g_s for training (trainer.py)
     amp: bool | None = None  # bf16 autocast for the transforms; None: only where bf16 is native (trainer.fast_bf16)
     val_fraction: float = 0.05
     max_minutes: float = 0.0  # stop (with a checkpoint) after this much wall time; 0 = no limit

@@ -135,6 +135,10 @@ class Trainer:
         # channels_last: oneDNN / cuDNN convolutions run faster on it (CPU: g_a + g_s forward+backward -25 %)
         self.model.g_a.to(memory_format=torch.channels_last)
         self.model.g_s.to(memory_format=torch.channels_last)
+        if cfg.compile:
+            # the transforms' training path through inductor (GDN, rate scales and casts fused): one graph per
+            # input shape and grad mode, compiled on first use; off by default (tens of seconds per graph)
+            self.model._scaled = torch.compile(self.model._scaled)
         aux = {id(self.model.entropy_bottleneck.quantiles)}  # CompressAI's auxiliary (CDF range) parameter
         self._freeze_all_but(cfg.train_only, keep=aux)
         main_params = [p for p in self.model.parameters() if id(p) not in aux and p.requires_grad]
