@@ -19,7 +19,7 @@ from .errors import ClcError
 # CompressAI calls torch.jit.script at import time, which newer torch flags as deprecated: not our users' concern.
 _warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.jit")
 
-__version__ = "0.11.0"
+__version__ = "0.12.0"
 
 _FROM_API = ("Codec", "decode", "decode_file", "encode", "encode_file")
 __all__ = ["Codec", "ClcError", "LiteDecoder", "decode", "decode_file", "encode", "encode_file", "read_info",

@@ -58,6 +58,8 @@ RELEASED_MODELS = (
             "src/clccodec/shipped/default.clcdict"),
     Release("764bc4adcf4a8c48", "v13", "0.11.0", "181ad5e", "src/clccodec/shipped/clc-full.pt", "cbe9fb0f91634a07",
             "src/clccodec/shipped/default.clcdict"),
+    Release("6f85fba1fdb1b9d3", "v14", "0.12.0", "8363e66", "src/clccodec/shipped/clc-full.pt", "64d88c41b7010083",
+            "src/clccodec/shipped/default.clcdict"),
 )
 
 
