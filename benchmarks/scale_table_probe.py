@@ -25,11 +25,13 @@ ROOT = Path(__file__).resolve().parents[1]
 QUALITIES = (1.0, 3.0, 5.0, 8.0)
 
 
-def use_subdivision(codec: Codec, k: int) -> None:
+def use_subdivision(codec: Codec, k: int) -> int:
+    """Code with the scale index times k in a table of (levels - 1) k + 1 levels; returns that size."""
     ent = codec.model.entropy
-    levels = 63 * k + 1
+    levels = (ent.levels - 1) * k + 1
     ent.gaussian.update_scale_table(E.scale_table(levels), force=True)
     ent.indexes = lambda s: torch.round(s * k).clamp_(0, levels - 1).int()
+    return levels
 
 
 def main() -> None:
@@ -45,13 +47,14 @@ def main() -> None:
     res: dict = {"model": codec.model_id.hex(), "photos": len(imgs), "bytes": {}, "change_pct": {}}
     pixels = None
     for k in ks:
-        use_subdivision(codec, k)
+        levels = use_subdivision(codec, k)
         res["bytes"][k] = {f"q{q:g}": sum(len(codec.encode(img, q, 0)) for img in imgs) for q in QUALITIES}
         rec = np.asarray(codec.decode(codec.encode(imgs[0], 3.0, 0)))
         assert pixels is None or np.array_equal(rec, pixels), "the pixels changed with the scale table"
         pixels = rec
-        res["change_pct"][k] = {q: round(100 * (b / res["bytes"][ks[0]][q] - 1), 3) for q, b in res["bytes"][k].items()}
-        print(f"K={k} ({63 * k + 1} levels): bytes {res['bytes'][k]}, change vs K={ks[0]}: {res['change_pct'][k]}",
+        base = res["bytes"][ks[0]]
+        res["change_pct"][k] = {q: round(100 * (b / base[q] - 1), 3) for q, b in res["bytes"][k].items()}
+        print(f"K={k} ({levels} levels): bytes {res['bytes'][k]}, change vs K={ks[0]}: {res['change_pct'][k]}",
               flush=True)
     if args.json:
         args.json.write_text(json.dumps(res, indent=1) + "\n")

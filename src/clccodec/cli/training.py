@@ -104,14 +104,15 @@ def train(
     def go() -> None:
         from ..training.trainer import train as run_training
 
-        stopped = run_training(TrainConfig(data=str(data), out=str(out_dir), config=config, init=str(init) if init else None,
-                                 steps=steps, batch=batch, crop=crop, crop_min=crop_min, lr=lr, lr_decay_at=lr_decay_at,
-                                 schedule=schedule, warmup=warmup, ema=ema, quality=quality, q_power=q_power,
-                                 q_balance=q_balance, hard_rate=hard_rate, rate_scales=rate_scales, p_related=p_related,
-                                 p_overlap=p_overlap, null_prior=null_prior, query_slices=query_slices,
-                                 match_weight=match_weight, train_only=train_only,
-                                 val_every=val_every, refresh_every=refresh_every, max_minutes=max_minutes, device=device, compile=compile_, amp=amp, seed=seed,
-                                 downscale_glob=downscale_glob))
+        cfg = TrainConfig(data=str(data), out=str(out_dir), config=config, init=str(init) if init else None,
+                          steps=steps, batch=batch, crop=crop, crop_min=crop_min, lr=lr, lr_decay_at=lr_decay_at,
+                          schedule=schedule, warmup=warmup, ema=ema, quality=quality, q_power=q_power,
+                          q_balance=q_balance, hard_rate=hard_rate, rate_scales=rate_scales, p_related=p_related,
+                          p_overlap=p_overlap, null_prior=null_prior, query_slices=query_slices,
+                          match_weight=match_weight, train_only=train_only, val_every=val_every,
+                          refresh_every=refresh_every, max_minutes=max_minutes, device=device, compile=compile_,
+                          amp=amp, seed=seed, downscale_glob=downscale_glob)
+        stopped = run_training(cfg)
         if stopped in ("SIGINT", "SIGTERM"):  # the shell's convention: 128 + the signal's number
             err.print(f"clc: stopped by {stopped}; checkpoint saved in {out_dir / 'last.pt'} (the same command "
                       "resumes)", markup=False)
