@@ -2,11 +2,12 @@
 """Batch throughput of the real CLI: `clc encode DIR/*.png -o out/` and `clc decode out/*.clc -o dec/`.
 
     python benchmarks/batch.py                                   # 8 synthetic 768x512 photos, shipped model, M = 3
-    python benchmarks/batch.py --images 16 --json benchmarks/results/batch_cpu.json
+    python benchmarks/batch.py --images 16 --json batch_cpu.json
+    python benchmarks/batch.py --images 2 --size 64x64 --model tiny.pt        # smoke run
 
 One `clc` process per direction (one model load per batch, as a user runs it); images/s = images / wall seconds
 of the whole process, start-up and model load included, and also per image from the per-file lines `clc` prints
-(coding + file I/O of that file). The images are benchmarks/speed.py's synthetic pattern with a different seed
+(coding + file I/O of that file). The images are benchmarks/common.py's synthetic pattern with a different seed
 each (or --source: the first N images of a folder).
 """
 
@@ -51,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
     sys.path.insert(0, str(HERE))
     from PIL import Image
-    from speed import parse_sizes, synthetic
+    from common import parse_sizes, synthetic
 
     w, h = parse_sizes(args.size)[0]
     env = dict(os.environ)
@@ -63,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         src = Path(tmp) / "src"
         src.mkdir()
         if args.source:
-            from clccodec.imageio import list_images
+            from clccodec.io.images import list_images
 
             for f in list_images(args.source)[: args.images]:
                 shutil.copy(f, src / f.name)
@@ -72,13 +73,15 @@ def main(argv: list[str] | None = None) -> int:
                 Image.fromarray(synthetic(h, w, seed=i)).save(src / f"img{i:03d}.png")
         files = sorted(map(str, src.iterdir()))
         clc_dir = Path(tmp) / "clc"
+
+        def decode(out: str, *extra: str) -> list[str]:  # the .clc files exist only once encode has run
+            return ["decode", *sorted(map(str, clc_dir.glob("*.clc"))), "-o", f"{tmp}/{out}", "--device", "cpu", *extra]
+
         runs = {"encode": lambda: ["encode", *files, "-o", str(clc_dir), "-q", f"{args.quality:g}", "--refs",
                                    str(args.refs), "--device", "cpu"],
-                "decode": lambda: ["decode", *sorted(map(str, clc_dir.glob("*.clc"))), "-o", f"{tmp}/dec",
-                                   "--device", "cpu"]}
+                "decode": lambda: decode("dec")}
         if args.exact:
-            runs["decode --exact"] = lambda: [*runs["decode"]()[:-4], "-o", f"{tmp}/dec_exact", "--device", "cpu",
-                                              "--exact"]
+            runs["decode --exact"] = lambda: decode("dec_exact", "--exact")
         for name, cmd in runs.items():
             wall, per_file, _ = run(cmd(), env)
             res[name] = {"wall_s": wall, "images_per_s": len(files) / wall, "per_file_s": per_file,

@@ -2,16 +2,17 @@
 """Do references pay for themselves? M = 0 against M = 1..5 on real bytes, through the CLI.
 
     python benchmarks/collection_rd.py ../shared/data/collections/strecha_mvs --refs 0 1 3 5 --quality 1 2 3 4 \
-        --json benchmarks/results/collection_rd.json --md benchmarks/results/collection_rd.md
+        --json collection_rd.json --md collection_rd.md
     python benchmarks/collection_rd.py ../shared/data/kodak --default-dict --refs 0 3    # Kodak, shipped dictionary
+    python benchmarks/collection_rd.py collection/ --refs 0 1 --quality 2 --crop 64 --model tiny.pt   # smoke run
 
 A collection folder holds a split.json ({"dictionary": [names], "test": [names]}): the dictionary is built from
 the dictionary side with `clc build-dict` (every crop an entry when there are fewer than -k crops; its build
-time is reported; `--pictures`: with the photos, for block copy), then the test side is encoded with each M and quality by `clc encode --refs M --dict ...`
-and decoded by `clc decode`; bpp from the real files, PSNR on 8-bit RGB. Printed: the BD-rate of each M
-against M = 0 (PSNR; all points and <= 1 bpp) and the mean encode/decode seconds. `--default-dict` encodes every
-image of the folder with the shipped dictionary instead. These images are test images: never train or tune on
-them.
+time is reported; `--pictures`: with the photos, for block copy), then the test side is encoded with each M and
+quality by `clc encode --refs M --dict ...` and decoded by `clc decode`; bpp from the real files, PSNR on 8-bit
+RGB. Printed: the BD-rate of each M against the first (PSNR; all points and <= 1 bpp) and the mean encode/decode
+seconds. `--default-dict` encodes every image of the folder with the shipped dictionary instead. These images
+are test images: never train or tune on them.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from cli_rd import bd_against, clc, encode_decode, pct, report, spread
+from common import bd_against, clc, encode_decode, pct, report, spread, use_model
 
 
 def main() -> int:
@@ -33,18 +34,22 @@ def main() -> int:
     ap.add_argument("--refs", type=int, nargs="+", default=[0, 1, 2, 3, 4, 5])
     ap.add_argument("--quality", type=float, nargs="+", default=[1, 2, 3, 4])
     ap.add_argument("--clusters", "-k", type=int, default=3000)
+    ap.add_argument("--crop", type=int, help="build-dict crop size (default: build-dict's)")
     ap.add_argument("--stride", type=int, help="build-dict crop grid step (default: the crop size)")
     ap.add_argument("--effort", type=int, default=0, help="clc encode --effort (1: each file falls back to M = 0 "
                     "when references do not lower its real cost)")
     ap.add_argument("--pictures", action="store_true", help="build the dictionary with --pictures (block copy)")
     ap.add_argument("--default-dict", action="store_true", help="the shipped dictionary, every image tested")
     ap.add_argument("--limit", type=int, help="test N images spread over the test side")
+    ap.add_argument("--model", help="weights file (default: the shipped model)")
     ap.add_argument("--json")
     ap.add_argument("--md")
     args = ap.parse_args()
+    use_model(args.model)
 
     folder = Path(args.folder)
-    out: dict = {"folder": str(folder), "effort": args.effort, "cpus": os.cpu_count(), "omp_threads": os.environ.get("OMP_NUM_THREADS", "all")}
+    out: dict = {"folder": str(folder), "effort": args.effort, "cpus": os.cpu_count(),
+                 "omp_threads": os.environ.get("OMP_NUM_THREADS", "all")}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if args.default_dict:
@@ -60,7 +65,8 @@ def main() -> int:
             test = [folder / n for n in split["test"]]
             t = time.perf_counter()
             build = ["build-dict", str(side), "-o", str(tmp / "c.clcdict"), "-k", str(args.clusters)]
-            clc(*build, *(["--stride", str(args.stride)] if args.stride else []),
+            clc(*build, *(["--crop", str(args.crop)] if args.crop else []),
+                *(["--stride", str(args.stride)] if args.stride else []),
                 *(["--pictures"] if args.pictures else []))
             out["build_s"] = time.perf_counter() - t
             info = json.loads(clc_json("info", str(tmp / "c.clcdict")))

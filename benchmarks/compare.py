@@ -1,14 +1,17 @@
 #!/usr/bin/env python
 """Before/after on one machine: two source trees of clccodec measured in alternating fresh processes.
 
-    git archive 491d13b src | tar -x -C /tmp/before          # an older tree (+ its models/ and dictionaries/)
-    python benchmarks/compare.py --before /tmp/before/src --after src --json benchmarks/results/compare_cpu.json
+    git archive OLD_COMMIT src | tar -x -C /tmp/before       # an older tree (+ its models/ and dictionaries/)
+    python benchmarks/compare.py --before /tmp/before/src --after src --json compare_cpu.json
+    python benchmarks/compare.py --before src --rounds 1 --repeat 1 --size 64x64 --model tiny.pt --no-cli  # smoke
 
 On a machine whose load changes (other jobs), numbers measured minutes apart do not compare; here every round
 runs the same measurement for `before` and then for `after`, and the table shows the medians over the rounds.
 Per round and tree: `clc --help` and one-shot `clc decode` / `clc encode` wall seconds (whole processes), and
 in one process after a warm-up: Codec() load, encode_full and decode_pixels at --size (median of --repeat runs),
 plus decode_pixels(exact=True) where the tree has it. Same image, quality and M as benchmarks/latency.py.
+Each tree uses its own shipped model and default dictionary, or --model / --dict for both ($CLC_MODEL /
+$CLC_DICTIONARY).
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 INPROCESS = r"""
 import inspect, json, statistics, sys, time
 sys.path.insert(0, sys.argv[1])
-from speed import parse_sizes, synthetic
+from common import parse_sizes, synthetic
 t = time.perf_counter()
 import clccodec
 c = clccodec.Codec(device="cpu")
@@ -70,12 +73,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", default="768x512")
     p.add_argument("--quality", type=float, default=3.0)
     p.add_argument("--refs", type=int, default=3)
+    p.add_argument("--model", help="weights file for both trees (default: each tree's shipped model)")
+    p.add_argument("--dict", help="dictionary for both trees ('none': no dictionary; default: each tree's own)")
+    p.add_argument("--no-cli", action="store_true", help="skip the one-shot `clc` runs (library timings only)")
     p.add_argument("--json")
     args = p.parse_args(argv)
 
     sys.path.insert(0, str(HERE))
     from PIL import Image
-    from speed import parse_sizes, synthetic
+    from common import parse_sizes, synthetic
 
     trees = {"before": str(Path(args.before).resolve()), "after": str(Path(args.after).resolve())}
     w, h = parse_sizes(args.size)[0]
@@ -87,15 +93,25 @@ def main(argv: list[str] | None = None) -> int:
             for name, src in trees.items():
                 env = {k: v for k, v in os.environ.items() if k not in ("CLC_MODEL", "CLC_DICTIONARY")}
                 env["PYTHONPATH"] = src
+                if args.model:
+                    env["CLC_MODEL"] = str(Path(args.model).resolve())
+                if args.dict:
+                    # 'none': a default dictionary that does not exist, i.e. no dictionary
+                    env["CLC_DICTIONARY"] = str(Path(tmp, "absent.clcdict") if args.dict == "none"
+                                                else Path(args.dict).resolve())
                 clc_cmd = [sys.executable, "-m", "clccodec"]
-                res = json.loads(subprocess.run(
-                    [sys.executable, "-c", INPROCESS, str(HERE), args.size, str(args.quality), str(args.refs),
-                     str(args.repeat)], capture_output=True, text=True, env=env, check=True).stdout.splitlines()[-1])
-                res["help_s"] = wall(clc_cmd + ["--help"], env)
-                res["cli_encode_s"] = wall(clc_cmd + ["encode", str(png), "-o", str(clc), "-f", "-q", f"{args.quality:g}",
-                                                      "--refs", str(args.refs), "--device", "cpu"], env)
-                res["cli_decode_s"] = wall(clc_cmd + ["decode", str(clc), "-o", f"{tmp}/out.png", "-f", "--device",
-                                                      "cpu"], env)
+                proc = subprocess.run([sys.executable, "-c", INPROCESS, str(HERE), args.size, str(args.quality),
+                                       str(args.refs), str(args.repeat)], capture_output=True, text=True, env=env)
+                if proc.returncode != 0:
+                    raise SystemExit(f"{name}: the in-process run failed: {proc.stderr.strip()[-600:]}")
+                res = json.loads(proc.stdout.splitlines()[-1])
+                if not args.no_cli:
+                    res["help_s"] = wall(clc_cmd + ["--help"], env)
+                    res["cli_encode_s"] = wall(clc_cmd + ["encode", str(png), "-o", str(clc), "-f", "-q",
+                                                          f"{args.quality:g}", "--refs", str(args.refs), "--device",
+                                                          "cpu"], env)
+                    res["cli_decode_s"] = wall(clc_cmd + ["decode", str(clc), "-o", f"{tmp}/out.png", "-f",
+                                                          "--device", "cpu"], env)
                 res["loadavg"] = os.getloadavg()[0]
                 rows[name].append(res)
                 print(f"round {r + 1} {name}: " + ", ".join(f"{k} {v:.2f}" for k, v in res.items() if k != "bytes"),

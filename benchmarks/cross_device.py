@@ -5,6 +5,9 @@
     python benchmarks/cross_device.py encode ../shared/data/kodak --device cuda --out xdev_gpu
     # on machine B (e.g. this CPU): decode each file, compare with A's reconstruction pixel for pixel
     python benchmarks/cross_device.py verify xdev_gpu --device cpu --json xdev_gpu_on_cpu.json
+    # smoke run: one device, a tiny model
+    python benchmarks/cross_device.py encode photos/ --qualities 2 --model tiny.pt --dict none --device cpu --out x
+    python benchmarks/cross_device.py verify x --model tiny.pt --dict none --device cpu
 
 `encode` writes NAME_qQ.clc and NAME_qQ.png (the reconstruction the encoder computed on its own device, i.e.
 what a decoder on that device gives) for every image and quality (default 1, 4, 8), and manifest.json (device,
@@ -45,7 +48,7 @@ def _environment(codec) -> dict:
 def encode(args: argparse.Namespace) -> int:
     from PIL import Image
 
-    from clccodec.imageio import IMAGE_SUFFIXES, load_image
+    from clccodec.io.images import IMAGE_SUFFIXES, load_image
 
     codec = _codec(args)
     out = Path(args.out)

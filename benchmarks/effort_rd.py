@@ -3,12 +3,14 @@
 the --target-bpp check.
 
     python benchmarks/effort_rd.py ../shared/data/kodak --efforts 0 3 6 9 --quality 1 2 3 4 \
-        --json benchmarks/results/effort_rd.json --md benchmarks/results/effort_rd.md
+        --json effort_rd.json --md effort_rd.md
     python benchmarks/effort_rd.py ../shared/data/kodak --target-bpp 0.5     # the rate-control check only
+    python benchmarks/effort_rd.py photos/ --efforts 0 --quality 2 --model tiny.pt   # smoke run
 
 For every (effort, quality) the images are encoded by one `clc encode IMAGES -o DIR/ -q Q --effort E` process
-(the shipped model and dictionary, M = 3: one model load, per-file seconds from its output lines) and decoded by
-one `clc decode` process (default synthesis); bpp from the real file sizes, PSNR on 8-bit RGB. BD-rate: the mean
+(the shipped model or --model, the default dictionary, M = 3: one model load, per-file seconds from its output
+lines) and decoded by one `clc decode` process (default synthesis); bpp from the real file sizes, PSNR on 8-bit
+RGB. BD-rate: the mean
 curve over the images (bpp and PSNR averaged per quality), PSNR, points <= 1 bpp, against effort 0.
 `--limit N` takes every (24 / N)-th image, spread over the set. `--extend OLD.json` encodes only the images OLD
 does not hold (same efforts and qualities) and reports over both sets, so a larger sample reuses the earlier
@@ -25,7 +27,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from cli_rd import bd_against, encode_decode, pct, report, spread
+from common import bd_against, encode_decode, pct, report, spread, use_model
+
 
 def run_point(images: list[Path], work: Path, effort: int, q: float | None, extra: list[str]) -> dict:
     qa = ["-q", f"{q:g}"] if q is not None else []
@@ -48,9 +51,11 @@ def main() -> int:
     ap.add_argument("--limit", type=int, help="use N images spread over the set")
     ap.add_argument("--target-bpp", type=float, help="instead: the --target-bpp check at effort --efforts[0]")
     ap.add_argument("--extend", help="an earlier --json of this script: skip its images, report over both")
+    ap.add_argument("--model", help="weights file (default: the shipped model)")
     ap.add_argument("--json")
     ap.add_argument("--md")
     args = ap.parse_args()
+    use_model(args.model)
 
     images = spread(sorted(p for p in Path(args.images).iterdir() if p.suffix.lower() == ".png"), args.limit)
     old = json.loads(Path(args.extend).read_text()) if args.extend else {"images": [], "points": []}
@@ -85,7 +90,7 @@ def main() -> int:
                                 "encode_s": statistics.mean(p["encode_s"] for p in cur),
                                 "decode_s": statistics.mean(p["decode_s"] for p in cur)})
             out["summary"] = summary
-            lines = [f"### --effort on {len(out['images'])} Kodak images (shipped model, M = 3 asked, q "
+            lines = [f"### --effort on {len(out['images'])} images of {Path(args.images).name} (M = 3 asked, q "
                      f"{', '.join(f'{q:g}' for q in args.quality)}; {out['cpus']} CPUs, OMP threads {threads}, "
                      f"load average {load:.1f} at start)", "",
                      f"| effort | BD-rate vs effort {args.efforts[0]} (PSNR, <= 1 bpp) | (PSNR, all points) | "

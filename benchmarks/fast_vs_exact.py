@@ -1,15 +1,16 @@
 #!/usr/bin/env python
 """The fast decoders against the bit-exact one, on real images, from real .clc bytes.
 
-    python benchmarks/fast_vs_exact.py ../shared/data/kodak -q 1,4,8 --json benchmarks/results/fast_vs_exact_kodak.json
+    python benchmarks/fast_vs_exact.py ../shared/data/kodak -q 1,4,8 --json fast_vs_exact_kodak.json
+    python benchmarks/fast_vs_exact.py photos/ -q 2 --limit 1 --model tiny.pt       # smoke run
 
-Every image is encoded once per quality (the shipped model and default dictionary, M = 3), the bytes decoded
-with decode_pixels(exact=True) (the reference) and with the two fast decoders: "fast", the torch Codec's
-default (float32 synthesis: what the API and a GPU use) and "lite", the torch-free decoder that `clc decode`
-runs on a CPU (lite.py). Reported per quality and fast decoder: the largest absolute 8-bit difference to the
-exact decode, the share of samples that differ, the mean PSNR against the source (per image, then averaged,
-like `clc eval`) and its difference to the exact one's, and the decode seconds (medians). Kodak is a test set:
-this reports, it chooses nothing.
+Every image is encoded once per quality (the shipped model or --model, the default dictionary, M = 3), the
+bytes decoded with decode_pixels(exact=True) (the reference) and with the two fast decoders: "fast", the torch
+Codec's default (float32 synthesis: what a GPU uses) and "lite", the torch-free numpy backend that `clc decode`
+and `clccodec.decode` run on a CPU (clccodec.LiteDecoder). Reported per quality and fast decoder: the largest
+absolute 8-bit difference to the exact decode, the share of samples that differ, the mean PSNR against the
+source (per image, then averaged, like `clc eval`) and its difference to the exact one's, and the decode seconds
+(medians). Kodak is a test set: this reports, it chooses nothing.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-q", "--quality", default="1,4,8")
     p.add_argument("--refs", type=int, default=3)
     p.add_argument("--limit", type=int)
-    p.add_argument("--model")
+    p.add_argument("--model", help="weights file (default: the shipped model)")
     p.add_argument("--json")
     args = p.parse_args(argv)
 
@@ -40,13 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     from clccodec.evaluation.runner import find_images, load_images, parse_qualities
 
     codec = clccodec.Codec(args.model, device="cpu")
-    decoders = {"fast": codec.decode_pixels}
-    try:
-        from clccodec.lite import LiteDecoder
-
-        decoders["lite"] = LiteDecoder(args.model).decode_pixels
-    except ImportError:  # before the torch-free decoder
-        pass
+    decoders = {"fast": codec.decode_pixels, "lite": clccodec.LiteDecoder(args.model).decode_pixels}
     images = load_images(find_images(args.images, args.limit))
     rows = []
 

@@ -1,20 +1,24 @@
 #!/usr/bin/env bash
-# The Kodak rate-distortion numbers quoted in README.md and models/MODEL_CARD.md, from the shipped model:
-# RD table (bpp from real .clc files, PSNR/MS-SSIM on decoded 8-bit RGB, encode/decode seconds), BD-rates vs VTM
-# and every anchor, classical codecs (Pillow JPEG/WebP/AVIF) run live on the same images, and the RD plot.
+# The Kodak rate-distortion numbers quoted in README.md and models/MODEL_CARD.md: RD table (bpp from real .clc
+# files, PSNR/MS-SSIM on decoded 8-bit RGB, encode/decode seconds), BD-rates vs VTM and every anchor, classical
+# codecs (Pillow JPEG/WebP/AVIF) run live on the same images, and the RD plot, written to OUT/kodak_rd.{json,png,
+# txt,md}. OUT is required: benchmarks/results/NAME/ holds the results of release NAME's weights.
 #
-#   benchmarks/kodak_rd.sh                          # shipped model + shipped dictionary, M = 3
-#   MODEL=runs/x/clc.pt DICT=my.clcdict benchmarks/kodak_rd.sh
-#   REFS=0 OUT=benchmarks/results/norefs benchmarks/kodak_rd.sh     # the no-reference ablation
-#   benchmarks/kodak_rd.sh --limit 2                                   # smoke run (extra args go to clc eval)
+#   OUT=benchmarks/results/v14 benchmarks/kodak_rd.sh                     # shipped model + dictionary, M = 3
+#   REFS=0 OUT=benchmarks/results/v14/norefs benchmarks/kodak_rd.sh --codecs none    # the no-reference ablation
+#   MODEL=runs/x/clc.pt DICT=my.clcdict OUT=/tmp/x benchmarks/kodak_rd.sh            # other weights
+#   OUT=/tmp/smoke benchmarks/kodak_rd.sh --limit 2                      # smoke run (extra args go to clc eval)
 #
-# Kodak is the TEST set (never trained on, never used for choices): run this to report, never to choose weights or settings.
+# Environment: PYTHON (default python), KODAK (default ../shared/data/kodak), OUT, REFS (default 3), DEVICE
+# (default auto), MODEL and DICT (default: the shipped ones).
+# Kodak is the TEST set (never trained on, never used for choices): run this to report, never to choose weights
+# or settings.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python}
 KODAK=${KODAK:-../shared/data/kodak}
-OUT=${OUT:-benchmarks/results}
+OUT=${OUT:?"set OUT, the results folder (benchmarks/results/NAME for release NAME's weights)"}
 REFS=${REFS:-3}
 DEVICE=${DEVICE:-auto}
 mkdir -p "$OUT"

@@ -2,25 +2,25 @@
 """What a user waits for: CLI start-up, one-shot encode/decode, model loading, in-process coding at Kodak size.
 
     python benchmarks/latency.py                                  # shipped model, 768x512, M = 3, quality 3
-    python benchmarks/latency.py --json benchmarks/results/latency_cpu.json
+    python benchmarks/latency.py --json latency_cpu.json
+    python benchmarks/latency.py --model tiny.pt --size 64x64 --repeat 1 --cli-repeat 0   # smoke run
 
 Measured, in this order, on the same machine in one run (so ratios compare like with like):
 * load: seconds to construct `Codec()` (model weights + default dictionary) in a fresh process, and the parts:
   reading the weights file, building the model, the model id, the dictionary;
 * in-process (one loaded Codec, after a warm-up): median wall seconds of encode_full (pixels -> .clc bytes,
   retrieval included) and of decode_pixels with the default (fast) synthesis and with exact=True; encode +
-  decode is the sum of the medians; and the torch-free decoder's (lite.LiteDecoder) decode, first call and
-  median, with its load in a fresh process;
+  decode is the sum of the medians; and the torch-free decoder's (clccodec.LiteDecoder: the numpy backend)
+  decode, first call and median, with its load in a fresh process;
 * one-shot CLI: median wall seconds of whole `clc` processes (python start, imports, model load, coding, file
   writing): `--help`, `--version`, `encode --help`, `info FILE.clc`, `encode`, `decode`, `decode --exact`;
   and which heavy modules (torch, compressai, faiss, sklearn) each light command imported.
-The image is benchmarks/speed.py's synthetic photo-like pattern (or --image, cropped/tiled to the size).
+The image is benchmarks/common.py's synthetic photo-like pattern (or --image, cropped/tiled to the size).
 """
 
 from __future__ import annotations
 
 import argparse
-import inspect
 import json
 import os
 import platform
@@ -32,8 +32,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-# compressai counts when its Python side loads: the torch-free decoder uses only its rANS extension, under the
-# package stub of model/_compressai.py (whose __init__ never runs)
+# compressai counts when its Python side loads: the torch-free decoder and the CLI's light commands use only its
+# rANS extension (the CLI's start-up, cli/startup.py, keeps compressai's __init__ from running)
 HEAVY = ("torch", "compressai.entropy_models", "faiss", "sklearn")
 PROBE = ("import runpy, sys, json; sys.argv = ['clc'] + json.loads(sys.argv[1]); "
          "code = 0\ntry:\n    runpy.run_module('clccodec', run_name='__main__')\nexcept SystemExit as e:\n"
@@ -73,7 +73,7 @@ print(json.dumps({"import_torch_s": t1 - t0, "import_clccodec_s": t2 - t1, "code
 LITE_PROBE = r"""
 import json, sys, time
 t0 = time.perf_counter()
-from clccodec.lite import LiteDecoder
+from clccodec import LiteDecoder
 t1 = time.perf_counter()
 d = LiteDecoder(sys.argv[1] or None)
 t2 = time.perf_counter()
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(HERE))
     import numpy as np
     from PIL import Image
-    from speed import from_photo, parse_sizes, synthetic
+    from common import from_photo, parse_sizes, synthetic
 
     import clccodec
 
@@ -125,7 +125,6 @@ def main(argv: list[str] | None = None) -> int:
 
     res["load"] = load_breakdown(args.model)
     codec = clccodec.Codec(args.model, device="cpu")
-    has_exact = "exact" in inspect.signature(getattr(codec, "decode_full", codec.decode_pixels)).parameters
     codec.decode_pixels(codec.encode_full(synthetic(256, 256, seed=1), args.quality, args.refs).data)  # warm-up
     data = codec.encode_full(pixels, args.quality, args.refs).data
     res["refs_used"] = len(clccodec.read_info(data)["references"])
@@ -133,32 +132,24 @@ def main(argv: list[str] | None = None) -> int:
     res["encode_s"], res["encode_runs"] = median_time(lambda: codec.encode_full(pixels, args.quality, args.refs),
                                                       args.repeat)
     res["decode_s"], res["decode_runs"] = median_time(lambda: codec.decode_pixels(data), args.repeat)
-    if has_exact:
-        res["decode_exact_s"], res["decode_exact_runs"] = median_time(lambda: codec.decode_pixels(data, exact=True),
-                                                                      args.repeat)
-        fast, _ = codec.decode_pixels(data)
-        exact, _ = codec.decode_pixels(data, exact=True)
-        d = fast.astype(np.int16) - exact.astype(np.int16)
-        res["fast_vs_exact_max_abs"] = int(np.abs(d).max())
-        res["fast_vs_exact_differing_pixels"] = float((d != 0).mean())
-    else:  # before the fast synthesis existed: the one decode was the exact one
-        res["decode_exact_s"] = res["decode_s"]
+    res["decode_exact_s"], res["decode_exact_runs"] = median_time(lambda: codec.decode_pixels(data, exact=True),
+                                                                  args.repeat)
+    fast, _ = codec.decode_pixels(data)
+    exact, _ = codec.decode_pixels(data, exact=True)
+    d = fast.astype(np.int16) - exact.astype(np.int16)
+    res["fast_vs_exact_max_abs"] = int(np.abs(d).max())
+    res["fast_vs_exact_differing_pixels"] = float((d != 0).mean())
     res["encode_plus_decode_s"] = res["encode_s"] + res["decode_s"]
-    try:
-        from clccodec.lite import LiteDecoder
-    except ImportError:  # before the torch-free decoder
-        LiteDecoder = None
-    if LiteDecoder is not None:
-        lite = LiteDecoder(args.model)
-        res["decode_lite_s"], res["decode_lite_runs"] = median_time(lambda: lite.decode_full(data), args.repeat)
-        d = lite.decode_full(data).pixels.astype(np.int16) - codec.decode_pixels(data, exact=True)[0]
-        res["lite_vs_exact_max_abs"] = int(np.abs(d).max())
-        with tempfile.NamedTemporaryFile(suffix=".clc") as f:
-            f.write(data)
-            f.flush()
-            r = subprocess.run([sys.executable, "-c", LITE_PROBE, args.model or "", f.name],
-                               capture_output=True, text=True, check=True)
-        res["lite_fresh_process"] = json.loads(r.stdout.strip().splitlines()[-1])
+    lite = clccodec.LiteDecoder(args.model)
+    res["decode_lite_s"], res["decode_lite_runs"] = median_time(lambda: lite.decode_full(data), args.repeat)
+    d = lite.decode_full(data).pixels.astype(np.int16) - exact
+    res["lite_vs_exact_max_abs"] = int(np.abs(d).max())
+    with tempfile.NamedTemporaryFile(suffix=".clc") as f:
+        f.write(data)
+        f.flush()
+        r = subprocess.run([sys.executable, "-c", LITE_PROBE, args.model or "", f.name],
+                           capture_output=True, text=True, check=True)
+    res["lite_fresh_process"] = json.loads(r.stdout.strip().splitlines()[-1])
     res["exact_over_fast"] = res["decode_exact_s"] / res["decode_s"]
 
     env = dict(os.environ)
@@ -176,8 +167,7 @@ def main(argv: list[str] | None = None) -> int:
                        "--refs", str(args.refs), "--device", "cpu"],
             "decode": ["decode", str(clc), "-o", str(Path(tmp) / "d.png"), "-f", "--device", "cpu"],
         }
-        if has_exact:
-            commands["decode --exact"] = commands["decode"] + ["--exact"]
+        commands["decode --exact"] = commands["decode"] + ["--exact"]
         for name, cmd in commands.items() if args.cli_repeat > 0 else ():
             t, runs = cli_wall(cmd, args.cli_repeat, env)
             cli[name] = {"wall_s": t, "runs": runs}
@@ -196,14 +186,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  in-process: encode {res['encode_s']:.3f} s, decode (default) {res['decode_s']:.3f} s, decode exact "
           f"{res['decode_exact_s']:.3f} s; encode + decode {res['encode_plus_decode_s']:.3f} s; exact / default "
           f"{res['exact_over_fast']:.2f}x")
-    if "decode_lite_s" in res:
-        lf = res["lite_fresh_process"]
-        print(f"  torch-free decoder: decode {res['decode_lite_s']:.3f} s (max |diff| to exact "
-              f"{res['lite_vs_exact_max_abs']}); fresh process: import {lf['import_s']:.2f} s, load "
-              f"{lf['load_s']:.2f} s, first decode {lf['first_decode_s']:.2f} s, torch imported: {lf['torch']}")
-    if "fast_vs_exact_max_abs" in res:
-        print(f"  fast vs exact pixels: max |diff| {res['fast_vs_exact_max_abs']}, "
-              f"{100 * res['fast_vs_exact_differing_pixels']:.3f} % of samples differ")
+    lf = res["lite_fresh_process"]
+    print(f"  torch-free decoder: decode {res['decode_lite_s']:.3f} s (max |diff| to exact "
+          f"{res['lite_vs_exact_max_abs']}); fresh process: import {lf['import_s']:.2f} s, load "
+          f"{lf['load_s']:.2f} s, first decode {lf['first_decode_s']:.2f} s, torch imported: {lf['torch']}")
+    print(f"  fast vs exact pixels: max |diff| {res['fast_vs_exact_max_abs']}, "
+          f"{100 * res['fast_vs_exact_differing_pixels']:.3f} % of samples differ")
     for name, c in cli.items():
         heavy = f"  heavy imports: {', '.join(c['heavy_imports']) or 'none'}" if "heavy_imports" in c else ""
         print(f"  clc {name:<16} {c['wall_s']:.3f} s{heavy}")

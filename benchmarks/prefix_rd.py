@@ -1,10 +1,10 @@
 #!/usr/bin/env python
 """Progressive decoding on Kodak: for every slice prefix of a .clc file, its bytes and the quality it decodes to.
 
-    PYTHONPATH=src python benchmarks/prefix_rd.py ../shared/data/kodak --quality 4 \
-        --json benchmarks/results/prefix_rd.json --md benchmarks/results/prefix_rd.md
+    python benchmarks/prefix_rd.py ../shared/data/kodak --quality 4 --json prefix_rd.json --md prefix_rd.md
+    python benchmarks/prefix_rd.py photos/ --limit 1 --model tiny.pt          # smoke run
 
-Each image is encoded once into a real version-2 file (shipped model, default dictionary, M = 3). Prefix k
+Each image is encoded once into a real version-2 file (shipped model or --model, default dictionary, M = 3). Prefix k
 (k = 0 .. S) is the file cut where slice k's section ends (`clc info`'s hyper_end / slice_ends: the bytes a
 download needs before it can show that preview), decoded with partial=True: the missing slices take their mean
 prediction (`--detail mean`) or a seeded sample (`--detail sample --seed N`, seeds given by --seeds). Reported
@@ -29,25 +29,26 @@ def main() -> None:
     ap.add_argument("--refs", type=int, default=3)
     ap.add_argument("--seeds", default="0", help="comma-separated seeds for the sampled detail")
     ap.add_argument("--limit", type=int, default=0, help="first N images only (0: all)")
+    ap.add_argument("--model", help="weights file (default: the shipped model)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--md", type=Path)
     args = ap.parse_args()
 
-    from clccodec import Codec, container
+    from clccodec import Codec, read_info
     from clccodec.evaluation.metrics import ms_ssim, psnr
-    from clccodec.imageio import list_images, load_image
+    from clccodec.io.images import list_images, load_image
 
     paths = list_images(args.images)
     if args.limit:
         paths = paths[: args.limit]
     seeds = [int(s) for s in args.seeds.split(",") if s]
-    codec = Codec(device="cpu")
+    codec = Codec(args.model, device="cpu")
     rows = []
     t0 = time.time()
     for n, p in enumerate(paths):
         img = load_image(p)
         data = codec.encode(img, args.quality, args.refs)
-        info = container.read_info(data)
+        info = read_info(data)
         ends = [info["hyper_end"], *info["slice_ends"]]
         row = {"image": p.name, "bytes": len(data), "pixels": img.width * img.height, "prefixes": []}
         for k, end in enumerate(ends):
@@ -93,10 +94,11 @@ def summarise(rows: list[dict]) -> list[dict]:
 
 
 def markdown(summary: list[dict], args, n: int, model: str) -> str:
-    lines = [f"Progressive decoding, {n} Kodak images, quality {args.quality:g}, M = {args.refs}, model {model[:8]}; "
-             f"sampled detail averaged over seeds {args.seeds}. Prefix k = the file cut after slice k "
-             "(0 = header + hyper-latent only); the last row is the whole file.", "",
-             "| slices | mean bytes | bpp | share of file | PSNR mean dB | PSNR sampled dB | MS-SSIM mean | MS-SSIM sampled |",
+    lines = [f"Progressive decoding, {n} images of {Path(args.images).name}, quality {args.quality:g}, "
+             f"M = {args.refs}, model {model[:8]}; sampled detail averaged over seeds {args.seeds}. Prefix k = the "
+             "file cut after slice k (0 = header + hyper-latent only); the last row is the whole file.", "",
+             "| slices | mean bytes | bpp | share of file | PSNR mean dB | PSNR sampled dB | MS-SSIM mean "
+             "| MS-SSIM sampled |",
              "|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for s in summary:
         lines.append(f"| {s['slices']} | {s['bytes']:.0f} | {s['bpp']:.4f} | {100 * s['share']:.1f} % | "

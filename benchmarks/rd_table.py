@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Markdown tables (for README / MODEL_CARD) from a `clc eval --json` file.
 
-    python benchmarks/rd_table.py benchmarks/results/kodak_rd.json > benchmarks/results/kodak_rd.md
-    python benchmarks/rd_table.py benchmarks/results/kodak_rd.json --vs benchmarks/results/norefs/kodak_rd.json
+    python benchmarks/rd_table.py benchmarks/results/v14/kodak_rd.json > benchmarks/results/v14/kodak_rd.md
+    python benchmarks/rd_table.py benchmarks/results/v14/kodak_rd.json --vs benchmarks/results/v14/norefs/kodak_rd.json
 
 With --vs, only the BD-rates of the first run against the second (same images: e.g. M = 3 against M = 0).
 """

@@ -4,6 +4,7 @@
     python benchmarks/speed.py                                   # shipped model, all sizes, auto device
     python benchmarks/speed.py --model runs/x/clc.pt --device cpu --json speed_cpu.json
     python benchmarks/speed.py --sizes 256x256,1920x1080 --repeat 5 --image some_photo.png
+    python benchmarks/speed.py --sizes 64x64 --repeat 1 --model tiny.pt --dict none --device cpu   # smoke run
 
 Each size runs in its own fresh worker process, so its peak memory is its own:
 * encode / decode seconds: wall time of Codec.encode_full (pixels in memory -> .clc bytes) and of
@@ -31,15 +32,9 @@ import sys
 import time
 from pathlib import Path
 
+from common import from_photo, parse_sizes, synthetic
+
 DEFAULT_SIZES = "256x256,512x512,768x512,1024x1024,1920x1080,2048x2048,3840x2160"
-
-
-def parse_sizes(spec: str) -> list[tuple[int, int]]:
-    out = []
-    for part in spec.split(","):
-        w, _, h = part.strip().lower().partition("x")
-        out.append((int(w), int(h or w)))
-    return out
 
 
 # -- worker (one size, fresh process) -----------------------------------------------------------------------------
@@ -63,36 +58,10 @@ def _reset_peak() -> bool:
         return False
 
 
-def synthetic(h: int, w: int, seed: int = 0):
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    img = np.stack([
-        128 + 100 * np.sin(xx / 23) * np.cos(yy / 31) + 30 * np.sin((xx * 0.7 + yy) / 5.0),
-        90 + 0.35 * xx * 255 / max(w, 1) * 0.6 + 40 * (yy > h / 2) + 25 * ((xx // 48 + yy // 48) % 2),
-        160 - 80 * np.cos((xx + yy) / 37) + 20 * np.sin(yy / 3.0),
-    ], axis=2)
-    img += rng.normal(0, 6, img.shape)
-    return np.clip(img, 0, 255).astype(np.uint8)
-
-
-def from_photo(path: str, h: int, w: int):
-    import numpy as np
-    from PIL import Image
-
-    src = np.asarray(Image.open(path).convert("RGB"))
-    reps = (-(-h // src.shape[0]), -(-w // src.shape[1]), 1)  # tile (mirrored) when the photo is smaller
-    if reps[0] > 1 or reps[1] > 1:
-        src = np.concatenate([src, src[::-1]] * reps[0], axis=0)[:max(h, src.shape[0])]
-        src = np.concatenate([src, src[:, ::-1]] * reps[1], axis=1)
-    return np.ascontiguousarray(src[:h, :w])
-
-
 def worker(args: argparse.Namespace) -> dict:
     import torch
 
-    from clccodec.api import Codec
+    from clccodec import Codec, read_info
 
     w, h = parse_sizes(args.size)[0]
     codec = Codec(args.model, None if args.dict is None else (False if args.dict == "none" else args.dict),
@@ -159,7 +128,7 @@ def worker(args: argparse.Namespace) -> dict:
         "encode_peak_gpu_mib": enc_gpu / 2**20 if enc_gpu is not None else None,
         "decode_peak_gpu_mib": dec_gpu / 2**20 if dec_gpu is not None else None,
         "device": str(codec.device), "model_id": codec.model_id.hex(), "model_config": codec.model.cfg.name,
-        "refs_used": len(__import__("clccodec").read_info(data)["references"]),
+        "refs_used": len(read_info(data)["references"]),
         "torch_threads": torch.get_num_threads(),
         "gpu": torch.cuda.get_device_name() if cuda else None,
     }
@@ -232,8 +201,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         row = json.loads(r.stdout.strip().splitlines()[-1])
         exact = f", exact decode {row['decode_exact_s']:.3f} s" if row.get("decode_exact_s") else ""
-        errc.print(f"  encode {row['encode_s']:.3f} s ({row['encode_cpu_s']:.2f} CPU s), decode {row['decode_s']:.3f} s "
-                   f"({row['decode_cpu_s']:.2f} CPU s){exact} "
+        errc.print(f"  encode {row['encode_s']:.3f} s ({row['encode_cpu_s']:.2f} CPU s), "
+                   f"decode {row['decode_s']:.3f} s ({row['decode_cpu_s']:.2f} CPU s){exact} "
                    f"({time.perf_counter() - t:.0f} s with process start)", markup=False)
         rows.append(row)
 
@@ -241,11 +210,12 @@ def main(argv: list[str] | None = None) -> int:
     first = ok[0] if ok else {}
     gpu = any(r.get("encode_peak_gpu_mib") for r in ok)
     title = (f"clc speed: model {first.get('model_id', '?')} ({first.get('model_config', '?')}), "
-             f"{first.get('device', args.device)}, {first.get('torch_threads', '?')} threads, quality {args.quality:g}, "
-             f"M={first.get('refs_used', 0)}")
+             f"{first.get('device', args.device)}, {first.get('torch_threads', '?')} threads, "
+             f"quality {args.quality:g}, M={first.get('refs_used', 0)}")
     t = Table(title=title, title_justify="left",
-              caption="s: median wall seconds; CPU s: process CPU seconds (all threads); MP/s from wall time; memory in MiB: RSS with the model loaded, peak RSS while encoding "
-                      "and while decoding" + (", peak CUDA memory allocated" if gpu else ""), caption_justify="left")
+              caption="s: median wall seconds; CPU s: process CPU seconds (all threads); MP/s from wall time; memory "
+                      "in MiB: RSS with the model loaded, peak RSS while encoding and while decoding"
+                      + (", peak CUDA memory allocated" if gpu else ""), caption_justify="left")
     exact = any(r.get("decode_exact_s") for r in ok)
     cols = ["size", "MP", "bpp", "enc s", "dec s"] + (["exact dec s"] if exact else []) + [
         "enc CPU s", "dec CPU s", "enc MP/s", "dec MP/s", "RSS", "enc peak", "dec peak"] + (
@@ -267,12 +237,12 @@ def main(argv: list[str] | None = None) -> int:
         t.add_row(*cells)
     console.print(t)
     if args.json:
-        import torch
+        from importlib.metadata import version
 
         blob = {"command": " ".join([Path(sys.argv[0]).name if argv is None else "speed.py", *(argv or sys.argv[1:])]),
                 "settings": {k: getattr(args, k) for k in ("model", "dict", "device", "quality", "refs", "repeat",
                                                            "budget", "image", "exact")},
-                "environment": {"python": platform.python_version(), "torch": torch.__version__,
+                "environment": {"python": platform.python_version(), "torch": version("torch"),
                                 "platform": platform.platform(), "cpu_count": os.cpu_count(),
                                 "processor": platform.processor(), "loadavg_at_end": _loadavg()},
                 "method": __doc__.split("\n\n", 2)[2].strip(),

@@ -2,13 +2,15 @@
 """Where a training step's time goes, part by part, and crops/s of the whole step (CPU or GPU).
 
     python benchmarks/train_profile.py                       # shipped weights, batch 8, crop 128, 2 threads
-    python benchmarks/train_profile.py --batch 16 --crop 256 --json benchmarks/results/train_profile.json
+    python benchmarks/train_profile.py --batch 16 --crop 256 --json train_profile.json
     python benchmarks/train_profile.py --no-amp              # float32 transforms instead of bf16 autocast
+    python benchmarks/train_profile.py --data photos/ --model tiny.pt --photos 2 --batch 1 --crop 64 --refs 1 \
+        --repeat 1 --steps 1 --threads 1                   # smoke run (photos of at least 256 x 256)
 
 Each part is timed on its own, forward + backward, on the tensors a real step feeds it (median of --repeat
 runs after a warm-up): data sampling, reference retrieval (SPP + FAISS) and value gather, g_a, h_a with the
 entropy bottleneck, h_s (fixed-point fake quantisation), the CLM (attention + alignment), the slice entropy
-model, CLS fusion + g_s, and the optimiser step. Then whole steps of the real trainer (Trainer._train_step)
+model, CLS fusion + g_s, and the optimiser step. Then whole steps of the real trainer (Trainer.train_step)
 are timed: the parts should roughly sum to it. Pass --photos to change how many training photos are loaded
 (a subset is enough: the step does not depend on how many there are).
 """
@@ -16,6 +18,7 @@ are timed: the parts should roughly sum to it. Pass --photos to change how many 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import statistics
@@ -68,7 +71,8 @@ def main() -> None:
         CLOCK = time.process_time
 
     from clccodec.model.reference import values_to_tokens
-    from clccodec.training.trainer import Trainer, TrainConfig, rd_loss
+    from clccodec.training.config import TrainConfig
+    from clccodec.training.trainer import Trainer, rd_loss
 
     photos = sorted(p for p in Path(args.data).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
     with tempfile.TemporaryDirectory() as tmp:
@@ -79,8 +83,8 @@ def main() -> None:
         cfg = TrainConfig(data=str(sub), out=str(Path(tmp, "run")), init=args.model, batch=args.batch,
                           crop=args.crop, device=args.device, amp=args.amp, val_fraction=0.0, compile=args.compile)
         tr = Trainer(cfg)
-        tr._refresh_bank()
         model, dev = tr.model.train(), tr.device
+        tr.bank.refresh(copy.deepcopy(model.g_a).eval(), dev, tr.amp)  # as the trainer does every refresh_every steps
         args.amp = getattr(tr, "amp", args.amp)
         sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
         ac = lambda: torch.autocast(dev.type, dtype=torch.bfloat16, enabled=args.amp)  # noqa: E731
@@ -96,8 +100,7 @@ def main() -> None:
         with torch.no_grad():
             refs = tr.bank.values(model.value_proj, idx)
             z = model.h_a(y_s)
-            med = model._z_medians()
-            z_hat = (torch.round(z - med) + med).detach()
+            z_hat = model.entropy_bottleneck(z, training=False)[0].detach()  # rounded around the medians
             feat = model.h_s(z_hat).detach()
             tokens = values_to_tokens(refs).detach()
             y_a = model.clm(feat, tokens).detach()
@@ -119,7 +122,8 @@ def main() -> None:
 
         parts = {
             "data (random crops)": lambda: tr.train_set.random_crops(tr.rng, args.batch, args.crop),
-            "retrieval (SPP+FAISS) + values": lambda: tr.bank.values(model.value_proj, tr.bank.retrieve(y, args.refs, src)),
+            "retrieval (SPP+FAISS) + values": lambda: tr.bank.values(model.value_proj,
+                                                                     tr.bank.retrieve(y, args.refs, src)),
             "g_a": run(lambda: _ac(ac, lambda: model.g_a(x))),
             "h_a + entropy bottleneck": run(lambda: model.entropy_bottleneck(model.h_a(y_s))[1].log()),
             "h_s (fixed point)": run(lambda: model.h_s(z_hat)),
@@ -134,11 +138,11 @@ def main() -> None:
             res[name] = timed(fn, args.repeat)
             print(f"{name:34s} {1000 * res[name]:8.1f} ms", flush=True)
         total_parts = sum(res.values())
-        tr._train_step()  # warm-up
+        tr.train_step()  # warm-up
         sync()
         t = CLOCK()
         for _ in range(args.steps):
-            tr._train_step()
+            tr.train_step()
         sync()
         step = (CLOCK() - t) / args.steps
         print(f"{'sum of parts':34s} {1000 * total_parts:8.1f} ms")
@@ -147,8 +151,10 @@ def main() -> None:
               f"{torch.get_num_threads()} threads, {dev}, {'CPU' if args.cpu_time else 'wall'} seconds)")
         if args.json:
             Path(args.json).write_text(json.dumps({
-                "config": vars(args), "threads": torch.get_num_threads(), "parts_ms": {k: round(1000 * v, 2) for k, v in res.items()},
-                "clock": "cpu" if args.cpu_time else "wall", "step_ms": round(1000 * step, 2), "crops_per_s": round(args.batch / step, 2)}, indent=1) + "\n")
+                "config": vars(args), "threads": torch.get_num_threads(),
+                "parts_ms": {k: round(1000 * v, 2) for k, v in res.items()},
+                "clock": "cpu" if args.cpu_time else "wall", "step_ms": round(1000 * step, 2),
+                "crops_per_s": round(args.batch / step, 2)}, indent=1) + "\n")
 
 
 def _ac(ac, f):

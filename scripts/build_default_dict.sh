@@ -14,8 +14,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DATA=${DATA:-../shared/data/train}
-MODEL=${MODEL:-src/clccodec/shipped/clc-full.pt}   # clccodec.release.DEFAULT_MODEL
-OUT=${OUT:-src/clccodec/shipped/default.clcdict}   # clccodec.release.DEFAULT_DICTIONARY
+MODEL=${MODEL:-src/clccodec/shipped/clc-full.pt}   # clccodec.defaults.DEFAULT_MODEL
+OUT=${OUT:-src/clccodec/shipped/default.clcdict}   # clccodec.defaults.DEFAULT_DICTIONARY
 CLUSTERS=${CLUSTERS:-3000}
 CROP=${CROP:-256}
 STRIDE=${STRIDE:-128}

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Start or resume the background training campaign (MODEL_CARD, *Training campaign*) with its current settings:
+# Start or resume the background training campaign (docs/training.md, *The campaign*) with its current settings:
 #
 #   mkdir -p ~/clc-runs/campaign
 #   nohup scripts/campaign.sh 150 >> ~/clc-runs/campaign/stdout.log 2>&1 &    # 150 minutes, then a checkpoint
@@ -30,4 +30,5 @@ fi
 OMP_NUM_THREADS=${THREADS:-2} exec "$PYTHON" -m clccodec train "$DATA" --out "$DIR" \
     --init src/clccodec/shipped/clc-full.pt --steps 400000 --crop 256 --batch 2 --lr 1.5e-5 --ema 0.999 \
     --p-related 0.3 --p-overlap 0.3 --null-prior --q-balance 0.5 --val-every 1000 --refresh-every 2000 --compile \
+    --downscale-glob 'sunhays80*' \
     --max-minutes "$MINUTES"

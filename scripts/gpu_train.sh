@@ -23,7 +23,7 @@ PY=${PYTHON:-python3}
 MODEL=${MODEL:-src/clccodec/shipped/clc-full.pt}
 # the campaign's reference training signal (docs/references.md)
 REFS_ARGS=${REFS_ARGS:---p-related 0.3 --p-overlap 0.3 --null-prior}
-# the campaign's weighing of the qualities (MODEL_CARD, "Weighing the qualities")
+# the campaign's weighing of the qualities (docs/training.md)
 QUALITY_ARGS=${QUALITY_ARGS:---q-balance 0.5}
 RUN=${RUN:-/tmp/clc-gpu-run}
 if [ -n "${DRY_RUN:-}" ]; then
@@ -44,7 +44,7 @@ mkdir -p "$OUT"
 rm -rf "$RUN"
 "$PY" -m clccodec train .gpu/photos --out "$RUN" --init "$MODEL" --steps "$STEPS" --batch "$BATCH" --crop "$CROP" \
     --lr 1e-4 --schedule cosine --warmup 200 --ema 0.999 --val-every "$VAL" --max-minutes "$MINUTES" \
-    --device "$DEVICE" $AMP $REFS_ARGS $QUALITY_ARGS 2>&1 | tail -n 400 > "$OUT/train.txt"
+    --device "$DEVICE" --downscale-glob 'sunhays80*' $AMP $REFS_ARGS $QUALITY_ARGS 2>&1 | tail -n 400 > "$OUT/train.txt"
 cp "$RUN/log.jsonl" "$OUT/log.jsonl"
 # best.pt exists once a validation has run; a run stopped by its time limit before the first one (a slower device
 # than planned) still brings its last EMA weights back

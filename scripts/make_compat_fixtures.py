@@ -49,7 +49,7 @@ def sha(b: bytes) -> str:
 def tiny_model_path(tmp: Path) -> Path:
     import torch
 
-    from clccodec.model.codec import CLCModel
+    from clccodec.model.network import CLCModel
     from clccodec.model.config import TINY
     from clccodec.model.weights import prepare_for_export, save_weights
 
@@ -64,7 +64,7 @@ def encode_cases(codec, images: dict[str, Path], cases, prefix: str, manifest: d
     for name, path in images.items():
         for q, m in cases:
             res = codec.encode_full(path, q, m, reconstruct=True, exact=True, fallback=False)  # m references, always
-            from clccodec import container
+            from clccodec.format import container
 
             res.data = container.pack(container.unpack(res.data), version=1)  # the fixtures are version-1 files
             fname = f"{prefix}{name}_q{q:g}_m{m}.clc"

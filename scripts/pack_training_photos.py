@@ -22,7 +22,7 @@ from PIL import Image, ImageOps
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from clccodec.imageio import list_images  # noqa: E402
+from clccodec.io.images import list_images  # noqa: E402
 
 
 def pack(photo: Path, max_side: int, quality: int) -> bytes:

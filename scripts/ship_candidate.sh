@@ -14,7 +14,7 @@
 #        Kodak is the test set: these are started beside the validation only so that the report is ready when
 #        the validation has decided; they decide nothing.
 # install (after the validation has shown a clear gain):
-#   copies the weights and dictionary into src/clccodec/shipped, the results into benchmarks/results
+#   copies the weights and dictionary into src/clccodec/shipped, the results into benchmarks/results/NAME (one folder per release)
 #   (kodak_rd.*, norefs/kodak_rd.*, validate_NAME.json, refs/kodak_m3_vs_m0_NAME.md) and rewrites the compat
 #   fixtures. Left by hand: the release line in src/clccodec/release.py, the version, test_release.py's release
 #   string and the prose of README.md, models/MODEL_CARD.md and benchmarks/README.md.
@@ -27,7 +27,7 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-.venv/bin/python}
 NICE=${NICE:-1}
-SHIPPED=src/clccodec/shipped  # clccodec.release.SHIPPED_DIR
+SHIPPED=src/clccodec/shipped  # clccodec.defaults.SHIPPED_DIR
 RESULTS=benchmarks/results
 
 usage() { sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
@@ -65,15 +65,15 @@ install() {
         [[ -f "$stage/$f" ]] || { echo "ship_candidate: $stage/$f is missing: run prepare first" >&2; exit 4; }
     done
     cp "$stage/clc-full.pt" "$stage/default.clcdict" "$SHIPPED/"
-    cp "$stage/validate_$name.json" "$RESULTS/"
-    cp "$stage"/kodak/kodak_rd.{json,png,txt,md} "$RESULTS/"
-    mkdir -p "$RESULTS/norefs"
-    cp "$stage"/norefs/kodak_rd.{json,png,txt,md} "$RESULTS/norefs/"
-    "$PYTHON" benchmarks/rd_table.py "$RESULTS/kodak_rd.json" --vs "$RESULTS/norefs/kodak_rd.json" \
-        > "$RESULTS/refs/kodak_m3_vs_m0_$name.md"
+    local out="$RESULTS/$name"
+    mkdir -p "$out/norefs"
+    cp "$stage/validate_$name.json" "$out/validate.json"
+    cp "$stage"/kodak/kodak_rd.{json,png,txt,md} "$out/"
+    cp "$stage"/norefs/kodak_rd.{json,png,txt,md} "$out/norefs/"
+    "$PYTHON" benchmarks/rd_table.py "$out/kodak_rd.json" --vs "$out/norefs/kodak_rd.json" > "$out/kodak_m3_vs_m0.md"
     PYTHONPATH=src "$PYTHON" scripts/make_compat_fixtures.py
     "$PYTHON" -m clccodec info "$SHIPPED/default.clcdict" | head -n 5
-    echo "ship_candidate: installed $name; now add its line to src/clccodec/release.py, bump the version and" \
+    echo "ship_candidate: installed $name; now add its line to src/clccodec/model/releases.py, bump the version and" \
          "update test_release.py and the docs" >&2
 }
 

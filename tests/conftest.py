@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from clccodec.model.codec import CLCModel
+from clccodec.model.network import CLCModel
 from clccodec.model.config import TINY
 from clccodec.model.weights import prepare_for_export, save_weights
 

@@ -7,14 +7,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clccodec import Codec, blockcopy, container
-from clccodec.container import ClcFile, TileStreams
-from clccodec.dictionary import clcdict
+from clccodec import Codec
+from clccodec.encoding import blockcopy
+from clccodec.format import container, copysection
+from clccodec.dictionary import pictures
+from clccodec.format.container import ClcFile
+from clccodec.format import clcdict
 from clccodec.dictionary.build import BuildOptions, build_dictionary
 from clccodec.dictionary.store import ReferenceDictionary
-from clccodec.effort import rd_cost
+from clccodec.encoding.effort import rd_cost
 from clccodec.errors import DictionaryError, FormatError, ReferenceIndexError
-from clccodec.lite import LiteDecoder
+from clccodec.decoding.decoder import LiteDecoder
 from clccodec.model.weights import load_weights
 
 from .conftest import synthetic_photo
@@ -25,10 +28,10 @@ def random_copy(seed: int, nh: int = 5, nw: int = 7, pictures: int = 3) -> Block
     modes = rng.integers(0, pictures + 1, (nh, nw)).astype(np.uint8)
     src_y = rng.integers(0, 200, (nh, nw))
     src_x = rng.integers(0, 300, (nh, nw))
-    return blockcopy.BlockCopy(16, [4, 0, 9][:pictures], modes, src_y, src_x)
+    return copysection.BlockCopy(16, [4, 0, 9][:pictures], modes, src_y, src_x)
 
 
-BlockCopy = blockcopy.BlockCopy
+BlockCopy = copysection.BlockCopy
 
 
 def same_copies(a: BlockCopy, b: BlockCopy) -> bool:
@@ -40,7 +43,7 @@ def same_copies(a: BlockCopy, b: BlockCopy) -> bool:
 @pytest.mark.parametrize("seed", range(4))
 def test_section_round_trip(seed):
     bc = random_copy(seed)
-    back = blockcopy.unpack(blockcopy.pack(bc), 7 * 16 + 5, 5 * 16 + 9)  # partial edge blocks are not in the grid
+    back = copysection.unpack(copysection.pack(bc), 7 * 16 + 5, 5 * 16 + 9)  # partial edge blocks are not in the grid
     assert same_copies(bc, back)
 
 
@@ -50,9 +53,9 @@ def test_predicted_displacements_cost_almost_nothing():
     disp = (37, -21)  # one displacement everywhere: every block but the first is predicted exactly
     bc = BlockCopy(16, [0], modes, np.arange(nh)[:, None] * 16 + disp[0] + np.zeros((nh, nw), int),
                    np.arange(nw)[None, :] * 16 + disp[1] + np.zeros((nh, nw), int))
-    data = blockcopy.pack(bc)
+    data = copysection.pack(bc)
     assert len(data) < 40
-    assert same_copies(bc, blockcopy.unpack(data, nw * 16, nh * 16))
+    assert same_copies(bc, copysection.unpack(data, nw * 16, nh * 16))
 
 
 @pytest.mark.parametrize("mutate, needle", [
@@ -63,16 +66,16 @@ def test_predicted_displacements_cost_almost_nothing():
     (lambda d: d + b"\0", "does not decompress"),
 ])
 def test_corrupt_sections_are_format_errors(mutate, needle):
-    data = blockcopy.pack(random_copy(1))
+    data = copysection.pack(random_copy(1))
     with pytest.raises(FormatError, match=needle):
-        blockcopy.unpack(mutate(data), 7 * 16, 5 * 16)
+        copysection.unpack(mutate(data), 7 * 16, 5 * 16)
 
 
 def test_a_mode_beyond_the_listed_pictures_is_refused():
     bc = random_copy(2, pictures=1)
     bc.modes[0, 0] = 2
     with pytest.raises(FormatError, match="picture 2 of 1"):
-        blockcopy.unpack(blockcopy.pack(bc), 7 * 16, 5 * 16)
+        copysection.unpack(copysection.pack(bc), 7 * 16, 5 * 16)
 
 
 def test_paste_copies_exact_pixels_and_checks_bounds():
@@ -82,15 +85,15 @@ def test_paste_copies_exact_pixels_and_checks_bounds():
     modes = np.array([[1, 0, 0], [0, 0, 1]], dtype=np.uint8)
     src_y = np.array([[5, 0, 0], [0, 0, 84]])
     src_x = np.array([[7, 0, 0], [0, 0, 104]])
-    out = blockcopy.paste(decoded, BlockCopy(16, [0], modes, src_y, src_x), [pic])
+    out = copysection.paste(decoded, BlockCopy(16, [0], modes, src_y, src_x), [pic])
     assert np.array_equal(out[:16, :16], pic[5:21, 7:23])
     assert np.array_equal(out[16:, 32:], pic[84:100, 104:120])
     assert not out[:16, 16:].any() and not decoded.any()
     src_x[1, 2] = 105  # one pixel past the right edge
     with pytest.raises(FormatError, match="outside its picture"):
-        blockcopy.paste(decoded, BlockCopy(16, [0], modes, src_y, src_x), [pic])
+        copysection.paste(decoded, BlockCopy(16, [0], modes, src_y, src_x), [pic])
     with pytest.raises(ReferenceIndexError, match="copy from picture 3"):
-        blockcopy.check_indices(BlockCopy(16, [3], modes, src_y, src_x), 3)
+        copysection.check_indices(BlockCopy(16, [3], modes, src_y, src_x), 3)
 
 
 def test_search_finds_a_shifted_crop_exactly():
@@ -106,7 +109,7 @@ def test_search_finds_a_shifted_crop_exactly():
     thumbs = [blockcopy.thumbnail(blockcopy.to_unit(p)) for p in (other, pic)]
     assert blockcopy.rank_pictures(blockcopy.to_unit(img), thumbs) == [1, 0]
     assert blockcopy.rank_pictures(blockcopy.to_unit(img), [None, *thumbs]) == [2, 1, 0]  # None: never searched
-    pics = blockcopy.Pictures([blockcopy.encode_picture(p) for p in (other, pic)])
+    pics = pictures.Pictures([pictures.encode_picture(p) for p in (other, pic)])
     cached = pics.thumbnails()
     assert pics.thumbnails() is cached and all(torch.equal(a, b) for a, b in zip(cached, thumbs))
     assert not pics._pixels  # ranking keeps only the thumbnails, not the decoded pictures
@@ -114,17 +117,17 @@ def test_search_finds_a_shifted_crop_exactly():
 
 
 def test_container_carries_the_copy_section():
-    streams = TileStreams(b"\1" * 8, [b"\2" * 8, b"\3" * 12])
-    section = blockcopy.pack(random_copy(3))
-    f = ClcFile(112, 80, b"abcd", 2.0, dictionary_id=b"dict", ref_indices=[5], tiles=[streams],
+    streams = dict(hyper=b"\1" * 8, slices=[b"\2" * 8, b"\3" * 12])
+    section = copysection.pack(random_copy(3))
+    f = ClcFile(112, 80, b"abcd", 2.0, dictionary_id=b"dict", ref_indices=[5], **streams,
                 metadata={"exif": b"Exif\0\0x"}, block_copy=section)
     back = container.unpack(container.pack(f))
     assert back.block_copy == section and back.metadata == {"exif": b"Exif\0\0x"}
     assert container.read_info(container.pack(f))["copy_bytes"] == len(section)
-    plain = ClcFile(112, 80, b"abcd", 2.0, dictionary_id=b"dict", ref_indices=[5], tiles=[streams])
+    plain = ClcFile(112, 80, b"abcd", 2.0, dictionary_id=b"dict", ref_indices=[5], **streams)
     assert container.unpack(container.pack(plain)).block_copy == b""
     with pytest.raises(ValueError, match="needs references"):
-        container.pack(ClcFile(112, 80, b"abcd", 2.0, tiles=[streams], block_copy=section))
+        container.pack(ClcFile(112, 80, b"abcd", 2.0, **streams, block_copy=section))
     with pytest.raises(ValueError, match="version 1"):
         container.pack(f, version=1)
 
@@ -177,7 +180,7 @@ def test_corrupt_picture_tables_are_dictionary_errors(picture_dict):
     with pytest.raises(DictionaryError, match="unexpected bytes after the pictures"):
         clcdict.unpack(body + hashlib.sha256(body).digest())
     with pytest.raises(DictionaryError, match="does not decode"):
-        blockcopy.decode_picture(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+        pictures.decode_picture(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
 
 
 def test_files_copy_blocks_and_both_decoders_agree(collection, picture_dict, tiny_model_path, tmp_path):
@@ -187,7 +190,7 @@ def test_files_copy_blocks_and_both_decoders_agree(collection, picture_dict, tin
     without = codec.encode_full(test, 3.0, refs=0, reconstruct=True)
     f = container.unpack(with_refs.data)
     assert f.block_copy, "an exact match in a picture must be copied"
-    bc = blockcopy.unpack(f.block_copy, f.width, f.height)
+    bc = copysection.unpack(f.block_copy, f.width, f.height)
     assert bc.pictures == [0] and bc.copied > 0
     # the encoder keeps copies only when they lower the real cost
     assert rd_cost(test, with_refs.reconstruction, len(with_refs.data), 3.0) < rd_cost(test, without.reconstruction,
@@ -217,7 +220,7 @@ def test_mutated_sections_raise_only_format_errors():
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
-    seed = blockcopy.pack(random_copy(5))
+    seed = copysection.pack(random_copy(5))
 
     @settings(max_examples=200, deadline=None, derandomize=True)
     @given(st.integers(0, len(seed) - 1), st.integers(0, 255), st.integers(0, len(seed)))
@@ -226,7 +229,7 @@ def test_mutated_sections_raise_only_format_errors():
         data[pos] = value
         for d in (bytes(data), bytes(data[:cut])):
             try:
-                bc = blockcopy.unpack(d, 7 * 16, 5 * 16)
+                bc = copysection.unpack(d, 7 * 16, 5 * 16)
             except FormatError:
                 continue
             assert bc.modes.shape == (5, 7) and bc.modes.max() <= len(bc.pictures)

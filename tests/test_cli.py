@@ -126,7 +126,7 @@ def test_sigint_during_a_batch_leaves_only_complete_files(workdir, tiny_model_pa
     import sys
     import time
 
-    from clccodec import container
+    from clccodec.format import container
 
     src = workdir / "many"
     src.mkdir()
@@ -157,7 +157,7 @@ def test_sigint_during_a_batch_leaves_only_complete_files(workdir, tiny_model_pa
 def test_an_interrupt_at_any_step_of_an_atomic_write_leaves_no_temporary(tmp_path, monkeypatch, when):
     """Ctrl-C lands between bytecodes, even right after the call that creates the temporary file returns: the
     destination is absent or complete, and no .part file stays behind (the batch test above hit this race)."""
-    from clccodec import fileio
+    from clccodec.io import files as fileio
 
     real = {"created": os.open, "written": os.chmod, "renamed": os.replace}[when]
 

@@ -10,9 +10,10 @@ import torch
 from PIL import Image
 
 import clccodec
-from clccodec import Codec, container, read_info
+from clccodec import Codec, read_info
+from clccodec.format import container
 from clccodec.errors import ModelMismatchError, UsageError
-from clccodec.model.codec import CLCModel
+from clccodec.model.network import CLCModel
 from clccodec.model.config import TINY
 from clccodec.model.weights import prepare_for_export, save_weights
 
@@ -69,8 +70,8 @@ def test_quality_changes_the_rate(codec):
 
 
 def test_qualities_below_the_first_level_extrapolate_the_ladder(codec):
-    from clccodec.model.codec import lambda_for_quality
-    from clccodec.quality import LAMBDAS, QUALITY_MIN, lambda_at
+    from clccodec.model.quality import lambda_for_quality
+    from clccodec.model.quality import LAMBDAS, QUALITY_MIN, lambda_at
 
     # the line through levels 1 and 2, continued: lambda(0) = lambda1^2 / lambda2, in the float and scalar twins
     assert lambda_at(QUALITY_MIN) == pytest.approx(LAMBDAS[0] ** 2 / LAMBDAS[1], rel=1e-12)
@@ -210,7 +211,7 @@ def test_rate_scales_at_one_code_exactly_like_the_model_without_them(tmp_path):
 def test_rate_scaled_files_round_trip_at_any_quality(tmp_path):
     """g_a scaled for the quality at encode, g_s at decode (the quality read from the file): the decoders
     (exact, fast, torch-free) give the encoder's pixels, and the scales do change the file."""
-    from clccodec import lite
+    from clccodec.decoding.decoder import LiteDecoder
 
     path = rate_scaled_model(tmp_path / "rs.pt")
     codec = Codec(path, dictionary=False, device="cpu")
@@ -221,11 +222,11 @@ def test_rate_scaled_files_round_trip_at_any_quality(tmp_path):
         assert exact.data == fast.data
         assert np.array_equal(codec.decode_pixels(exact.data, exact=True)[0], exact.reconstruction)
         assert np.array_equal(codec.decode_pixels(exact.data)[0], fast.reconstruction)
-        lite_pixels = lite.LiteDecoder(path, False).decode_full(exact.data).pixels
+        lite_pixels = LiteDecoder(path, False).decode_full(exact.data).pixels
         assert np.abs(lite_pixels.astype(int) - fast.reconstruction).max() <= 1
         assert np.abs(fast.reconstruction.astype(int) - exact.reconstruction).max() <= 1
     unscaled = Codec(rate_scaled_model(tmp_path / "one.pt", scales=0.0), dictionary=False, device="cpu")
-    assert container.unpack(unscaled.encode(img, quality=q, refs=0)).tiles != container.unpack(exact.data).tiles
+    assert container.unpack(unscaled.encode(img, quality=q, refs=0)).slices != container.unpack(exact.data).slices
 
 
 def test_rate_scaled_analysis_is_the_training_network():

@@ -14,9 +14,11 @@ import json
 import numpy as np
 import pytest
 
-from clccodec import Codec, container, release
+from clccodec import Codec
+from clccodec.format import container
+from clccodec.model import releases as release
 from clccodec.errors import ModelMismatchError
-from clccodec.ids import file_id
+from clccodec.format.ids import file_id
 
 from .conftest import REPO
 
@@ -82,7 +84,7 @@ def test_shipped_model_files_are_reproduced(shipped_codec):
     if shipped_codec.model.model_id.hex() != MANIFEST["shipped_model_id"]:
         # newer weights: these are now old files, and the error must say which release decodes them
         written_by = release.find_release(bytes.fromhex(MANIFEST["shipped_model_id"]))
-        assert written_by is not None, "the fixtures' model must stay in clccodec.release.RELEASED_MODELS"
+        assert written_by is not None, "the fixtures' model must stay in clccodec.model.releases.RELEASED_MODELS"
         for name, _ in cases("shipped"):
             with pytest.raises(ModelMismatchError, match=f"weights {written_by.weights} of clccodec"):
                 shipped_codec.decode_pixels((COMPAT / name).read_bytes())

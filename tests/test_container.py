@@ -3,8 +3,8 @@ import zlib
 
 import pytest
 
-from clccodec import container
-from clccodec.container import ClcFile, TileStreams, pack, unpack
+from clccodec.format import container
+from clccodec.format.container import ClcFile, pack, unpack
 from clccodec.errors import (
     ChecksumError,
     FormatError,
@@ -17,7 +17,7 @@ from clccodec.errors import (
 def sample(refs=(5, 300, 2999)) -> ClcFile:
     return ClcFile(width=768, height=512, model_id=b"\x01\x02\x03\x04", quality=3.25, grayscale=True,
                    dictionary_id=b"\xaa\xbb\xcc\xdd" if refs else b"\0" * 4, ref_indices=list(refs),
-                   tiles=[TileStreams(b"hyperlatent-", [b"slice1..", b"\0" * 8, b"slice3.." * 50])])
+                   hyper=b"hyperlatent-", slices=[b"slice1..", b"\0" * 8, b"slice3.." * 50])
 
 
 @pytest.fixture(params=[1, 2], ids=["v1", "v2"])
@@ -124,7 +124,7 @@ def test_v2_is_written_by_default_and_documented_layout():
     header_crc = zlib.crc32(data[:25])
     assert struct.unpack(">I", data[25:29])[0] == header_crc
     pos = 29
-    for i, s in enumerate([f.tiles[0].hyper, *f.tiles[0].slices]):  # strings in decoding order, each + CRC
+    for i, s in enumerate([f.hyper, *f.slices]):  # strings in decoding order, each + CRC
         assert data[pos : pos + len(s)] == s
         crc = zlib.crc32(struct.pack(">IB", header_crc, i) + s)
         assert struct.unpack(">I", data[pos + len(s) : pos + len(s) + 4])[0] == crc
@@ -152,7 +152,7 @@ def test_metadata_round_trip_and_order():
 
 def test_preview_file_holds_k_of_s_slices():
     f = sample()
-    f.tiles[0].slices = f.tiles[0].slices[:1]
+    f.slices = f.slices[:1]
     f.slices_total = 3
     g = unpack(pack(f))
     assert g.slices_total == 3 and g.slices_present == 1 and not g.truncated
@@ -175,7 +175,7 @@ def test_partial_unpack_at_every_truncation_point():
         g = unpack(data[:n], partial=True)
         k = sum(e <= n for e in info["slice_ends"])
         assert g.truncated and g.slices_present == k and g.slices_total == 3
-        assert g.tiles[0].slices == f.tiles[0].slices[:k] and g.metadata == f.metadata
+        assert g.slices == f.slices[:k] and g.metadata == f.metadata
 
 
 def test_partial_does_not_excuse_corruption():
@@ -194,7 +194,7 @@ def test_v1_truncation_is_an_error_even_with_partial():
 
 def test_swapped_equal_length_strings_are_detected():
     f = sample()
-    f.tiles[0].slices[0], f.tiles[0].slices[1] = b"A" * 8, b"B" * 8
+    f.slices[0], f.slices[1] = b"A" * 8, b"B" * 8
     data = bytearray(pack(f))
     i, j = data.index(b"A" * 8), data.index(b"B" * 8)
     data[i : i + 8], data[j : j + 8] = b"B" * 8, b"A" * 8

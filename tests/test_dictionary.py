@@ -14,14 +14,14 @@ from PIL import Image
 
 from clccodec import Codec
 from clccodec.api import read_info
-from clccodec.dictionary import clcdict
+from clccodec.format import clcdict
 from clccodec.dictionary.build import BuildOptions, build_dictionary, crop_grid
 from clccodec.dictionary.features import query_features, LatentExtractor
 from clccodec.dictionary.retrieval import merge_results
 from clccodec.dictionary.store import ReferenceDictionary
 from clccodec.errors import DictionaryError, DictionaryMismatchError, UsageError
-from clccodec.imageio import load_image, pad_to_multiple, to_tensor
-from clccodec.model.codec import CLCModel
+from clccodec.io.images import load_image, pad_to_multiple, to_tensor
+from clccodec.model.network import CLCModel
 from clccodec.model.config import TINY
 from clccodec.model.weights import load_weights, prepare_for_export, save_weights
 
@@ -405,7 +405,7 @@ def test_null_prior_model_codes_like_the_plain_one_without_references(tmp_path, 
                                                                       tiny_model_path, photo_png):
     from dataclasses import replace
 
-    from clccodec import container
+    from clccodec.format import container
 
     net = CLCModel(replace(TINY, null_prior=True))
     net.load_state_dict(tiny_model.state_dict())
@@ -419,7 +419,7 @@ def test_null_prior_model_codes_like_the_plain_one_without_references(tmp_path, 
     plain = Codec(tiny_model_path, dictionary=False, device="cpu")
     a = codec.encode_full(photo_png, 3.0, 0, reconstruct=True, exact=True)
     b = plain.encode_full(photo_png, 3.0, 0, reconstruct=True, exact=True)
-    assert container.unpack(a.data).tiles == container.unpack(b.data).tiles  # M = 0: the null path is untouched
+    assert container.unpack(a.data).slices == container.unpack(b.data).slices  # M = 0: the null path is untouched
     assert np.array_equal(a.reconstruction, b.reconstruction)
     res = codec.encode_full(photo_png, 3.0, 3, reconstruct=True, exact=True)
     (tmp_path / "p.clc").write_bytes(res.data)

@@ -11,8 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
-from clccodec import Codec, container, refine
-from clccodec.effort import EFFORT_MAX, EffortPlan, REFINE_ITERATIONS, SELECTION_REFS, effort_plan, rd_cost
+from clccodec import Codec
+from clccodec.format import container
+from clccodec.encoding import refine
+from clccodec.encoding.effort import EFFORT_MAX, EffortPlan, REFINE_ITERATIONS, SELECTION_REFS, effort_plan, rd_cost
 from clccodec.errors import UsageError
 from clccodec.evaluation.metrics import mse
 
@@ -71,8 +73,8 @@ def test_effort_files_decode_in_a_fresh_process_to_the_encoders_pixels(codec, im
 
 
 def test_effort_zero_writes_the_smaller_of_the_files_with_and_without_references(codec, image):
-    from clccodec.imageio import pad_to_multiple, to_tensor
-    from clccodec.model.codec import PAD_MULTIPLE
+    from clccodec.io.images import pad_to_multiple, to_tensor
+    from clccodec.model.config import PAD_MULTIPLE
 
     x = pad_to_multiple(to_tensor(image), PAD_MULTIPLE)
     d = codec.dictionary
@@ -83,7 +85,7 @@ def test_effort_zero_writes_the_smaller_of_the_files_with_and_without_references
         for m in (0, 3):  # each count coded alone, as the plain encoder codes it
             streams, _ = codec.model.compress(x, q, d.values(indices) if m else None)
             f = container.unpack(r.data)
-            f.tiles, f.ref_indices = [streams], indices[:m]
+            (f.hyper, f.slices), f.ref_indices = (streams.hyper, streams.slices), indices[:m]
             f.dictionary_id = d.file_id if m else container.NO_DICTIONARY
             sizes[m] = len(container.pack(f))
         assert sizes[r.refs] == len(r.data) == min(sizes.values()), q

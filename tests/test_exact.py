@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 import torch
 
-from clccodec.model.codec import CLCModel
+from clccodec.model.network import CLCModel
 from clccodec.model.config import TINY
 from clccodec.model.exact import A_FRAC
 from clccodec.model.weights import prepare_for_export
@@ -70,7 +70,7 @@ def test_banded_coding_gives_the_same_bytes_and_pixels(monkeypatch, query_slices
     """Very large images are coded band by band (bands.py). Forcing tiny bands on a small image must give the
     same bytes (the probability path is exact, whatever the band) and the same pixels (so is the synthesis).
     With query_slices the CLM runs later, its 3x3 query on decoded slices: its halo must cover that too."""
-    from clccodec.imageio import pad_to_multiple, to_tensor
+    from clccodec.io.images import pad_to_multiple, to_tensor
     from clccodec.model import bands as bands_mod
 
     from .conftest import synthetic_photo
@@ -174,7 +174,7 @@ def test_late_references_leave_the_first_slices_alone_and_warm_start_exactly():
     """query_slices = 1: the first slice is coded without references (its string is the M = 0 one), the rest
     with them; converting weights without it (reconfigured) keeps the CLM's output as it was and M = 0 files
     byte for byte."""
-    from clccodec.imageio import pad_to_multiple, to_tensor
+    from clccodec.io.images import pad_to_multiple, to_tensor
 
     from .conftest import synthetic_photo
 

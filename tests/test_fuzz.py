@@ -25,7 +25,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from clccodec import Codec, container
+from clccodec import Codec
+from clccodec.format import container
 from clccodec.dictionary.build import BuildOptions, build_dictionary
 from clccodec.errors import ClcError
 from clccodec.model.weights import load_weights
@@ -176,23 +177,20 @@ def test_structured_header_changes_decode_or_fail_cleanly(codec, seeds, data):
         if f.ref_indices and data.draw(st.booleans()):
             f.dictionary_id = codec.dictionary.file_id
     elif field == "slices":
-        t = f.tiles[0]
-        t.slices = data.draw(st.lists(st.sampled_from(t.slices + [b"", b"\xff" * 8]), min_size=1, max_size=6))
+        f.slices = data.draw(st.lists(st.sampled_from(f.slices + [b"", b"\xff" * 8]), min_size=1, max_size=6))
         if f.version == 1 or data.draw(st.booleans()):
-            f.slices_total = len(t.slices)  # (else v2 keeps S: fewer strings make a preview file)
+            f.slices_total = len(f.slices)  # (else v2 keeps S: fewer strings make a preview file)
     elif field == "strings":  # swap, empty or replace the entropy-coded strings
-        t = f.tiles[0]
-        parts = [t.hyper, *t.slices]
+        parts = [f.hyper, *f.slices]
         i = data.draw(st.integers(0, len(parts) - 1))
         parts[i] = data.draw(st.sampled_from([b"", parts[i][: len(parts[i]) // 2], parts[-1 - i],
                                               data.draw(st.binary(max_size=64))]))
-        f.tiles[0] = container.TileStreams(parts[0], parts[1:])
+        f.hyper, f.slices = parts[0], parts[1:]
     elif field == "model":
         f.model_id = data.draw(st.binary(min_size=4, max_size=4))
     else:
         f.tile_size = 64 * data.draw(st.integers(1, 4))  # reserved: refused by the reader
-        f.tiles = f.tiles * data.draw(st.integers(1, 3))
-        f.version, f.metadata = 1, {}  # (only the v1 writer writes tiles; the v2 reader shares the check)
+        f.version, f.metadata = 1, {}  # (only the v1 writer writes a tile size; the v2 reader shares the check)
     decode_or_error(codec, container.pack(f, f.version), partial=data.draw(st.booleans()))
 
 

@@ -12,7 +12,7 @@ from PIL import Image
 
 from clccodec import Codec
 from clccodec.errors import ImageError
-from clccodec.imageio import load_image
+from clccodec.io.images import load_image
 
 from .conftest import run_clc, synthetic_photo
 
@@ -161,7 +161,7 @@ def test_cli_reports_dropped_alpha(tmp_path, tiny_model_path):
 
 def test_one_image_lister_for_every_command(tmp_path):
     from clccodec.errors import UsageError
-    from clccodec.imageio import list_images
+    from clccodec.io.images import list_images
 
     img = Image.fromarray(synthetic_photo(8, 8))
     (tmp_path / "sub").mkdir()

@@ -15,15 +15,17 @@ import numpy as np
 import pytest
 import torch
 
-from clccodec import container, lite
+from clccodec.format import container
+from clccodec.decoding import numpy_backend as lite
+from clccodec.decoding.decoder import LiteDecoder, gpu_may_be_present
 from clccodec.api import Codec
 from clccodec.errors import FormatError, ModelError, ReferenceIndexError
-from clccodec.imageio import pad_to_multiple, to_tensor
+from clccodec.io.images import pad_to_multiple, to_tensor
 from clccodec.model import bands
 from clccodec.model import ptfile
-from clccodec.model.codec import CLCModel
+from clccodec.model.network import CLCModel
 from clccodec.model.config import TINY
-from clccodec.decoding import padded
+from clccodec.model.rans import padded
 from clccodec.model.weights import load_weights, prepare_for_export, save_weights
 
 from .conftest import synthetic_photo
@@ -59,7 +61,7 @@ def torch_latents(m: CLCModel, streams, size, codes):
         z_shape = m.latent_shape(*size)
         z_hat = m.entropy_bottleneck.decompress([padded(streams.hyper, m.cfg.Nz * z_shape[0] * z_shape[1])], z_shape)
         feat, y_a, late = m._decoder_context(z_hat.double(), m._tokens(codes))
-        return m.entropy.decompress(streams.slices, feat, y_a, late, m._latent_band(feat.shape[-1]))
+        return m.entropy.decompress(streams.slices, feat, y_a, late, bands.latent_band(feat.shape[-1]))
 
 
 def test_weights_read_without_torch_are_the_torch_loaders_tensors(tmp_path):
@@ -70,11 +72,11 @@ def test_weights_read_without_torch_are_the_torch_loaders_tensors(tmp_path):
     assert blob["state"].keys() == ref["state"].keys()
     for k, t in ref["state"].items():
         assert np.array_equal(blob["state"][k], t.numpy()) and blob["state"][k].dtype == t.numpy().dtype, k
-    assert lite.LiteModel.load(path).model_id == load_weights(path).model_id
+    assert lite.NumpyModel.load(path).model_id == load_weights(path).model_id
 
 
 def test_shipped_model_id_without_torch(shipped_codec):
-    assert lite.LiteDecoder().model_id == shipped_codec.model_id
+    assert LiteDecoder().model_id == shipped_codec.model_id
 
 
 @pytest.mark.parametrize("query_slices,null_prior,refs,band,rate_scales", [
@@ -87,7 +89,7 @@ def test_the_same_latents_bit_for_bit_and_pixels_within_the_fast_bound(tmp_path,
     cfg = dataclasses.replace(TINY, query_slices=query_slices, null_prior=null_prior, rate_scales=rate_scales)
     path = export(tmp_path, cfg)
     m = load_weights(path)
-    lm = lite.LiteModel.load(path)
+    lm = lite.NumpyModel.load(path)
     x = pad_to_multiple(to_tensor(synthetic_photo(150, 200, seed=3)), 64)
     codes = torch.randint(-90, 90, (refs, cfg.ref_channels, 16, 16), dtype=torch.int8) if refs else None
     streams, _ = m.compress(x, 4.5, codes)
@@ -111,7 +113,7 @@ def test_shipped_model_decodes_like_the_torch_decoder(shipped_codec):
     img = synthetic_photo(160, 224, seed=5)
     data = shipped_codec.encode(img, quality=4, refs=3, fallback=False)
     assert container.unpack(data).num_refs == 3
-    r = lite.LiteDecoder().decode_full(data)
+    r = LiteDecoder().decode_full(data)
     fast = shipped_codec.decode_full(data)
     exact = shipped_codec.decode_full(data, exact=True)
 
@@ -127,7 +129,7 @@ def test_shipped_model_decodes_like_the_torch_decoder(shipped_codec):
 def test_what_it_does_not_do_goes_to_torch(tiny_model_path):
     """--exact and files with missing slices: the torch decoder's own results."""
     codec = Codec(tiny_model_path, False, "cpu")
-    dec = lite.LiteDecoder(tiny_model_path, False)
+    dec = LiteDecoder(tiny_model_path, False)
     full = codec.encode(synthetic_photo(64, 96, seed=2), quality=3, refs=0)
     preview = codec.encode(synthetic_photo(64, 96, seed=2), quality=3, refs=0, slices=1)
     assert np.array_equal(dec.decode_full(full, exact=True).pixels, codec.decode_full(full, exact=True).pixels)
@@ -144,10 +146,10 @@ def test_bad_input_gets_the_torch_decoders_errors(tiny_model_path, tmp_path):
     from clccodec.errors import DictionaryError
 
     with pytest.raises(DictionaryError, match="none is loaded"):
-        lite.LiteDecoder(tiny_model_path, False).decode_full(container.pack(f))
+        LiteDecoder(tiny_model_path, False).decode_full(container.pack(f))
     other = export(tmp_path, seed=99)
     with pytest.raises(Exception) as e1:
-        lite.LiteDecoder(other, False).decode_full(data)
+        LiteDecoder(other, False).decode_full(data)
     with pytest.raises(Exception) as e2:
         Codec(other, False, "cpu").decode_full(data)
     assert type(e1.value) is type(e2.value) and str(e1.value) == str(e2.value)
@@ -159,7 +161,7 @@ def test_a_reference_index_outside_the_dictionary_is_a_corrupt_file(shipped_code
     f = container.unpack(data)
     f.ref_indices = [10**6]
     with pytest.raises(ReferenceIndexError, match="outside dictionary"):
-        lite.LiteDecoder().decode_full(container.pack(f))
+        LiteDecoder().decode_full(container.pack(f))
 
 
 def test_a_weights_file_that_would_run_code_is_refused(tmp_path):
@@ -175,12 +177,12 @@ def test_a_weights_file_that_would_run_code_is_refused(tmp_path):
     path = tmp_path / "evil.pt"
     path.write_bytes(buf.getvalue())
     with pytest.raises(ModelError, match="cannot read model weights"):
-        lite.LiteModel.load(path)
+        lite.NumpyModel.load(path)
     with pytest.raises(ModelError, match="not found"):
-        lite.LiteModel.load(tmp_path / "missing.pt")
+        lite.NumpyModel.load(tmp_path / "missing.pt")
 
 
-@pytest.mark.skipif(lite.gpu_may_be_present(), reason="with a GPU, --device auto decodes through torch")
+@pytest.mark.skipif(gpu_may_be_present(), reason="with a GPU, --device auto decodes through torch")
 def test_cli_decode_imports_no_torch(tmp_path, shipped_codec):
     src = tmp_path / "a.clc"
     src.write_bytes(shipped_codec.encode(synthetic_photo(64, 96), quality=3, refs=3))
@@ -199,7 +201,7 @@ def test_cli_decode_imports_no_torch(tmp_path, shipped_codec):
 
 
 def test_the_package_exposes_it_without_importing_torch():
-    code = ("import sys, clccodec\nd = clccodec.LiteDecoder\nassert d.__module__ == 'clccodec.lite'\n"
+    code = ("import sys, clccodec\nd = clccodec.LiteDecoder\nassert d.__module__ == 'clccodec.decoding.decoder'\n"
             "assert 'torch' not in sys.modules, 'torch imported'\nassert 'LiteDecoder' in dir(clccodec)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
     assert r.returncode == 0, r.stderr.decode()
@@ -217,12 +219,12 @@ def test_a_tensor_view_beyond_its_storage_is_refused(tmp_path):
         for n, b in entries.items():
             z.writestr(n, b)
     with pytest.raises(ModelError, match="cannot read model weights"):
-        lite.LiteModel.load(bad)
+        lite.NumpyModel.load(bad)
 
 
 def test_grayscale_and_banded_synthesis_and_corrupt_strings(tiny_model_path, monkeypatch):
     codec = Codec(tiny_model_path, False, "cpu")
-    dec = lite.LiteDecoder(tiny_model_path, False)
+    dec = LiteDecoder(tiny_model_path, False)
     gray = np.repeat(synthetic_photo(70, 90, seed=4)[:, :, :1], 3, axis=2)
     data = codec.encode(gray, quality=5, refs=0)
     whole = dec.decode_full(data)
@@ -231,10 +233,27 @@ def test_grayscale_and_banded_synthesis_and_corrupt_strings(tiny_model_path, mon
     monkeypatch.setattr(bands, "SYNTHESIS_MIN_ROWS", 64)
     assert np.abs(dec.decode_full(data).pixels.astype(int) - whole.pixels).max() <= 1
     f = container.unpack(data)
-    for i in range(len(f.tiles[0].slices)):  # garbage in every slice string: a picture or a FormatError
-        f.tiles[0].slices[i] = bytes(255 - b for b in f.tiles[0].slices[i]) or b"\xff"
+    for i in range(len(f.slices)):  # garbage in every slice string: a picture or a FormatError
+        f.slices[i] = bytes(255 - b for b in f.slices[i]) or b"\xff"
     try:
         r = dec.decode_full(container.pack(f))
         assert r.pixels.shape == whole.pixels.shape
     except FormatError:
         pass
+
+
+@pytest.mark.parametrize("param_layers", [2, 4])
+def test_the_numpy_backend_follows_the_models_layer_list(tmp_path, param_layers):
+    """Another layer count in the config (model/layout.py): the numpy backend builds the same networks from the
+    config and the state dict's names, and decodes the torch decoder's latents bit for bit."""
+    cfg = dataclasses.replace(TINY, name=f"tiny-p{param_layers}", param_layers=param_layers)
+    path = export(tmp_path, cfg)
+    m, lm = load_weights(path), lite.NumpyModel.load(path)
+    assert len(lm.param_nets[0]) == len(m.entropy.param_nets[0]) == 2 * param_layers - 1
+    x = pad_to_multiple(to_tensor(synthetic_photo(70, 90, seed=5)), 64)
+    streams, _ = m.compress(x, 3.0)
+    y_t, a_t = torch_latents(m, streams, (70, 90), None)
+    y_l, a_l = lm.decode_latents(streams, (70, 90), None)
+    assert np.array_equal(y_l, y_t[0].numpy()) and np.array_equal(a_l, a_t[0].numpy())
+    assert LiteDecoder(path, False).model_id == container.unpack(Codec(path, False, "cpu").encode(
+        synthetic_photo(40, 40), refs=0)).model_id

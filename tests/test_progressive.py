@@ -15,10 +15,11 @@ import pytest
 import torch
 from PIL import Image, ImageCms
 
-from clccodec import Codec, container
+from clccodec import Codec
+from clccodec.format import container
 from clccodec.evaluation.metrics import psnr
-from clccodec.metadata import read_metadata
-from clccodec.progressive import fill_symbols
+from clccodec.format.metadata import read_metadata
+from clccodec.decoding.progressive import fill_symbols
 
 from .conftest import assert_one_line_error, run_clc, synthetic_photo
 
@@ -105,7 +106,7 @@ def test_preview_file_is_the_prefix(tiny, photo):
     preview = tiny.encode_full(photo, 4, 0, reconstruct=True, slices=1)
     f, p = container.unpack(full.data), container.unpack(preview.data)
     assert p.slices_present == 1 and p.slices_total == f.slices_total == 2 and not p.truncated
-    assert p.tiles[0].hyper == f.tiles[0].hyper and p.tiles[0].slices == f.tiles[0].slices[:1]
+    assert p.hyper == f.hyper and p.slices == f.slices[:1]
     assert len(preview.data) < len(full.data)
     r = tiny.decode_full(preview.data)  # a deliberate preview needs no --partial
     assert r.slices_used == 1 and not r.truncated
@@ -147,7 +148,7 @@ def tagged_png(pixels: np.ndarray) -> tuple[bytes, dict]:
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP"])
 def test_icc_exif_xmp_survive_encode_and_decode(tiny, photo, fmt):
-    from clccodec.imageio import encode_image
+    from clccodec.io.images import encode_image
 
     png, want = tagged_png(photo)
     data = tiny.encode(png, 4, 0)
@@ -216,7 +217,7 @@ def test_container_and_metadata_never_import_torch(tiny, photo, tmp_path):
 
     path = tmp_path / "x.clc"
     path.write_bytes(tiny.encode(photo, 4, 0))
-    code = ("import sys, clccodec.container as c, clccodec.metadata; "
+    code = ("import sys, clccodec.format.container as c, clccodec.format.metadata; "
             f"i = c.read_info(open({str(path)!r}, 'rb').read()); assert i['slice_ends'], i; "
             "assert 'torch' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

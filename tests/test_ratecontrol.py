@@ -8,8 +8,9 @@ import pytest
 
 from clccodec import Codec, read_info
 from clccodec.errors import UsageError
-from clccodec.quality import QUALITY_MAX, QUALITY_MIN, QUALITY_SCALE
-from clccodec.ratecontrol import MAX_PROBES, PSNR_TOLERANCE, SIZE_TOLERANCE, Target, search_quality
+from clccodec.format.container import QUALITY_SCALE
+from clccodec.model.quality import QUALITY_MAX, QUALITY_MIN
+from clccodec.encoding.ratecontrol import MAX_PROBES, PSNR_TOLERANCE, SIZE_TOLERANCE, Target, search_quality
 
 from .conftest import assert_one_line_error, run_clc, synthetic_photo
 

@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from clccodec import container, release
+from clccodec.format import container
+from clccodec.defaults import DEFAULT_DICTIONARY
+from clccodec.model import releases as release
 from clccodec.errors import ModelMismatchError
 
 from .conftest import REPO, synthetic_photo
@@ -38,21 +40,43 @@ def probe(*args: str) -> dict:
 
 
 @pytest.mark.parametrize("args", [("--help",), ("--version",), ("encode", "--help"), ("decode", "--help"),
-                                  ("info", str(FIXTURE)), ("info", "--json", str(release.DEFAULT_DICTIONARY))])
+                                  ("info", str(FIXTURE)), ("info", "--json", str(DEFAULT_DICTIONARY))])
 def test_light_commands_import_no_heavy_module(args):
     res = probe(*args)
     assert res["code"] == 0 and res["heavy"] == [], res
 
 
-def test_compressai_is_used_without_its_eager_imports():
+def test_importing_the_library_changes_nothing_in_the_process():
+    """CompressAI's lazy start-up and the warnings filter are the `clc` process's own (cli/startup.py): a program
+    that imports clccodec gets the real compressai and scipy.stats and its own warnings filters."""
+    code = """
+import sys, warnings
+import torch, compressai, scipy.stats
+filters, modules = list(warnings.filters), dict(sys.modules)
+import clccodec, clccodec.api
+from clccodec.model.network import CLCModel
+from clccodec.model.config import TINY
+assert compressai.__file__.endswith("__init__.py") and "compressai.zoo" in sys.modules  # its own __init__ ran
+assert warnings.filters == filters
+assert all(sys.modules[name] is m for name, m in modules.items()), "a module was replaced"
+assert type(CLCModel(TINY).entropy_bottleneck).__module__.startswith("compressai.entropy_models")
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=300)
+    assert r.returncode == 0, r.stderr.decode()
+
+
+def test_the_cli_uses_compressai_without_its_eager_imports():
     code = """
 import sys
-import clccodec.model.codec
+from clccodec.cli import startup
+startup.load()
+assert "compressai" not in sys.modules  # until something imports it
+import clccodec.model.network
 assert "torch_geometric" not in sys.modules and "compressai.zoo" not in sys.modules, sorted(sys.modules)
 import compressai
 from compressai import ans
 from compressai.entropy_models import EntropyBottleneck
-from clccodec.model.codec import CLCModel
+from clccodec.model.network import CLCModel
 from clccodec.model.config import TINY
 assert type(CLCModel(TINY).entropy_bottleneck) is EntropyBottleneck
 assert compressai.__version__ == "1.2.8" and compressai.get_entropy_coder() == "ans"
@@ -169,7 +193,7 @@ def test_wheel_installed_outside_the_source_tree_encodes_and_decodes(tmp_path, t
 
     Image.fromarray(synthetic_photo(64, 96)).save(work / "a.png")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "CLC_MODEL", "CLC_DICTIONARY")}
-    where = subprocess.run([py, "-c", "import clccodec.release as r; print(r.DEFAULT_MODEL)"], capture_output=True,
+    where = subprocess.run([py, "-c", "import clccodec.defaults as d; print(d.DEFAULT_MODEL)"], capture_output=True,
                            text=True, env=env, cwd=work, check=True).stdout.strip()
     assert where.startswith(str(site)) and Path(where).is_file()
     clc = [str(py), str(venv / "bin" / "clc")]

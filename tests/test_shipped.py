@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from clccodec import read_info
-from clccodec.api import DEFAULT_DICTIONARY, DEFAULT_MODEL
+from clccodec.defaults import DEFAULT_DICTIONARY, DEFAULT_MODEL
 
 from .conftest import run_clc, synthetic_photo
 

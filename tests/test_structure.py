@@ -70,3 +70,39 @@ def test_renamed_config_key_is_read_under_its_old_name_and_keeps_ids():
     assert ModelConfig.from_dict(old) == TINY
     assert ModelConfig.from_dict(TINY.to_dict()) == TINY
     assert '"M": 24' in TINY.id_json() and "latent_channels" not in TINY.id_json()
+
+
+FACE = {"__init__", "__main__", "api", "errors", "defaults"}  # the package root: its face, nothing else
+# what each lower layer may import (the packages above it never appear): the file formats are bytes only; the
+# model stands on the formats' ids, file helpers and errors; io on the formats' metadata
+LAYERS = {
+    "format": {"clccodec.format", "clccodec.errors"},
+    "io": {"clccodec.io", "clccodec.format", "clccodec.errors"},
+    "model": {"clccodec.model", "clccodec.format", "clccodec.io", "clccodec.errors", "clccodec.defaults"},
+}
+
+
+def test_the_package_root_holds_only_its_face():
+    root = {p.stem for p in SRC.glob("*.py")}
+    assert root <= FACE, sorted(root - FACE)
+
+
+def test_lower_layers_import_nothing_above_them():
+    bad = []
+    for layer, allowed in LAYERS.items():
+        for p in (SRC / layer).rglob("*.py"):
+            bad += [f"{module_name(p)} -> {m}" for m in sorted(imports(p))
+                    if m != "clccodec" and not any(m == a or m.startswith(a + ".") for a in allowed)]
+    assert not bad, bad
+
+
+def test_the_format_and_numpy_decoder_never_import_torch():
+    """The formats are bytes; the numpy backend's whole import closure stays free of torch (a decode without it)."""
+    code = ("import sys\nimport clccodec.format.container, clccodec.format.clcdict, clccodec.format.copysection\n"
+            "import clccodec.decoding.numpy_backend, clccodec.decoding.decoder\n"
+            "assert 'torch' not in sys.modules and 'compressai' not in sys.modules, 'torch imported'")
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr.decode()

@@ -14,7 +14,7 @@ from PIL import Image
 
 from clccodec.errors import UsageError
 from clccodec.training.data import is_validation, training_images
-from clccodec.model.codec import lambda_for_quality
+from clccodec.model.quality import lambda_for_quality
 from clccodec.training.trainer import TrainConfig, Trainer, quality_weight, rd_loss, train
 
 from .conftest import run_clc, synthetic_photo
@@ -72,7 +72,7 @@ def test_split_is_stable_and_refuses_kodak(photos, tmp_path):
 
 def test_exported_weights_code_an_image(photos, tmp_path):
     import clccodec
-    from clccodec.ids import file_id
+    from clccodec.format.ids import file_id
 
     train(_cfg(photos, tmp_path / "run", 2))
     (tmp_path / "w.pt").write_bytes(b"keep me")
@@ -131,7 +131,7 @@ def test_q_balance_weighs_each_crops_loss_by_its_lambda():
 
 
 def test_hard_rate_trains_on_the_rate_the_coder_spends(photos, tmp_path):
-    from clccodec.model.codec import CLCModel
+    from clccodec.model.network import CLCModel
     from clccodec.model.config import TINY
 
     torch.manual_seed(0)
@@ -176,7 +176,7 @@ def test_ema_resumes_exactly_and_is_what_best_holds(photos, tmp_path):
 
 
 def test_related_references_start_with_the_crops_own_photo(photos):
-    from clccodec.model.codec import CLCModel
+    from clccodec.model.network import CLCModel
     from clccodec.model.config import TINY
     from clccodec.training.data import ImageSet
     from clccodec.training.refbank import ReferenceBank
@@ -399,7 +399,7 @@ def test_a_signal_stops_training_after_its_step_with_a_checkpoint(photos, tmp_pa
 
     from clccodec.training.trainer import Trainer
 
-    step = Trainer._train_step
+    step = Trainer.train_step
 
     def interrupted_at_two(self):
         rec = step(self)
@@ -407,14 +407,14 @@ def test_a_signal_stops_training_after_its_step_with_a_checkpoint(photos, tmp_pa
             os.kill(os.getpid(), signal.SIGINT)
         return rec
 
-    monkeypatch.setattr(Trainer, "_train_step", interrupted_at_two)
+    monkeypatch.setattr(Trainer, "train_step", interrupted_at_two)
     before = signal.getsignal(signal.SIGINT)
     assert train(_cfg(photos, tmp_path / "run", 6)) == "SIGINT"
     assert signal.getsignal(signal.SIGINT) is before
     assert torch.load(tmp_path / "run" / "last.pt", weights_only=False)["step"] == 2
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert log[-1] == {**log[-1], "event": "interrupted", "signal": "SIGINT", "step": 2}
-    monkeypatch.setattr(Trainer, "_train_step", step)
+    monkeypatch.setattr(Trainer, "train_step", step)
     assert train(_cfg(photos, tmp_path / "run", 6)) == "done"
     assert torch.load(tmp_path / "run" / "last.pt", weights_only=False)["step"] == 6
 

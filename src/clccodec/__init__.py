@@ -3,26 +3,22 @@
     import clccodec
     data = clccodec.encode("photo.png", quality=3)
     image = clccodec.decode(data)
-    pixels = clccodec.LiteDecoder().decode_full(data).pixels   # decoding without torch (lite.py)
+    pixels = clccodec.Decoder().decode_full(data).pixels   # uint8 HxWx3; on a CPU without importing torch
 
-Importing the package is cheap: torch and the model load only when a codec is first used (`read_info` and the
-errors never need them).
+Importing the package is cheap and changes nothing in the process: torch and the model load only when a codec
+is first used (`read_info` and the errors never need them).
 """
 
 from __future__ import annotations
 
-import warnings as _warnings
-
-from .container import read_info
 from .errors import ClcError
-
-# CompressAI calls torch.jit.script at import time, which newer torch flags as deprecated: not our users' concern.
-_warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.jit")
+from .format.container import read_info
 
 __version__ = "0.12.0"
 
 _FROM_API = ("Codec", "decode", "decode_file", "encode", "encode_file")
-__all__ = ["Codec", "ClcError", "LiteDecoder", "decode", "decode_file", "encode", "encode_file", "read_info",
+_FROM_DECODER = ("Decoder", "LiteDecoder")
+__all__ = ["Codec", "ClcError", "Decoder", "LiteDecoder", "decode", "decode_file", "encode", "encode_file", "read_info",
            "__version__"]
 
 
@@ -31,12 +27,12 @@ def __getattr__(name: str):
         from . import api
 
         return getattr(api, name)
-    if name == "LiteDecoder":  # the torch-free decoder (lite.py)
-        from .lite import LiteDecoder
+    if name in _FROM_DECODER:  # the decoder (numpy backend on a CPU: no torch)
+        from .decoding import decoder
 
-        return LiteDecoder
+        return getattr(decoder, name)
     raise AttributeError(f"module 'clccodec' has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_FROM_API) | {"LiteDecoder"})
+    return sorted(set(globals()) | set(_FROM_API) | set(_FROM_DECODER))

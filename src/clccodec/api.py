@@ -7,8 +7,9 @@
     clccodec.encode_file("photo.png", "photo.clc")         # atomic write
     info = clccodec.read_info(data)                        # header fields, bpp
 
-`Codec` keeps a model (and dictionary) loaded for many calls; the module-level functions share one cached
-Codec per (model, dictionary, device).
+`Codec` keeps a model (and dictionary) loaded for many calls and decodes with it (the torch backend); the
+module-level `encode` shares one cached Codec per (model, dictionary, device), `decode` one cached
+decoding.decoder.Decoder, which picks the fastest backend for each call (the numpy one on a CPU: no torch).
 
 Decoding runs the exact probability path always (every file decodes on every device) and, by default, the fast
 float32 synthesis: pixels within a last bit or two of the exact synthesis, which `exact=True` selects (the
@@ -17,7 +18,6 @@ same pixels on every machine, several times slower).
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,31 +26,22 @@ import numpy as np
 import torch
 from PIL import Image
 
-from . import container
-from .fileio import read_bytes, write_atomic
-from .container import DEFAULT_REFS, MAX_REFS, read_info
-from .device import no_tf32, resolve_device
-from .effort import DEFAULT_EFFORT, EFFORT_MAX, EFFORT_MIN, Progress
-from .encoder import ImageEncoder
-from .errors import DictionaryMismatchError, FormatError, ModelError, UsageError
-from .ids import file_id
-from .decoding import DETAIL_MODES, DecodeResult, check_file, with_copies
-from .imageio import LoadedImage, encode_image, load_image, output_format, pad_to_multiple, to_image, to_pixels, \
-    to_tensor
-from .model.codec import PAD_MULTIPLE, CLCModel
-from .model.weights import load_weights, model_id
-from .ratecontrol import Target
-from .quality import DEFAULT_QUALITY, QUALITY_MAX, QUALITY_MIN, quality_is_valid, quantize_quality
-from .release import DEFAULT_DICTIONARY, DEFAULT_MODEL
+from .decoding.decoder import DecodeResult, Decoder, check_detail, decode_with, to_pil
+from .decoding.torch_backend import TorchBackend
+from .defaults import DEFAULT_DETAIL, DEFAULT_EFFORT, DEFAULT_QUALITY, DEFAULT_REFS
+from .encoding.effort import EFFORT_MAX, EFFORT_MIN, Progress
+from .encoding.encoder import ImageEncoder
+from .encoding.ratecontrol import Target
+from .errors import ModelError, UsageError
+from .format import container
+from .format.container import MAX_REFS, quantize_quality, read_info
+from .format.ids import file_id
+from .io.files import read_bytes, write_atomic
+from .io.images import LoadedImage, encode_image, load_image, output_format, pad_to_multiple, to_tensor
+from .model.config import PAD_MULTIPLE
+from .model.network import CLCModel
+from .model.quality import QUALITY_MAX, QUALITY_MIN, quality_is_valid
 
-
-def default_model_path() -> Path:
-    return Path(os.environ.get("CLC_MODEL", DEFAULT_MODEL))
-
-
-def default_dictionary_path() -> Path | None:
-    p = Path(os.environ.get("CLC_DICTIONARY", DEFAULT_DICTIONARY))
-    return p if p.exists() else None
 
 
 @dataclass
@@ -67,49 +58,16 @@ class Codec:
 
     def __init__(self, model: str | Path | CLCModel | None = None, dictionary: Any = None,
                  device: str | torch.device = "auto") -> None:
-        self.device = resolve_device(device)
-        if isinstance(model, CLCModel):
-            self.model = model.to(self.device).eval()
-            if not hasattr(self.model, "model_id"):
-                self.model.model_id = model_id(self.model)
-        else:
-            self.model = load_weights(model or default_model_path(), self.device)
+        """`dictionary`: None (the default dictionary, if it fits the model; loaded when first needed), False
+        (none), a path or a ReferenceDictionary."""
+        self.backend = TorchBackend.load(model, dictionary, device)
+        self.model, self.device = self.backend.net, self.backend.device
         self.model_id = file_id(self.model.model_id)  # as .clc headers store it
-        # the default dictionary loads when first needed (an M = 0 file never needs it); a given one right away
-        self._dictionary, self._default_dictionary = None, dictionary is None
-        if dictionary is not None:
-            self._dictionary = self._load_dictionary(dictionary)
 
     @property
     def dictionary(self):
         """The reference dictionary (None: none, or a default that does not fit the model)."""
-        if self._default_dictionary:
-            self._default_dictionary = False
-            self._dictionary = self._load_default_dictionary()
-        return self._dictionary
-
-    def _load_default_dictionary(self):
-        path = default_dictionary_path()
-        if path is None:
-            return None
-        from .dictionary.store import ReferenceDictionary
-
-        d = ReferenceDictionary.load(path)
-        return d if file_id(d.model_id) == self.model_id else None
-
-    def _load_dictionary(self, dictionary: Any):
-        """False: none; a path or a ReferenceDictionary, which must fit the model."""
-        if dictionary is False:
-            return None
-        if isinstance(dictionary, (str, Path)):
-            from .dictionary.store import ReferenceDictionary
-
-            dictionary = ReferenceDictionary.load(dictionary)
-        if file_id(dictionary.model_id) != self.model_id:
-            raise DictionaryMismatchError(
-                f"dictionary {dictionary.id.hex()} was built for model {dictionary.model_id.hex()}, "
-                f"not for the loaded model {self.model.model_id.hex()}")
-        return dictionary
+        return self.backend.dictionary
 
     # -- encoding ----------------------------------------------------------------------------------------------
 
@@ -166,32 +124,12 @@ class Codec:
 
     # -- decoding ----------------------------------------------------------------------------------------------
 
-    @torch.inference_mode()
-    def decode_full(self, data: bytes, *, exact: bool = False, partial: bool = False, detail: str = "mean",
+    def decode_full(self, data: bytes, *, exact: bool = False, partial: bool = False, detail: str = DEFAULT_DETAIL,
                     seed: int = 0) -> DecodeResult:
-        """Decode a .clc file. `exact`: the bit-exact synthesis (default: the fast one). `partial`: a truncated
-        version-2 file decodes from its complete sections (else a TruncatedError). Slices a file does not hold
-        (truncated, or a `slices=K` preview) are filled by progressive.py: `detail="mean"` (exact decoder-side
-        prediction) or `"sample"` (seeded draw)."""
-        if detail not in DETAIL_MODES:
-            raise UsageError(f"detail must be one of {', '.join(DETAIL_MODES)}, got {detail!r}")
-        f = container.unpack(data, partial=partial)
-        check_file(f, self.model.model_id, len(self.model.cfg.slices), lambda: self.dictionary)
-        codes = self.dictionary.values(f.ref_indices, self.device) if f.num_refs else None  # checks the indices
-        try:
-            with no_tf32():
-                if f.slices_present == f.slices_total:
-                    x_hat = self.model.decompress(f.tiles[0], (f.height, f.width), f.quality, codes, self.device,
-                                                  exact)
-                else:
-                    from .progressive import decompress_prefix
-
-                    x_hat = decompress_prefix(self.model, f.tiles[0], (f.height, f.width), f.quality, codes,
-                                              self.device, detail, seed, exact=exact)
-        except (RuntimeError, ValueError) as e:  # the entropy decoder rejecting its input
-            raise FormatError(f"corrupt file: entropy-coded data does not decode ({e.__class__.__name__})") from None
-        pixels = with_copies(to_pixels(x_hat[..., : f.height, : f.width]), f, self.dictionary)
-        return DecodeResult(pixels, f.grayscale, f.metadata, f.slices_present, f.slices_total, f.truncated)
+        """Decode a .clc file with this codec's torch model (decoding.decoder.Decoder.decode_full: the same
+        arguments, results and errors)."""
+        check_detail(detail)
+        return decode_with(self.backend, container.unpack(data, partial=partial), exact, detail, seed)
 
     def decode_pixels(self, data: bytes, **kw: Any) -> tuple[np.ndarray, bool]:
         """Decode to uint8 (H, W, 3) RGB pixels and the grayscale flag (keywords: those of decode_full)."""
@@ -200,15 +138,13 @@ class Codec:
 
     def decode(self, data: bytes, **kw: Any) -> Image.Image:
         """A PIL image; its info carries the file's ICC profile / EXIF / XMP, which Pillow writes on save."""
-        r = self.decode_full(data, **kw)
-        im = to_image(r.pixels, r.grayscale)
-        im.info.update({"icc_profile" if k == "icc" else k: v for k, v in r.metadata.items()})
-        return im
+        return to_pil(self.decode_full(data, **kw))
 
 
 # -- module-level convenience ---------------------------------------------------------------------------------------
 
 _CODECS: dict[tuple, Codec] = {}
+_DECODERS: dict[tuple, Decoder] = {}
 
 
 def get_codec(model: str | Path | None = None, dictionary: str | Path | None | bool = None,
@@ -236,7 +172,10 @@ def decode(data: bytes, *, model: str | Path | None = None, dictionary: str | Pa
 
     Keywords of Codec.decode_full: exact=True (the bit-exact synthesis: identical pixels on every device, slower
     than the default), partial=True, detail="mean" | "sample", seed=N."""
-    return get_codec(model, dictionary, device).decode(data, **kw)
+    key = (str(model), str(dictionary), str(device))
+    if key not in _DECODERS:
+        _DECODERS[key] = Decoder(model, dictionary, device)
+    return _DECODERS[key].decode(data, **kw)
 
 
 def encode_file(src: str | Path, dst: str | Path, quality: float = DEFAULT_QUALITY, refs: int = DEFAULT_REFS, *,

@@ -100,15 +100,37 @@ def make_codec(model: Optional[Path], dictionary: Optional[str], device: str):
 
 
 def make_decoder(model: Optional[Path], dictionary: Optional[str], device: str, exact: bool = False):
-    """The torch-free decoder (lite.py) on a CPU; a torch Codec for the exact synthesis and where a GPU may be
-    used. (The lite one hands files with missing slices to torch itself.)"""
-    from ..lite import LiteDecoder, gpu_may_be_present, retain_freed_memory
+    """The decoder (decoding.decoder.Decoder: the numpy backend on a CPU, torch where it must)."""
+    from ..decoding.decoder import Decoder
 
-    if not exact and (device == "cpu" or (device == "auto" and not gpu_may_be_present())):
-        retain_freed_memory()  # a short-lived process: reuse freed blocks instead of faulting in new ones
-        return LiteDecoder(model, dictionary_arg(dictionary))
-    return make_codec(model, dictionary, device)
+    retain_freed_memory()  # a short-lived process: reuse freed blocks instead of faulting in new ones
+    return Decoder(model, dictionary_arg(dictionary), device, exact)
+
+
+def retain_freed_memory() -> None:
+    """Ask glibc to keep freed memory for reuse instead of handing large blocks back to the OS, so a decode's
+    many short-lived arrays do not page-fault afresh each time (first decode in a fresh process ~10 % faster).
+    Process-wide: for the CLI's short-lived process, never a library user's. No-op off glibc."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        m_trim_threshold, m_mmap_threshold = -1, -3  # mallopt parameters (malloc.h)
+        libc.mallopt(m_mmap_threshold, 1 << 30)
+        libc.mallopt(m_trim_threshold, (1 << 31) - 1)
+    except (OSError, AttributeError):
+        pass
 
 
 def main() -> None:
+    """The `clc` entry point. Its start-up settings are the CLI process's own, never imposed on a program that
+    imports clccodec: CompressAI's subpackages and scipy.stats import on first use (startup.py), and the
+    deprecation warning CompressAI's import-time torch.jit.script draws from newer torch is not shown."""
+    import warnings
+
+    from . import startup
+
+    startup.load()
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.jit")
     app()

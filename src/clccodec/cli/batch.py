@@ -73,13 +73,13 @@ def refuse_existing_single_output(jobs: list[Job], force: bool) -> None:
 
 
 def read_input(src: str) -> bytes:
-    from ..fileio import read_bytes
+    from ..io.files import read_bytes
 
     return sys.stdin.buffer.read() if src == "-" else read_bytes(src)
 
 
 def write_output(dst: str, data: bytes, force: bool) -> None:
-    from ..fileio import write_atomic
+    from ..io.files import write_atomic
 
     if dst == "-":
         sys.stdout.buffer.write(data)

@@ -7,10 +7,11 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..container import DEFAULT_REFS, MAX_REFS
+from ..defaults import DEFAULT_EFFORT, DEFAULT_QUALITY, DEFAULT_REFS
+from ..format.container import MAX_REFS
 from ..errors import UsageError
-from ..effort import DEFAULT_EFFORT, EFFORT_MAX, EFFORT_MIN, FIRST_REFINING_EFFORT
-from ..quality import DEFAULT_QUALITY, QUALITY_MAX, QUALITY_MIN
+from ..encoding.effort import EFFORT_MAX, EFFORT_MIN, FIRST_REFINING_EFFORT
+from ..model.quality import QUALITY_MAX, QUALITY_MIN
 from .app import DeviceOpt, DictOpt, ExactOpt, ForceOpt, ModelOpt, QuietOpt, app, guard, make_codec, \
     make_decoder
 from .batch import Job, plan_outputs, read_input, refinement_progress, refuse_existing_single_output, run_batch, \
@@ -67,7 +68,7 @@ def encode(
     """
 
     def go() -> None:
-        from ..container import read_info
+        from ..format.container import read_info
 
         targets = {k: v for k, v in (("--target-bpp", target_bpp), ("--target-size", target_size),
                                      ("--target-psnr", target_psnr)) if v is not None}
@@ -130,8 +131,8 @@ def decode(
     """
 
     def go() -> None:
-        from ..imageio import encode_image, output_format, to_image
-        from ..decoding import DETAIL_MODES
+        from ..io.images import encode_image, output_format, to_image
+        from ..defaults import DETAIL_MODES
 
         if detail not in DETAIL_MODES:
             raise UsageError(f"--detail must be one of {', '.join(map(repr, DETAIL_MODES))}, got {detail!r}")

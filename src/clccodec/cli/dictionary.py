@@ -100,8 +100,8 @@ def build_dict(
     """
 
     def go() -> None:
-        from ..api import default_model_path
-        from ..device import resolve_device
+        from ..defaults import default_model_path
+        from ..model.device import resolve_device
         from ..dictionary.build import DEFAULT_LICENSE, BuildOptions, build_dictionary
         from ..model.weights import load_weights
 

@@ -10,7 +10,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ..container import DEFAULT_REFS, MAX_REFS
+from ..defaults import DEFAULT_REFS
+from ..format.container import MAX_REFS
 from ..errors import UsageError
 from .app import DeviceOpt, DictOpt, ExactOpt, ForceOpt, ModelOpt, QuietOpt, app, err, guard, make_codec, out
 

@@ -14,9 +14,9 @@ from .batch import read_input
 
 def describe(raw: bytes) -> dict:
     """The info of a .clcdict (errors prefixed by the caller) or of a .clc file (with the release of its model)."""
-    from .. import release
-    from ..container import read_info
-    from ..dictionary import clcdict
+    from ..model import releases as release
+    from ..format.container import read_info
+    from ..format import clcdict
 
     if clcdict.looks_like_clcdict(raw):
         return clcdict.info(raw)

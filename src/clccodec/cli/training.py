@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import UsageError
-from ..release import DEFAULT_MODEL
+from ..defaults import DEFAULT_MODEL
 from ..training.config import TrainConfig
 from .app import DeviceOpt, ForceOpt, app, err, guard, out
 

@@ -25,12 +25,12 @@ import torch
 from torch import nn
 
 from .. import __version__
-from ..blockcopy import encode_picture
+from .pictures import encode_picture
 from ..errors import DictionaryError, ImageError, UsageError
-from ..ids import MODEL_ID_BYTES
-from ..imageio import list_images, load_image
+from ..format.ids import MODEL_ID_BYTES
+from ..io.images import list_images, load_image
 from ..model.reference import values_to_int8
-from .clcdict import DictData
+from ..format.clcdict import DictData
 from .features import EXTRACTORS, make_extractor
 from .retrieval import fit_pca, project
 from .store import ReferenceDictionary

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import UsageError
-from ..ids import EXTRACTOR_ID_BYTES
+from ..format.ids import EXTRACTOR_ID_BYTES
 
 SPP_LEVELS = (1, 2, 4)
 EXTRACTORS = ("latent", "resnet50")

@@ -1,6 +1,6 @@
 """A loaded reference dictionary: what the encoder retrieves from and the decoder fetches values from, by index.
 
-    d = ReferenceDictionary.load(clccodec.release.DEFAULT_DICTIONARY)
+    d = ReferenceDictionary.load(clccodec.defaults.DEFAULT_DICTIONARY)
     idx = d.retrieve(model, x, 3)        # encoder: top-3 entries for the padded image x (1, 3, H, W) in [0, 1]
     v = d.values(idx)                    # decoder (and encoder): int8 codes (R, C_r, h, w), by index only
 """
@@ -14,18 +14,18 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..blockcopy import Pictures
-from ..fileio import read_bytes, write_atomic
+from .pictures import Pictures
+from ..io.files import read_bytes, write_atomic
 from ..errors import DictionaryError, DictionaryMismatchError, ReferenceIndexError
-from ..ids import file_id
-from . import clcdict
-from .clcdict import DictData
+from ..format.ids import file_id
+from ..format import clcdict
+from ..format.clcdict import DictData
 from .features import FeatureExtractor, LatentExtractor, ResNet50Extractor, query_features
 from .retrieval import RetrievalIndex, merge_results
 
 RESNET_WEIGHTS_ENV = "CLC_RESNET50_WEIGHTS"
 
-# Encode-time query (chosen by measurement, benchmarks/dict_queries.py; numbers in dictionaries/README.md): SPP of
+# Encode-time query (chosen by measurement with an experiment script since removed; numbers in dictionaries/README.md): SPP of
 # the whole image's latent (the encoder's own analysis: no extra pass), hits de-duplicated, top M. The paper's
 # extra 180-degree view cost a second analysis pass and saved no bits (v4 weights: -0.84 % against -0.61 % without
 # it); per-tile queries covered the image's tokens no better than random entries. Encoder-only: changing it never

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..fileio import write_atomic
+from ..io.files import write_atomic
 from ..errors import UsageError
 from . import anchors as anchor_mod
 

@@ -24,11 +24,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..container import DEFAULT_REFS
+from ..defaults import DEFAULT_REFS
 from ..errors import UsageError
-from ..ids import file_id
-from ..imageio import list_images
-from ..quality import QUALITY_MAX, QUALITY_MIN
+from ..format.ids import file_id
+from ..io.images import list_images
+from ..model.quality import QUALITY_MAX, QUALITY_MIN
 from . import anchors as anchor_mod
 from .anchors import Curve
 from .bd import BDResult, bd_rate_result, msssim_db
@@ -62,7 +62,7 @@ class SourceImage:
 
 
 def load_images(files: Sequence[Path]) -> list[SourceImage]:
-    from ..imageio import load_image
+    from ..io.images import load_image
 
     out = []
     for f in files:
@@ -181,7 +181,7 @@ def run_clc(codec, images: Sequence[SourceImage], qualities: Sequence[float], re
             keep_dir: Path | None = None, step: Step | None = None, label: str | None = None,
             exact: bool = False) -> RDRun:
     """Encode every image at every quality through the API, decode from the bytes, measure."""
-    from ..fileio import write_atomic
+    from ..io.files import write_atomic
 
     model_id = codec.model_id.hex()
     dict_id = file_id(codec.dictionary.id).hex() if getattr(codec, "dictionary", None) is not None else None

@@ -1,5 +1,2 @@
-"""The CLC model. Importing it registers CompressAI without its eager imports first (_compressai.py)."""
-
-from . import _compressai
-
-_compressai.load()
+"""The CLC network (network.py), its fixed-point twins (exact.py, synthesis.py), the quality ladder, weights
+files and released model ids. Imports nothing above it."""

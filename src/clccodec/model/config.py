@@ -13,7 +13,7 @@ PAD_MULTIPLE = 64  # images are padded to this: g_a downsamples by 16 and h_a by
 LEGACY_KEYS = {"M": "latent_channels"}
 # Fields added since: absent from older weights files, and hashed only when they differ from this value (so the
 # ids of older models do not change)
-ADDED_FIELDS = {"null_prior": False, "query_slices": 0, "rate_scales": False}
+ADDED_FIELDS = {"null_prior": False, "query_slices": 0, "rate_scales": False, "param_layers": 3}
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,8 @@ class ModelConfig:
     # a learned per-quality scale on the channels after every GDN of g_a and g_s (interpolated like the gains;
     # starting at 1): the transforms adapt to the rate instead of one pair serving every rate
     rate_scales: bool = False
+    # convolutions in each slice's entropy-parameter network (model/layout.py), the last one 1x1
+    param_layers: int = 3
 
     @property
     def query_channels(self) -> int:
@@ -53,6 +55,8 @@ class ModelConfig:
             raise ValueError(f"slices {self.slices} do not sum to latent_channels={self.latent_channels}")
         if self.ref_out % self.align_groups:
             raise ValueError("ref_out must be divisible by align_groups")
+        if self.param_layers < 2:
+            raise ValueError("param_layers must be at least 2")
         if not 0 <= self.query_slices < len(self.slices):
             raise ValueError(f"query_slices must be in [0, {len(self.slices) - 1}]")
 

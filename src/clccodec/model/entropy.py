@@ -20,9 +20,10 @@ import torch
 from compressai.entropy_models import GaussianConditional
 from torch import Tensor, nn
 
+from . import layout
 from .config import ModelConfig
-from .exact import qconv, round_ste
-from ..decoding import padded
+from .exact import round_ste
+from .rans import padded
 from .bands import map_bands
 
 # decoded slices -> the reference features y_a for the slices after them (query_slices)
@@ -50,17 +51,22 @@ class SliceEntropyModel(nn.Module):
         self.query_slices = cfg.query_slices
         self.levels = cfg.scale_levels
         self.log_step = (math.log(SCALE_MAX) - math.log(SCALE_MIN)) / (self.levels - 1)
-        base, P = cfg.feat + cfg.ref_out, cfg.param_hidden
+        from .transforms import torch_layer
+
+        base = cfg.feat + cfg.ref_out
         self.param_nets = nn.ModuleList()
         self.lrp_nets = nn.ModuleList()
         done = 0
         for s in self.slices:
-            head = qconv(P, 2 * s, 1)
+            params = layout.slice_parameters(cfg, base + done, s)
+            head = torch_layer(params[-1])  # made first: the order the random initialisation has always drawn in
             with torch.no_grad():
                 head.bias[s:].fill_(SCALE_INDEX_INIT)
-            self.param_nets.append(nn.Sequential(qconv(base + done, P), nn.ReLU(), qconv(P, P), nn.ReLU(), head))
-            self.lrp_nets.append(nn.Sequential(qconv(base + done + s, P), nn.ReLU(), qconv(P, s, 1)))
+            self.param_nets.append(nn.Sequential(*map(torch_layer, params[:-1]), head))
+            self.lrp_nets.append(nn.Sequential(*map(torch_layer, layout.slice_residual(cfg, base + done + s, s))))
             done += s
+        # the bands' halos: the receptive radius of the parameter and residual networks (the same for every slice)
+        self.halos = (layout.radius(params), layout.radius(layout.slice_residual(cfg, 1, 1)))
         self.gaussian = GaussianConditional(scale_table(self.levels).tolist())
 
     def sigma(self, s: Tensor) -> Tensor:
@@ -116,9 +122,9 @@ class SliceEntropyModel(nn.Module):
         for i, s in enumerate(self.slices):
             if late is not None and i == self.query_slices:
                 ctx[:, feat.shape[1] : base] = late(ctx[:, base:n])
-            out = map_bands(self.param_nets[i], ctx[:, :n], band, halo=2)  # two 3x3 convs: radius 2
+            out = map_bands(self.param_nets[i], ctx[:, :n], band, halo=self.halos[0])
             ctx[:, n : n + s] = symbols(i, out[:, :s], self.indexes(out[:, s:]))
-            r = map_bands(self.lrp_nets[i], ctx[:, : n + s], band, halo=1)  # one 3x3 conv: radius 1
+            r = map_bands(self.lrp_nets[i], ctx[:, : n + s], band, halo=self.halos[1])
             ctx[:, n : n + s] += r.clamp_(-0.5, 0.5)  # both on the grid: the sum is too
             n += s
         return ctx[:, base:], ctx[:, feat.shape[1] : base]

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from compressai.layers import GDN
 from torch import Tensor, nn
 
-from ..quality import interpolate_log_table, level_weights
+from .quality import interpolate_log_table, level_weights
 from . import subpixel
 from .exact import to_grid
 

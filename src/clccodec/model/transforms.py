@@ -1,12 +1,15 @@
-"""Analysis/synthesis transforms (float; g_s runs exactly at coding time: synthesis.py) and the fixed-point
-hyper-synthesis (probability path)."""
+"""Analysis/synthesis transforms (float in training; at coding time g_s runs as synthesis.py's fast float32 or
+exact network) and the fixed-point hyper-synthesis (probability path), built from model/layout.py's lists."""
 
 from __future__ import annotations
 
 from compressai.layers import GDN
 from torch import Tensor, nn
 
+from . import layout
+from .config import ModelConfig
 from .exact import q_act, qconv
+from .layout import Layer
 
 
 def _conv(cin: int, cout: int, k: int = 5, stride: int = 2) -> nn.Conv2d:
@@ -24,12 +27,20 @@ def analysis(N: int, C: int) -> nn.Sequential:
     )
 
 
-def synthesis(N: int, C: int) -> nn.Sequential:
-    """g_s: latent (C, h, w) -> image (3, 16h, 16w)."""
-    return nn.Sequential(
-        _deconv(C, N), GDN(N, inverse=True), _deconv(N, N), GDN(N, inverse=True),
-        _deconv(N, N), GDN(N, inverse=True), _deconv(N, 3),
-    )
+def torch_layer(layer: Layer) -> nn.Module:
+    """The torch module of one layer of model/layout.py."""
+    if layer.kind == "conv":
+        return qconv(layer.cin, layer.cout, layer.k)
+    if layer.kind == "deconv":
+        return _deconv(layer.cin, layer.cout, layer.k)
+    if layer.kind == "igdn":
+        return GDN(layer.cin, inverse=True)
+    return {"relu": nn.ReLU, "shuffle": lambda: nn.PixelShuffle(2)}[layer.kind]()
+
+
+def synthesis(cfg: ModelConfig) -> nn.Sequential:
+    """g_s: latent (C, h, w) -> image (3, 16h, 16w) (layout.synthesis)."""
+    return nn.Sequential(*map(torch_layer, layout.synthesis(cfg)))
 
 
 def hyper_analysis(C: int, hidden: int, Nz: int) -> nn.Sequential:
@@ -42,20 +53,11 @@ def hyper_analysis(C: int, hidden: int, Nz: int) -> nn.Sequential:
 
 
 class HyperSynthesis(nn.Module):
-    """h_s on the fixed-point grid: z_hat -> hyper features F_h at latent resolution.
+    """h_s on the fixed-point grid: z_hat -> hyper features F_h at latent resolution (layout.hyper_synthesis)."""
 
-    Upsampling is a convolution to 4x channels followed by PixelShuffle (a pure permutation), so the whole
-    network stays exact.
-    """
-
-    def __init__(self, Nz: int, hidden: int, feat: int) -> None:
+    def __init__(self, cfg: ModelConfig) -> None:
         super().__init__()
-        self.body = nn.Sequential(
-            qconv(Nz, hidden), nn.ReLU(),
-            qconv(hidden, 4 * hidden), nn.PixelShuffle(2), nn.ReLU(),
-            qconv(hidden, 4 * hidden), nn.PixelShuffle(2), nn.ReLU(),
-            qconv(hidden, feat),
-        )
+        self.body = nn.Sequential(*map(torch_layer, layout.hyper_synthesis(cfg)))
 
     def forward(self, z_hat: Tensor) -> Tensor:  # noqa: D102
         # z_hat = integer symbols + float medians: snap onto the grid before the first exact product

@@ -17,10 +17,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..fileio import write_atomic
+from ..io.files import write_atomic
 from ..errors import ModelError
-from ..ids import MODEL_ID_BYTES
-from .codec import CLCModel
+from ..format.ids import MODEL_ID_BYTES
+from .network import CLCModel
 from .config import ModelConfig
 from .exact import W_FRAC, QConv2d, quantize_exact_params
 from .ptfile import READABLE_FORMATS, WEIGHTS_FORMAT

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from ..imageio import list_images, to_tensor
+from ..io.images import list_images, to_tensor
 
 
 def training_images(folder: str | Path) -> list[Path]:

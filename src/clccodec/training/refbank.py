@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ..dictionary.features import spp
 from ..dictionary.retrieval import RetrievalIndex
-from ..imageio import to_tensor
+from ..io.images import to_tensor
 from .data import ImageSet
 
 

@@ -28,12 +28,13 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
-from ..device import resolve_device
+from ..model.device import resolve_device
 from ..errors import UsageError
-from ..model.codec import PAD_MULTIPLE, CLCModel, lambda_for_quality
+from ..model.config import PAD_MULTIPLE
+from ..model.network import CLCModel
 from ..model.config import CONFIGS
 from ..model.weights import load_weights
-from ..quality import LAMBDAS, QUALITY_MAX, TRAINED_MIN
+from ..model.quality import LAMBDAS, QUALITY_MAX, TRAINED_MIN, lambda_for_quality, rd_objective
 from .config import TrainConfig
 from .data import ImageSet
 from .refbank import ReferenceBank
@@ -68,7 +69,7 @@ def rd_loss(out: dict, x: Tensor, q: Tensor, balance: float = 0.0) -> tuple[Tens
     pixels = x.shape[2] * x.shape[3]
     bpp = sum(_bpp(lik, pixels) for lik in out["likelihoods"].values())
     mse = (out["x_hat"].float() - x).pow(2).flatten(1).mean(1)
-    per_sample = lambda_for_quality(q) * 255**2 * mse + bpp
+    per_sample = rd_objective(lambda_for_quality(q), mse, bpp)
     loss = per_sample.mean()
     weighted = loss if not balance else (per_sample * quality_weight(q, balance)).mean()
     return loss, bpp.mean(), mse.mean(), weighted
@@ -157,7 +158,7 @@ class Trainer:
         self.ddp = None
         if self.world > 1:
             # the auxiliary parameter learns from aux_loss, a second backward outside DDP's forward: DDP must not
-            # sync it (its hook would fire twice); _train_step averages its gradient by hand
+            # sync it (its hook would fire twice); train_step averages its gradient by hand
             DDP = torch.nn.parallel.DistributedDataParallel
             DDP._set_params_and_buffers_to_ignore_for_model(
                 self.model, [n for n, p in self.model.named_parameters() if id(p) in aux])
@@ -305,7 +306,7 @@ class Trainer:
         with open(self.out / "log.jsonl", "a") as f:
             f.write(json.dumps(rec) + "\n")
 
-    def _train_step(self) -> dict:
+    def train_step(self) -> dict:
         cfg = self.cfg
         boxes = self.train_set.random_boxes(self.rng, cfg.batch, cfg.crop, PAD_MULTIPLE if cfg.crop_min else 0)
         x, src = self.train_set.cut(boxes), self.train_set.sources(boxes)
@@ -381,7 +382,7 @@ class Trainer:
                 mses.append(out["x_hat"].clamp(0, 1).sub(x).pow(2).mean().item())
             b = float(np.mean(bpps))
             psnr = float(np.mean([-10 * math.log10(max(v, 1e-10)) for v in mses]))
-            total += float(lambda_for_quality(torch.tensor(qv))) * 255**2 * float(np.mean(mses)) + b
+            total += rd_objective(float(lambda_for_quality(torch.tensor(qv))), float(np.mean(mses)), b)
             res[f"q{qv:g}"] = {"bpp": round(b, 4), "psnr": round(psnr, 3)}
         self.model.train()
         self._swap_ema()
@@ -407,7 +408,7 @@ class Trainer:
         while self.step < cfg.steps:
             if self.step % cfg.refresh_every == 0 or self.bank.latents is None:
                 self._refresh_bank()
-            acc.append(self._train_step())
+            acc.append(self.train_step())
             self.step += 1
             if self.step % cfg.log_every == 0:
                 rec = {k: round(float(np.mean([a[k] for a in acc])), 4) for k in acc[0] if k != "m"}

@@ -1,0 +1,194 @@
+"""One decoder, two backends.
+
+Every decode runs the same steps (`decode_with`): parse and check the file (container), check it against the
+loaded model and dictionary (`check_file`), fetch the references it names, let a backend turn the entropy-coded
+strings into pixels, paste the block-copy section, return a DecodeResult. The backends differ only in that
+middle step:
+
+* numpy (numpy_backend.py): no torch at all; the exact probability path and the fast float32 synthesis, for
+  complete files. The fastest on a CPU (a one-shot decode does not pay the seconds of `import torch`).
+* torch (torch_backend.py; api.Codec decodes with it): every file on every device, the exact synthesis, missing slices
+  (progressive.py).
+
+Both decode the same symbols bit for bit; which one serves a call is decided by `choose_backend`, the one place
+of that policy (the CLI, `clccodec.decode` and `Decoder` all use it).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..defaults import DEFAULT_DETAIL, DETAIL_MODES, default_model_path
+from ..errors import DictionaryError, DictionaryMismatchError, FormatError, ModelMismatchError, UsageError
+from ..format import container
+from ..format.container import ClcFile
+from ..format.ids import file_id
+from ..model.quality import quality_is_valid
+from ..model.releases import describe_model_mismatch
+
+
+@dataclass
+class DecodeResult:
+    pixels: np.ndarray  # uint8 (H, W, 3)
+    grayscale: bool
+    metadata: dict[str, bytes]  # ICC / EXIF / XMP sections of the file (format/metadata.py)
+    slices_used: int  # slice strings decoded; the rest (slices_total - slices_used) were filled (progressive.py)
+    slices_total: int
+    truncated: bool  # the file ended early (only with partial=True)
+
+
+class Backend(Protocol):
+    """What a backend gives the decoder: its model's full id and slice count, its dictionary, the references a
+    file names, and the pixels of a checked file."""
+
+    model_id: bytes
+    slice_count: int
+
+    @property
+    def dictionary(self) -> Any: ...
+
+    def references(self, indices: list[int]) -> Any: ...
+
+    def pixels(self, f: ClcFile, refs: Any, exact: bool, detail: str, seed: int) -> np.ndarray: ...
+
+
+def check_detail(detail: str) -> None:
+    if detail not in DETAIL_MODES:
+        raise UsageError(f"detail must be one of {', '.join(DETAIL_MODES)}, got {detail!r}")
+
+
+def check_file(f: ClcFile, model_id: bytes, slices: int, dictionary: Callable[[], Any]) -> None:
+    """What the container cannot check alone: this file against the loaded model (its full id and slice count)
+    and dictionary (`dictionary()` -> the loaded one, with a .file_id, or None; asked only for files with
+    references)."""
+    from ..io.images import MAX_PIXELS
+
+    if f.width * f.height > MAX_PIXELS:  # the encoder never writes one: refuse before allocating anything
+        raise FormatError(f"corrupt file: {f.width}x{f.height} is too large (this build codes at most "
+                          f"{MAX_PIXELS:,} pixels)")
+    if f.model_id != file_id(model_id):
+        raise ModelMismatchError(describe_model_mismatch(f.model_id, model_id, f.num_refs > 0))
+    if f.slices_total != slices:
+        raise FormatError(f"corrupt file: {f.slices_total} slices, the model codes {slices}")
+    if not quality_is_valid(f.quality):
+        raise FormatError(f"corrupt file: quality {f.quality} out of range")
+    if f.num_refs:
+        d = dictionary()
+        if d is None:
+            raise DictionaryError(f"this file needs reference dictionary {f.dictionary_id.hex()}; "
+                                  "none is loaded (pass --dict)")
+        if f.dictionary_id != d.file_id:
+            raise DictionaryMismatchError(
+                f"this file needs reference dictionary {f.dictionary_id.hex()}, but the loaded dictionary "
+                f"is {d.file_id.hex()} (pass the right --dict)")
+
+
+def decode_with(backend: Backend, f: ClcFile, exact: bool = False, detail: str = DEFAULT_DETAIL,
+                seed: int = 0) -> DecodeResult:
+    """The decode of a parsed file, every step but the backend's own."""
+    check_file(f, backend.model_id, backend.slice_count, lambda: backend.dictionary)
+    refs = backend.references(f.ref_indices) if f.num_refs else None  # checks the indices
+    try:
+        pixels = backend.pixels(f, refs, exact, detail, seed)
+    except (RuntimeError, ValueError) as e:  # the entropy decoder rejecting its input
+        raise FormatError(f"corrupt file: entropy-coded data does not decode ({e.__class__.__name__})") from None
+    if f.block_copy:  # a file with a copy section has references: check_file made sure of the dictionary
+        pixels = backend.dictionary.pictures.apply(pixels, f.block_copy, f.width, f.height)
+    return DecodeResult(pixels, f.grayscale, f.metadata, f.slices_present, f.slices_total, f.truncated)
+
+
+def to_pil(r: DecodeResult):
+    """A PIL image; its info carries the file's ICC profile / EXIF / XMP, which Pillow writes on save."""
+    from ..io.images import to_image
+
+    im = to_image(r.pixels, r.grayscale)
+    im.info.update({"icc_profile" if k == "icc" else k: v for k, v in r.metadata.items()})
+    return im
+
+
+# -- the backend policy -----------------------------------------------------------------------------------------------
+
+def gpu_may_be_present() -> bool:
+    """Whether `device="auto"` could find a CUDA GPU, judged without importing torch: the NVIDIA driver's device
+    node (ROCm's, WSL's) and a CUDA_VISIBLE_DEVICES that does not hide every GPU."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None and visible.strip() in ("", "-1"):
+        return False
+    return any(os.path.exists(p) for p in ("/dev/nvidiactl", "/dev/kfd", "/dev/dxg"))
+
+
+def choose_backend(device: str, exact: bool = False, complete: bool = True) -> str:
+    """'numpy' or 'torch': numpy wherever it can serve the call (the CPU, the fast synthesis, every slice
+    present), torch for the rest (a GPU, `exact`, missing slices)."""
+    on_cpu = device == "cpu" or (device == "auto" and not gpu_may_be_present())
+    return "numpy" if on_cpu and not exact and complete else "torch"
+
+
+class Decoder:
+    """Decodes .clc files with the backend `choose_backend` picks for each call. The backend most calls will use
+    (`exact`: those calls will ask for the exact synthesis) is built at once, so that a bad model or dictionary
+    fails here; the other one on first need."""
+
+    def __init__(self, model: str | Path | None = None, dictionary: str | Path | bool | None = None,
+                 device: str = "auto", exact: bool = False) -> None:
+        """`dictionary`: None (the default dictionary, if it fits the model), False (none) or a path."""
+        self.model_path = Path(model or default_model_path())
+        self.device = device
+        self._dictionary_arg = dictionary
+        self._backends: dict[str, Any] = {}
+        self.backend(choose_backend(device, exact))
+
+    def backend(self, kind: str) -> Any:
+        if kind not in self._backends:
+            if kind == "numpy":
+                from .numpy_backend import NumpyBackend
+
+                self._backends[kind] = NumpyBackend(self.model_path, self._dictionary_arg)
+            else:
+                from .torch_backend import TorchBackend
+
+                self._backends[kind] = TorchBackend.load(self.model_path, self._dictionary_arg, self.device)
+        return self._backends[kind]
+
+    @property
+    def model_id(self) -> bytes:
+        """The loaded model's id as .clc headers store it."""
+        return file_id(next(iter(self._backends.values())).model_id)
+
+    def decode_full(self, data: bytes, *, exact: bool = False, partial: bool = False, detail: str = DEFAULT_DETAIL,
+                    seed: int = 0) -> DecodeResult:
+        """Decode a .clc file. `exact`: the bit-exact synthesis (default: the fast one). `partial`: a truncated
+        version-2 file decodes from its complete sections (else a TruncatedError). Slices a file does not hold
+        (truncated, or a `slices=K` preview) are filled by progressive.py: `detail="mean"` (exact decoder-side
+        prediction) or `"sample"` (seeded draw)."""
+        check_detail(detail)
+        f = container.unpack(data, partial=partial)
+        kind = choose_backend(self.device, exact, f.slices_present == f.slices_total)
+        return decode_with(self.backend(kind), f, exact, detail, seed)
+
+    def decode_pixels(self, data: bytes, **kw: Any) -> tuple[np.ndarray, bool]:
+        """uint8 (H, W, 3) RGB pixels and the grayscale flag (keywords: those of decode_full)."""
+        r = self.decode_full(data, **kw)
+        return r.pixels, r.grayscale
+
+    def decode(self, data: bytes, **kw: Any):
+        """A PIL image (keywords: those of decode_full)."""
+        return to_pil(self.decode_full(data, **kw))
+
+
+class LiteDecoder(Decoder):
+    """The decoder on the CPU: the numpy backend, torch only for what it does not do (kept for the name earlier
+    releases exported)."""
+
+    def __init__(self, model: str | Path | None = None, dictionary: str | Path | bool | None = None) -> None:
+        super().__init__(model, dictionary, "cpu")
+
+    @property
+    def model(self):
+        return self.backend("numpy").model

@@ -1,0 +1,254 @@
+"""Block copy, the encoder's side: find, for every full block of the image, the closest block at any integer
+position of up to M dictionary pictures, and decide which blocks to copy.
+
+With a dictionary that holds its pictures and M >= 1 references, every full B x B block whose best match is at
+least as close to the source as the codec's own reconstruction (plus what signalling the copy costs) is copied
+(format/copysection.py holds the section's bytes and the decoder's paste). Before the analysis those blocks are
+replaced by a smooth low-pass version of the image, so that their latents cost almost nothing. The encoder keeps
+the file with copies only if its real cost (encoder.py) is lower than without. Why the latent-domain references
+cannot do this with today's analysis transform: docs/references.md.
+
+Imports numpy; the search functions import torch when called.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..format.copysection import BLOCK, BlockCopy, displacements, from_displacements, predictions
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+MAX_SEARCH_PIXELS = 1 << 22  # images and pictures up to 4 MP: the coarse search is global (its cost grows as the
+# product of the two sizes), so larger ones are coded without block copy
+RANK_SCALE = 8  # pictures are ranked on 8x downscaled images (every picture is looked at)
+COARSE = 4  # the search runs on 4x downscaled images first, then refines around the best coarse positions
+CANDIDATES = 3  # coarse positions refined per block and picture
+REFINE_RADIUS = 5  # full-resolution pixels searched around a coarse position, each way
+FILL_POOL = 32  # the smooth fill of copied blocks: the image averaged over 32 x 32 cells, bilinear
+# what a copied block's mode and displacement cost after zlib: 5.8 bits measured on synthetic sibling views of
+# training photos (benchmarks/copy_bits.py; never the test collections)
+COPY_BITS = 6.0
+
+
+def block_bits_as_mse(quality: float, block: int) -> float:
+    """COPY_BITS of one block expressed as the per-block MSE (on [0, 1]) that costs as much in the encoder's
+    real cost lambda * 255^2 * MSE + bpp (effort.rd_cost): what a copy must gain to pay for itself."""
+    from ..model.quality import lambda_at, mse_worth
+
+    return mse_worth(COPY_BITS / (block * block), lambda_at(quality))
+
+
+def prefer_predicted(bc: BlockCopy, source: np.ndarray, limit: np.ndarray, pictures: list[np.ndarray]) -> BlockCopy:
+    """The same copies, but wherever copying from the predicted displacement (in any listed picture) gives a
+    per-block MSE against `source` (uint8 (H, W, 3)) of at most `limit` (on [0, 1]: the best match's plus what a
+    coded displacement costs), that displacement is taken: in flat or repetitive regions many positions match
+    about equally well, and a predicted one costs almost nothing to code. `pictures`: the listed ones."""
+    b = bc.block
+    modes = bc.modes.copy()
+    disp = tuple(a.copy() for a in displacements(bc))
+    for (i, j), pred in predictions(modes, disp):
+        if (int(disp[0][i, j]), int(disp[1][i, j])) == pred:
+            continue
+        blk = source[i * b:(i + 1) * b, j * b:(j + 1) * b].astype(np.float64)
+        order = [int(modes[i, j])] + [k for k in range(1, len(pictures) + 1) if k != modes[i, j]]
+        for k in order:
+            pic = pictures[k - 1]
+            y, x = i * b + pred[0], j * b + pred[1]
+            if not (0 <= y <= pic.shape[0] - b and 0 <= x <= pic.shape[1] - b):
+                continue
+            d = (pic[y:y + b, x:x + b].astype(np.float64) - blk) / 255
+            if float((d * d).mean()) <= limit[i, j]:
+                modes[i, j] = k
+                disp[0][i, j], disp[1][i, j] = pred
+                break
+    return from_displacements(b, bc.pictures, modes, disp)
+
+
+# -- the encoder's search (torch) -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Matches:
+    """The best match of every full block over the chosen pictures: mean squared error on [0, 1] pixels, which
+    of the chosen pictures (0-based) and the source position."""
+
+    block: int
+    pictures: list[int]  # dictionary picture indices, the order of `which`
+    mse: np.ndarray  # (nh, nw) float64
+    which: np.ndarray  # (nh, nw) int64
+    src_y: np.ndarray
+    src_x: np.ndarray
+
+    def copy_for(self, use: np.ndarray) -> BlockCopy | None:
+        """The section that copies the blocks where `use` is true (None if none), listing only the pictures
+        it copies from."""
+        if not use.any():
+            return None
+        used = sorted(set(self.which[use].tolist()))
+        slot = {p: k + 1 for k, p in enumerate(used)}
+        modes = np.zeros(use.shape, dtype=np.uint8)
+        for i, j in zip(*np.nonzero(use)):
+            modes[i, j] = slot[int(self.which[i, j])]
+        return BlockCopy(self.block, [self.pictures[p] for p in used], modes, self.src_y.copy(), self.src_x.copy())
+
+
+def to_unit(pixels: np.ndarray) -> "Tensor":
+    import torch
+
+    return torch.from_numpy(np.array(pixels, dtype=np.float32)).permute(2, 0, 1).div_(255)
+
+
+def _ssd_all_positions(blocks: "Tensor", pic: "Tensor") -> tuple["Tensor", "Tensor"]:
+    """For kernels (N, C, b, b) and a picture (C, H, W): every kernel's SSD at every position (N, H-b+1, W-b+1),
+    reduced to the CANDIDATES best (values and flat positions), computed in chunks of kernels (~64 MB each)."""
+    import torch
+    import torch.nn.functional as F
+
+    b = blocks.shape[-1]
+    chunk = max(1, (1 << 24) // max(1, (pic.shape[1] - b + 1) * (pic.shape[2] - b + 1)))
+    box = F.conv2d((pic * pic).sum(0)[None, None], torch.ones(1, 1, b, b))[0, 0]
+    k2 = (blocks * blocks).sum((1, 2, 3))
+    vals, pos = [], []
+    for s in range(0, blocks.shape[0], chunk):
+        ssd = box[None] - 2 * F.conv2d(pic[None], blocks[s:s + chunk])[0] + k2[s:s + chunk, None, None]
+        v, p = ssd.flatten(1).topk(min(CANDIDATES, ssd[0].numel()), dim=1, largest=False)
+        vals.append(v)
+        pos.append(p)
+    return torch.cat(vals), torch.cat(pos)
+
+
+def _refine(blocks: "Tensor", pic: "Tensor", cy: "Tensor", cx: "Tensor", chunk: int = 1024
+            ) -> tuple["Tensor", "Tensor", "Tensor"]:
+    """Full-resolution search in a (2R + 1)^2 window around each candidate top-left (cy, cx) (N candidates for N
+    kernels): the best SSD and its position per kernel."""
+    import torch
+    import torch.nn.functional as F
+
+    n, c, b, _ = blocks.shape
+    h, w = pic.shape[1:]
+    size = b + 2 * REFINE_RADIUS
+    oy = (cy - REFINE_RADIUS).clamp(0, max(h - size, 0))
+    ox = (cx - REFINE_RADIUS).clamp(0, max(w - size, 0))
+    size_y, size_x = min(size, h), min(size, w)
+    ar_y, ar_x = torch.arange(size_y), torch.arange(size_x)
+    best_v, best_y, best_x = [], [], []
+    for s in range(0, n, chunk):
+        e = min(n, s + chunk)
+        rows = (oy[s:e, None] + ar_y)[:, :, None]
+        cols = (ox[s:e, None] + ar_x)[:, None, :]
+        win = pic[:, rows, cols].permute(1, 0, 2, 3)  # (m, C, size_y, size_x)
+        m = e - s
+        corr = F.conv2d(win.reshape(1, m * c, size_y, size_x), blocks[s:e], groups=m)[0]  # (m, oh, ow)
+        box = F.conv2d((win * win).sum(1, keepdim=True), torch.ones(1, 1, b, b))[:, 0]
+        ssd = box - 2 * corr + (blocks[s:e] ** 2).sum((1, 2, 3))[:, None, None]
+        v, p = ssd.flatten(1).min(1)
+        ow = ssd.shape[-1]
+        best_v.append(v)
+        best_y.append(oy[s:e] + p // ow)
+        best_x.append(ox[s:e] + p % ow)
+    return torch.cat(best_v), torch.cat(best_y), torch.cat(best_x)
+
+
+def _searchable(pic: "Tensor", block: int) -> bool:
+    """A picture the search looks at: at least one block, at most MAX_SEARCH_PIXELS."""
+    return pic.shape[1] >= block and pic.shape[2] >= block and pic[0].numel() <= MAX_SEARCH_PIXELS
+
+
+def _blocks(x: "Tensor", b: int) -> "Tensor":
+    """(C, H, W) -> (nh * nw, C, b, b), the full blocks in raster order."""
+    c = x.shape[0]
+    nh, nw = x.shape[1] // b, x.shape[2] // b
+    return x[:, : nh * b, : nw * b].unfold(1, b, b).unfold(2, b, b).permute(1, 2, 0, 3, 4).reshape(-1, c, b, b)
+
+
+def thumbnail(pic: "Tensor", block: int = BLOCK) -> "Tensor | None":
+    """A picture (C, H, W) in [0, 1] downscaled RANK_SCALE times for rank_pictures; None if the search does not
+    look at it (_searchable)."""
+    import torch.nn.functional as F
+
+    return F.avg_pool2d(pic[None], RANK_SCALE)[0] if _searchable(pic, block) else None
+
+
+def rank_pictures(x: "Tensor", thumbnails: Iterable["Tensor | None"], block: int = BLOCK) -> list[int]:
+    """Picture indices (positions in `thumbnails`, the pictures' thumbnail()s) from most to least useful for
+    copying blocks of x (C, H, W), by the mean best-match error of its blocks on RANK_SCALE-times downscaled
+    images (cheap: it looks at every picture)."""
+    import torch.nn.functional as F
+
+    xs = F.avg_pool2d(x[None], RANK_SCALE)[0]
+    ks = _blocks(xs, max(block // RANK_SCALE, 1))
+    scores = []
+    for thumb in thumbnails:
+        if thumb is None or not len(ks):
+            scores.append(float("inf"))
+            continue
+        v, _ = _ssd_all_positions(ks, thumb)
+        scores.append(float(v[:, 0].clamp_min(0).mean()))
+    return sorted(range(len(scores)), key=lambda i: scores[i])
+
+
+def find_matches(x: "Tensor", pictures: list["Tensor"], indices: list[int], block: int = BLOCK) -> Matches:
+    """The best integer-position match of every full block of x (C, H, W) in [0, 1] over `pictures` (their
+    dictionary indices: `indices`): a full search on 4x downscaled images, then a full-resolution search around
+    the best coarse positions."""
+    import torch
+    import torch.nn.functional as F
+
+    nh, nw = x.shape[1] // block, x.shape[2] // block
+    kb = _blocks(x, block)
+    ks = _blocks(F.avg_pool2d(x[None], COARSE)[0], block // COARSE)
+    best = torch.full((nh * nw,), float("inf"), dtype=torch.float64)
+    which = torch.zeros(nh * nw, dtype=torch.long)
+    sy = torch.zeros(nh * nw, dtype=torch.long)
+    sx = torch.zeros(nh * nw, dtype=torch.long)
+    for k, pic in enumerate(pictures):
+        if not _searchable(pic, block) or not len(kb):
+            continue
+        ps = F.avg_pool2d(pic[None], COARSE)[0]
+        _, pos = _ssd_all_positions(ks, ps)
+        ow = ps.shape[2] - block // COARSE + 1
+        cy = (pos // ow).flatten() * COARSE
+        cx = (pos % ow).flatten() * COARSE
+        rep = kb.repeat_interleave(pos.shape[1], dim=0)
+        v, y, xx = _refine(rep, pic, cy, cx)
+        v = v.reshape(-1, pos.shape[1]).double()
+        j = v.argmin(1)
+        v = v.gather(1, j[:, None])[:, 0]
+        y = y.reshape(-1, pos.shape[1]).gather(1, j[:, None])[:, 0]
+        xx = xx.reshape(-1, pos.shape[1]).gather(1, j[:, None])[:, 0]
+        better = v < best
+        best = torch.where(better, v, best)
+        which = torch.where(better, torch.full_like(which, k), which)
+        sy = torch.where(better, y, sy)
+        sx = torch.where(better, xx, sx)
+    mse = (best.clamp_min(0) / (x.shape[0] * block * block)).reshape(nh, nw).numpy()
+    return Matches(block, list(indices), mse, which.reshape(nh, nw).numpy(), sy.reshape(nh, nw).numpy(),
+                   sx.reshape(nh, nw).numpy())
+
+
+def block_mse(a: np.ndarray, b: np.ndarray, block: int) -> np.ndarray:
+    """Mean squared error on [0, 1] per full block of two uint8 (H, W, 3) images."""
+    h, w = a.shape[0] // block * block, a.shape[1] // block * block
+    d = (a[:h, :w].astype(np.float64) - b[:h, :w].astype(np.float64)) / 255
+    return (d * d).reshape(h // block, block, w // block, block, -1).mean((1, 3, 4))
+
+
+def smooth_fill(x: "Tensor", use: np.ndarray, block: int) -> "Tensor":
+    """x (1, C, H, W) with the blocks where `use` is true replaced by its low-pass version (cheap to code: the
+    decoder pastes over them)."""
+    import torch
+    import torch.nn.functional as F
+
+    h, w = x.shape[-2:]
+    pool = min(FILL_POOL, h, w)
+    low = F.interpolate(F.avg_pool2d(x, pool, ceil_mode=True), size=(h, w), mode="bilinear", align_corners=False)
+    mask = torch.zeros((h, w), dtype=x.dtype, device=x.device)
+    m = torch.from_numpy(use.astype(np.float32)).to(x.device, x.dtype)
+    mask[: use.shape[0] * block, : use.shape[1] * block] = m.repeat_interleave(block, 0).repeat_interleave(block, 1)
+    return x * (1 - mask) + low * mask
