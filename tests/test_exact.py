@@ -7,7 +7,7 @@ import torch
 
 from clccodec.model.network import CLCModel
 from clccodec.model.config import TINY
-from clccodec.model.exact import A_FRAC
+from clccodec.model.grids import A_FRAC
 from clccodec.model.weights import prepare_for_export
 
 
@@ -124,7 +124,7 @@ def test_exact_synthesis_tables_are_exact_and_sane():
 def test_exact_synthesis_is_the_float_network_on_a_grid(rate_scales):
     """Same pixels whatever the threads or oneDNN; within float noise of the float synthesis (with the rate scales
     of g_s too)."""
-    from clccodec.model.synthesis import ACT_FRAC
+    from clccodec.model.synthesis import PIXEL_ACT_FRAC as ACT_FRAC
 
     m = make_model(dataclasses.replace(TINY, rate_scales=rate_scales))
     if rate_scales:

@@ -460,3 +460,23 @@ def test_compiled_transforms_train_like_eager_ones(photos, tmp_path):
         return math.sqrt(sum(float((a[k].double() - b[k].double()).pow(2).sum()) for k in keys))
 
     assert dist(w["compiled"], w["eager"]) < 0.01 * dist(w["eager"], w["start"])
+
+
+def test_every_training_option_is_declared_once_and_reaches_the_trainer(photos, tmp_path):
+    """clc train's options are TrainConfig's fields (their defaults and help texts), and what the command line
+    sets arrives in the config the trainer runs."""
+    import dataclasses
+
+    from clccodec.cli.training import train as train_command
+
+    exposed = {f.name: f for f in dataclasses.fields(TrainConfig) if "help" in f.metadata}
+    params = train_command.__signature__.parameters
+    assert set(params) == {"data"} | set(exposed)
+    assert all(params[n].default == f.default for n, f in exposed.items())
+    help_text = run_clc("train", "--help").stdout.decode()
+    assert "--downscale-glob" in help_text and "--amp / --no-amp" in help_text and "--refresh-every" in help_text
+    with pytest.raises(UsageError, match="no training photos"):
+        train(TrainConfig())
+    r = run_clc("train", str(photos), "--out", str(tmp_path / "run"), "--config", "tiny", "--steps", "1",
+                "--batch", "2", "--crop", "64", "--q-balance", "-1")
+    assert r.returncode == 2 and "q-balance" in r.stderr.decode()

@@ -27,7 +27,6 @@ import torch
 from torch import Tensor
 
 from ..model.rans import EntropyStrings, padded
-from ..defaults import DETAIL_MODES
 from ..model.network import CLCModel
 
 
@@ -39,8 +38,6 @@ def detail_stream(seed: int, slice_index: int, nbytes: int) -> bytes:
 def fill_symbols(model: CLCModel, strings: list[bytes], detail: str = "mean", seed: int = 0):
     """The `symbols(i, mu, scale_index)` callback of SliceEntropyModel._code: decode the strings there are,
     fill the rest (see the module doc)."""
-    if detail not in DETAIL_MODES:
-        raise ValueError(f"detail must be one of {DETAIL_MODES}, got {detail!r}")
     gaussian = model.entropy.gaussian
 
     def symbols(i: int, mu: Tensor, idx: Tensor) -> Tensor:

@@ -31,7 +31,7 @@ REFINED_PROBES = 4  # full-effort encodes after a rough search (latent refinemen
 
 
 @dataclass
-class Encoded:
+class CodedFile:
     data: bytes
     pixels: np.ndarray | None  # the decoder's pixels (uint8 HxWx3) with the synthesis asked for
     quality: float
@@ -76,7 +76,7 @@ class ImageEncoder:
         return self.codec.dictionary.values(self.indices[:m], self.codec.device) if m else None
 
     def _pack(self, streams: EntropyStrings, q: float, m: int, x_hat: torch.Tensor | None,
-              reconstruct: bool, exact: bool, full: bool = False) -> Encoded:
+              reconstruct: bool, exact: bool, full: bool = False) -> CodedFile:
         """The file (a preview keeps the first `slices` strings unless `full`) and the decoder's pixels if asked
         for (x_hat: those of the full file)."""
         n_slices = len(self.model.cfg.slices)
@@ -93,9 +93,9 @@ class ImageEncoder:
                     self.codec.dictionary.file_id if indices else NO_DICTIONARY, indices, 0, streams.hyper, streams.slices,
                     slices_total=n_slices, metadata={} if self.strip else dict(self.img.metadata))
         pixels = to_pixels(x_hat[..., : self.img.height, : self.img.width]) if x_hat is not None else None
-        return Encoded(container.pack(f), pixels, q, len(indices))
+        return CodedFile(container.pack(f), pixels, q, len(indices))
 
-    def encode(self, q: float, reconstruct: bool = False, exact: bool = False, effort: int | None = None) -> Encoded:
+    def encode(self, q: float, reconstruct: bool = False, exact: bool = False, effort: int | None = None) -> CodedFile:
         """The file at quality q (on the container's grid); `effort` below the encoder's own, for cheap probes."""
         if not self.copies:
             return self._encode_coded(q, reconstruct, exact, effort)
@@ -104,9 +104,9 @@ class ImageEncoder:
         copied = self._with_copies(q, base, exact, effort)
         if copied is not None and self._real_cost(copied, q) < self._real_cost(base, q):
             best = copied
-        return best if reconstruct else Encoded(best.data, None, best.quality, best.refs)
+        return best if reconstruct else CodedFile(best.data, None, best.quality, best.refs)
 
-    def _real_cost(self, r: Encoded, q: float) -> float:
+    def _real_cost(self, r: CodedFile, q: float) -> float:
         assert r.pixels is not None
         return rd_cost(self.img.pixels, r.pixels, len(r.data), q)
 
@@ -119,7 +119,7 @@ class ImageEncoder:
             self._matches = blockcopy.find_matches(x, [blockcopy.to_unit(pics.pixels(i)) for i in chosen], chosen)
         return self._matches
 
-    def _with_copies(self, q: float, base: Encoded, exact: bool, effort: int | None) -> Encoded | None:
+    def _with_copies(self, q: float, base: CodedFile, exact: bool, effort: int | None) -> CodedFile | None:
         """The file with block copy: the blocks whose best match beats the base file's pixels are smooth-filled
         and the image coded again, then every block whose match beats the new pixels is copied. None if no
         block would be."""
@@ -143,10 +143,10 @@ class ImageEncoder:
         f = container.unpack(coded.data)
         f.block_copy = copysection.pack(bc)
         pixels = copysection.paste(coded.pixels, bc, listed)
-        return Encoded(container.pack(f), pixels, q, coded.refs)
+        return CodedFile(container.pack(f), pixels, q, coded.refs)
 
     def _encode_coded(self, q: float, reconstruct: bool, exact: bool, effort: int | None,
-                      need_refs: bool = False) -> Encoded:
+                      need_refs: bool = False) -> CodedFile:
         """The file without block copy (`need_refs`: one that uses references, for a copy section)."""
         plan = self.plan if effort is None else effort_plan(effort, max(self.plan.refs), self.fallback)
         if need_refs:
@@ -191,12 +191,12 @@ class ImageEncoder:
         pixels = to_pixels(x_hat[..., : self.img.height, : self.img.width])
         return rd_cost(self.img.pixels, pixels, n_bytes, q)
 
-    def search(self, target: Target) -> SearchResult[Encoded]:
+    def search(self, target: Target) -> SearchResult[CodedFile]:
         """The quality that meets `target` (ratecontrol.py). With latent refinement (effort >= 3) the search
         runs without it first and then closes in with full-effort encodes from the quality it found."""
         need_pixels = target.kind == "psnr"
 
-        def measure(r: Encoded) -> float:
+        def measure(r: CodedFile) -> float:
             if target.kind == "size":
                 return float(len(r.data))
             if target.kind == "bpp":
@@ -205,8 +205,8 @@ class ImageEncoder:
 
             return psnr(self.img.pixels, r.pixels)
 
-        def at(effort: int | None) -> Callable[[float], tuple[float, Encoded]]:
-            def encode_at(q: float) -> tuple[float, Encoded]:
+        def at(effort: int | None) -> Callable[[float], tuple[float, CodedFile]]:
+            def encode_at(q: float) -> tuple[float, CodedFile]:
                 r = self.encode(q, reconstruct=need_pixels, effort=effort)
                 return measure(r), r
             return encode_at

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .grids import (  # noqa: F401 - the grids' home is grids.py; re-exported for the torch layers' users
+from .grids import (
     A_FRAC, A_MAX, B_FRAC, B_MAX, EXP2_LUT, LUT_SIZE, LUT_STEPS_PER_OCTAVE, W_FRAC, W_MAX,
 )
 

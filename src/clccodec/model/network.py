@@ -42,7 +42,8 @@ from .reference import (
     int8_to_values,
     values_to_tokens,
 )
-from .synthesis import ExactSynthesis, FastAnalysis, FastSynthesis
+from .analysis import FastAnalysis
+from .synthesis import ExactSynthesis, FastSynthesis
 from .transforms import HyperSynthesis, analysis, hyper_analysis, synthesis
 
 WARM_START_FIELDS = {"null_prior", "query_slices", "rate_scales"}  # config fields CLCModel.reconfigured can change

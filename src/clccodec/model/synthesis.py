@@ -35,9 +35,9 @@ from .quality import interpolate_log_table, level_weights
 from . import subpixel
 from .exact import to_grid
 
-ACT_FRAC, ACT_MAX = 14, 256.0
-W_FRAC, W_MAX = 18, 1.0
-B_FRAC, B_MAX = 16, 64.0
+PIXEL_ACT_FRAC, PIXEL_ACT_MAX = 14, 256.0
+PIXEL_W_FRAC, PIXEL_W_MAX = 18, 1.0
+PIXEL_B_FRAC, PIXEL_B_MAX = 16, 64.0
 SQUARE_FRAC, GAMMA_FRAC = 12, 16  # x^2 and gamma inside inverse GDN
 GATE_FRAC, GATE_MAX = 8, 16.0  # sigmoid table steps (logits on 2^-12 interpolate between them)
 TABLE_FRAC = 16  # sigmoid and gain values
@@ -97,7 +97,7 @@ def folded_gdns(layers: list[tuple], kind: str, scale: Tensor | None) -> list[tu
 
 
 def act(x: Tensor) -> Tensor:
-    return to_grid(x, ACT_FRAC, ACT_MAX)
+    return to_grid(x, PIXEL_ACT_FRAC, PIXEL_ACT_MAX)
 
 
 class ExactSynthesis:
@@ -108,10 +108,10 @@ class ExactSynthesis:
         self.log_inv_gain, self.log_scale, self.device = log_inv_gain, log_scale, device
 
         def w(t: Tensor) -> Tensor:
-            return to_grid(t.detach().to(device, torch.float64), W_FRAC, W_MAX)
+            return to_grid(t.detach().to(device, torch.float64), PIXEL_W_FRAC, PIXEL_W_MAX)
 
         def b(t: Tensor) -> Tensor:
-            return to_grid(t.detach().to(device, torch.float64), B_FRAC, B_MAX)
+            return to_grid(t.detach().to(device, torch.float64), PIXEL_B_FRAC, PIXEL_B_MAX)
 
         with torch.no_grad():
             self.gate = (w(fusion.gate.weight), b(fusion.gate.bias), fusion.gate.padding)
@@ -126,7 +126,7 @@ class ExactSynthesis:
                     beta = layer.beta_reparam(layer.beta.detach().double().cpu())
                     gamma = layer.gamma_reparam(layer.gamma.detach().double().cpu())
                     C = gamma.shape[0]
-                    self.layers.append(("igdn", to_grid(gamma.reshape(C, C, 1, 1).to(device), GAMMA_FRAC, W_MAX),
+                    self.layers.append(("igdn", to_grid(gamma.reshape(C, C, 1, 1).to(device), GAMMA_FRAC, PIXEL_W_MAX),
                                         b(beta)))
                 else:
                     raise TypeError(f"exact synthesis does not know {type(layer).__name__}")
@@ -163,7 +163,7 @@ class ExactSynthesis:
                 y = act(F.conv_transpose2d(y, weight, bias, stride, padding, output_padding))
             else:
                 _, gamma, beta = layer
-                norm = F.conv2d(to_grid(y * y, SQUARE_FRAC, ACT_MAX**2), gamma, beta)
+                norm = F.conv2d(to_grid(y * y, SQUARE_FRAC, PIXEL_ACT_MAX**2), gamma, beta)
                 y = y * torch.sqrt(norm)
                 if scales is not None:
                     y = y * scales[k]
@@ -180,7 +180,7 @@ class ExactSynthesis:
 
 
 
-def subpixel_kernel(deconv: nn.ConvTranspose2d) -> tuple[Tensor, Tensor]:
+def deconv_as_subpixel(deconv: nn.ConvTranspose2d) -> tuple[Tensor, Tensor]:
     """The transposed convolution's sub-pixel form (subpixel.py), as tensors on its device."""
     w, b = deconv.weight.detach(), deconv.bias.detach()
     k, kb = subpixel.subpixel_kernel(w.cpu().numpy(), b.cpu().numpy())
@@ -212,40 +212,6 @@ def gdn_parameters(m: GDN, device: torch.device) -> tuple[Tensor, Tensor]:
     return gamma.t().contiguous(), m.beta_reparam(m.beta.detach()).to(device, torch.float32)
 
 
-class FastAnalysis:
-    """The encoder's g_a at coding time: float32, channels_last convolutions (oneDNN) and channels_last_gdn, about
-    40 % faster than the module on a CPU. Only the encoder runs it: what it changes is which values get coded,
-    in the last bits of float sums, never whether a file decodes."""
-
-    def __init__(self, g_a: nn.Sequential, device: torch.device) -> None:
-        self.layers: list[tuple] = []
-        with torch.no_grad():
-            for m in g_a:
-                if isinstance(m, nn.Conv2d):
-                    w = m.weight.detach().to(device, torch.float32).contiguous(memory_format=torch.channels_last)
-                    self.layers.append(("conv", w, m.bias.detach().to(device, torch.float32), m.stride, m.padding))
-                elif isinstance(m, GDN) and not m.inverse:
-                    self.layers.append(("gdn", *gdn_parameters(m, device)))
-                else:
-                    raise TypeError(f"fast analysis does not know {type(m).__name__}")
-
-    def at_quality(self, scale: Tensor | None) -> list[tuple[Tensor, Tensor]]:
-        """What __call__ needs for one quality: the GDNs' parameters with its rate scales (or None) folded in."""
-        return folded_gdns(self.layers, "gdn", scale)
-
-    def __call__(self, x: Tensor, gdns: list[tuple[Tensor, Tensor]]) -> Tensor:
-        """g_a(x) with at_quality's GDN parameters."""
-        x = x.float().contiguous(memory_format=torch.channels_last)
-        k = 0
-        for layer in self.layers:
-            if layer[0] == "conv":
-                x = F.conv2d(x, *layer[1:])
-            else:
-                x = channels_last_gdn(x, *gdns[k], inverse=False)
-                k += 1
-        return x.contiguous()
-
-
 class FastSynthesis:
     """The trained float network itself (inverse gains, CLS fusion, g_s) in float32, channels_last.
 
@@ -271,7 +237,7 @@ class FastSynthesis:
             self.layers: list[tuple] = []
             for m in g_s:
                 if isinstance(m, nn.ConvTranspose2d) and m.out_channels < 16:
-                    k, b = subpixel_kernel(m)
+                    k, b = deconv_as_subpixel(m)
                     self.layers.append(("subpixel", cl(k), f32(b)))
                 elif isinstance(m, nn.ConvTranspose2d):
                     self.layers.append(("deconv", cl(m.weight), f32(m.bias), m.stride, m.padding, m.output_padding))

@@ -22,7 +22,8 @@ from ..errors import ModelError
 from ..format.ids import MODEL_ID_BYTES
 from .network import CLCModel
 from .config import ModelConfig
-from .exact import W_FRAC, QConv2d, quantize_exact_params
+from .exact import QConv2d, quantize_exact_params
+from .grids import W_FRAC
 from .ptfile import READABLE_FORMATS, WEIGHTS_FORMAT
 
 # small, and their exact values shape the coder (medians, gains, rate scales): not worth fp16's rounding

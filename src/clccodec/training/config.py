@@ -1,67 +1,83 @@
-"""Training settings: the defaults of both `clc train` and the library's TrainConfig (no torch import here)."""
+"""Training settings: every option of `clc train` and of the library's TrainConfig, declared once here with its
+default and help text (cli/training.py builds the command's options from these fields; no torch import here)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def option(default: Any, help: str, **typer_kw: Any) -> Any:  # noqa: A002 - typer's own name for it
+    """A field that `clc train` exposes as --name-with-dashes (extra keywords go to typer.Option: min, max, ...)."""
+    return field(default=default, metadata={"help": help, **typer_kw})
 
 
 @dataclass
 class TrainConfig:
-    data: str = "../shared/data/train"
-    out: str = "runs/full"
-    config: str = "full"
-    init: str | None = None  # weights file to start from (the normal way to continue training)
-    steps: int = 60_000  # total step count to reach (resuming continues towards it)
-    batch: int = 8
-    crop: int = 256  # 128: the latent is 8x8, all border, and the entropy model learns the wrong statistics (MODEL_CARD)
-    # 0: every photo gives `crop` crops (photos smaller are left out). Else photos down to this short side train
-    # too, a batch cut at the largest multiple of 64 its photos hold, up to `crop` (large crops, all photos kept)
-    crop_min: int = 0
-    lr: float = 2e-4
-    lr_decay_at: float = 0.9  # "step" schedule: fraction of `steps` after which the learning rate drops 10x
-    schedule: str = "step"  # "step" (constant, then 10x lower) or "cosine" (warm-up, then cosine decay to lr/100)
-    warmup: int = 0  # linear warm-up steps (both schedules)
-    ema: float = 0.0  # decay of an exponential moving average of the weights (0: off); validated and exported
-    quality: float | None = None  # train at this one quality (a single lambda); None: q = 1 + 7 u^q_power per crop
-    # q_power > 1 draws the low qualities more often (u ~ U[0, 1]): they are where the model is furthest from VTM
-    q_power: float = 1.0
-    # weigh each crop's loss by (lambda(q) / lambda_mid)^-q_balance (trainer.quality_weight); 0: plain sum
-    q_balance: float = 0.0
-    # y's rate from the rounded latent (the bits the coder spends; straight-through) instead of additive noise
-    hard_rate: bool = False
+    data: str = ""  # folder of training photos (the command's argument; never Kodak: it is a test set)
+    out: str = option("runs/full", "Run folder: checkpoints (last.pt, best.pt) and log.jsonl. An existing run resumes "
+                      "exactly where it stopped.", path=True)
+    config: str = option("full", "Model size: full or tiny.")
+    init: str | None = option(None, "Start from these weights (e.g. the shipped src/clccodec/shipped/clc-full.pt) "
+                              "instead of random.", path=True, show_default=False)
+    steps: int = option(60_000, "Total steps to reach.")
+    batch: int = option(8, "Crops per step (per GPU under torchrun).")
+    # below 256 the latent is nearly all border and the entropy model learns the wrong statistics (docs/training.md)
+    crop: int = option(256, "Training crop size.")
+    crop_min: int = option(0, "Keep photos down to this short side too: each batch is cut at the largest multiple "
+                           "of 64 its photos hold, up to --crop (0: photos smaller than --crop are left out).")
+    lr: float = option(2e-4, "Adam learning rate (drops 10x at --lr-decay-at).")
+    lr_decay_at: float = option(0.9, "Fraction of --steps after which the learning rate drops 10x.")
+    schedule: str = option("step", "Learning-rate schedule: step (10x drop at --lr-decay-at) or cosine (to lr/100 "
+                           "at --steps).")
+    warmup: int = option(0, "Linear learning-rate warm-up steps.")
+    ema: float = option(0.0, "Decay of an exponential moving average of the weights, validated and saved as "
+                        "best.pt (e.g. 0.999; 0: off).")
+    quality: float | None = option(None, "Train one quality only (a single lambda); default: every quality.",
+                                   show_default=False)
+    q_power: float = option(1.0, "Draw each crop's quality as 1 + 7 u^P (u uniform): 1 spreads them evenly, 2 draws "
+                            "half below 2.75 (more weight on low rates).")
+    q_balance: float = option(0.0, "Weigh each crop's loss by lambda(q)^-B: the loss grows ~12x from quality 1 to 8, "
+                              "so the top rates steer the model; 0.5 weighs the qualities about alike; 0: off.",
+                              min=0.0)
+    p_related: float = option(0.0, "Share of steps whose references start with crops of each crop's own photo "
+                              "(teaches the model to use related references, as in a photo collection); 0: never.",
+                              min=0.0, max=1.0)
+    p_overlap: float = option(0.0, "Share of steps whose first reference is a window of each crop's own photo around "
+                              "it (shifted, colour-jittered: a near-duplicate worth exploiting); 0: never.",
+                              min=0.0, max=1.0)
+    hard_rate: bool = option(False, "Train y's rate on the rounded latent (the bits the coder spends) instead of "
+                             "under additive noise.")
+    rate_scales: bool = option(False, "Switch on per-quality channel scales in g_a and g_s (start at 1; the weights "
+                               "carry over).")
+    null_prior: bool = option(False, "Switch on the CLM's null prior (its null token weighs as much as all reference "
+                              "tokens together); the weights carry over.")
+    query_slices: int | None = option(None, "Run the CLM after this many slices are decoded, its query seeing them "
+                                      "(weights without it carry over) [default: the model's own]", min=0,
+                                      show_default=False)
+    match_weight: float = option(0.0, "Weight of the CLM's contrastive matching loss (teaches its query and key to "
+                                 "find a position's content among the tokens); 0: off.", min=0.0)
+    train_only: str = option("", "Train only these modules of the model, comma-separated (e.g. "
+                             "clm,value_proj,fusion,entropy: the reference path, transforms frozen); '' trains "
+                             "everything.")
+    val_every: int = option(2000, "Validate (held-out photos) every N steps.")
+    refresh_every: int = option(1000, "Recompute the reference bank's latents with the current g_a every N steps.",
+                                min=1)
+    max_minutes: float = option(0.0, "Stop with a checkpoint after this much time (0: no limit).")
+    downscale_glob: str = option("", "Photos whose file name matches this glob are low-quality JPEGs: downscaled on "
+                                 "load to hide their blocks ('' for none).")
+    compile: bool = option(False, "torch.compile g_a and g_s (faster steps after a compile of tens of seconds per "
+                           "input shape).")
+    device: str = option("auto", "auto, cpu or cuda.")
+    amp: bool | None = option(None, "bf16 autocast for the transforms [default: on where bf16 is native: CUDA, "
+                              "AVX-512 BF16/AMX CPUs]", show_default=False, flag="--amp/--no-amp")
+    seed: int = option(0, "Seed of the crops, qualities and references drawn.")
+    # library-only settings (not on the command line)
     refs_max: int = 5
     p_no_refs: float = 0.15
-    # probability that a step's references start with the bank crops of each crop's own photo (content it shares:
-    # the model learns to use a good reference, as in a collection); otherwise only entries of other photos
-    p_related: float = 0.0
-    # probability that a step's first reference is a ref_crop window of each crop's own photo that contains the
-    # crop (shifted off the latent grid, colour-jittered): a reference worth exploiting, as a near-duplicate is
-    p_overlap: float = 0.0
-    # switch the CLM's null prior on (model config null_prior; the weights carry over: it adds no parameter)
-    null_prior: bool = False
-    # run the CLM after this many decoded slices, its query seeing them (model config query_slices; warm-starts
-    # from weights without it); None: the model's own
-    query_slices: int | None = None
-    # switch on the model's per-quality scales in g_a and g_s (model config rate_scales; warm-starts at 1)
-    rate_scales: bool = False
-    # weight of the CLM's contrastive matching loss (CLCModel.match_loss; trains the query and key only)
-    match_weight: float = 0.0
-    # train only the parameters under these top-level modules of CLCModel (e.g. "clm,value_proj,fusion,entropy":
-    # a quick pass on the reference path with the transforms frozen); "" trains everything
-    train_only: str = ""
     ref_crop: int = 256
     ref_per_image: int = 2
-    refresh_every: int = 1000
-    val_every: int = 2000
     val_crop: int = 256
     ckpt_every: int = 250
     log_every: int = 50
-    seed: int = 0
-    device: str = "auto"
-    compile: bool = False  # torch.compile g_a and g_s for training (trainer.py)
-    amp: bool | None = None  # bf16 autocast for the transforms; None: only where bf16 is native (trainer.fast_bf16)
     val_fraction: float = 0.05
-    max_minutes: float = 0.0  # stop (with a checkpoint) after this much wall time; 0 = no limit
-    # photos whose file name matches this glob are low-quality JPEGs (Sun-Hays, q ~ 75): downscaled on load to hide
-    # their block artifacts; "" turns it off
-    downscale_glob: str = "sunhays80*"

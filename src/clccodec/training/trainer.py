@@ -97,6 +97,8 @@ class Trainer:
             torch.backends.cuda.matmul.allow_tf32 = True  # training only: coding never runs here
             torch.backends.cudnn.allow_tf32 = True
             torch.backends.cudnn.benchmark = True
+        if not cfg.data:
+            raise UsageError("no training photos given (TrainConfig.data: a folder of photos)")
         if cfg.q_balance < 0:
             raise UsageError(f"--q-balance must be 0 or more, got {cfg.q_balance:g}")
         if cfg.q_power <= 0:
