@@ -146,6 +146,14 @@ def smoke_collection_rd(tmp: Path, model: Path, photos: Path) -> None:
     assert res["dictionary"]["K"] == 2 and res["test_images"] == ["view2"] and res["points"][0]["bpp"] > 0
 
 
+def smoke_fuzz(tmp: Path, model: Path, photos: Path) -> None:
+    run("fuzz.py", "--cases", "200", "--decode-every", "5", "--json", tmp / "fuzz.json")
+    res = read(tmp / "fuzz.json")
+    assert res["cases"] >= 200 and res["failures"] == {}
+    assert set(res["readers"]) == {"container", "copy section", "clcdict", "image", "decoder"}
+    assert all(r.get("refused", 0) > 0 for r in res["readers"].values())
+
+
 def smoke_train_profile(tmp: Path, model: Path, photos: Path) -> None:
     data = tmp / "train"
     data.mkdir()
@@ -162,7 +170,7 @@ SMOKE = {
     "speed.py": smoke_speed, "latency.py": smoke_latency, "batch.py": smoke_batch,
     "fast_vs_exact.py": smoke_fast_vs_exact, "cross_device.py": smoke_cross_device, "effort_rd.py": smoke_effort_rd,
     "prefix_rd.py": smoke_prefix_rd, "collection_rd.py": smoke_collection_rd,
-    "train_profile.py": smoke_train_profile,
+    "train_profile.py": smoke_train_profile, "fuzz.py": smoke_fuzz,
 }
 
 

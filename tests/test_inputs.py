@@ -14,7 +14,7 @@ from clccodec import Codec
 from clccodec.errors import ImageError
 from clccodec.io.images import load_image
 
-from .conftest import run_clc, synthetic_photo
+from .conftest import REPO, run_clc, synthetic_photo
 
 
 @pytest.fixture(scope="module")
@@ -142,10 +142,14 @@ def test_single_frame_gif_is_fine(codec):
 
 
 @pytest.mark.parametrize("kind, needle", [("empty", "not an image"), ("gif header", "not an image"),
-                                          ("truncated png", "cannot decode image")])
+                                          ("truncated png", "cannot decode image"),
+                                          ("tiff without dimensions", "cannot decode image")])
 def test_broken_images_are_refused(codec, kind, needle):
     png = saved(Image.fromarray(synthetic_photo(64, 64)), "PNG")
-    blob = {"empty": b"", "gif header": b"GIF89a", "truncated png": png[: len(png) * 2 // 3]}[kind]
+    if kind == "tiff without dimensions":  # found by benchmarks/fuzz.py: Pillow raised a TypeError
+        blob = (REPO / "tests" / "data" / "inputs" / "fuzzed_tiff_without_dimensions.tif").read_bytes()
+    else:
+        blob = {"empty": b"", "gif header": b"GIF89a", "truncated png": png[: len(png) * 2 // 3]}[kind]
     with pytest.raises(ImageError, match=needle):
         codec.encode(blob, quality=3, refs=0)
 

@@ -125,11 +125,11 @@ class Codec:
     # -- decoding ----------------------------------------------------------------------------------------------
 
     def decode_full(self, data: bytes, *, exact: bool = False, partial: bool = False, detail: str = DEFAULT_DETAIL,
-                    seed: int = 0) -> DecodeResult:
+                    seed: int = 0, max_pixels: int | None = None) -> DecodeResult:
         """Decode a .clc file with this codec's torch model (decoding.decoder.Decoder.decode_full: the same
         arguments, results and errors)."""
         check_detail(detail)
-        return decode_with(self.backend, container.unpack(data, partial=partial), exact, detail, seed)
+        return decode_with(self.backend, container.unpack(data, partial=partial), exact, detail, seed, max_pixels)
 
     def decode_pixels(self, data: bytes, **kw: Any) -> tuple[np.ndarray, bool]:
         """Decode to uint8 (H, W, 3) RGB pixels and the grayscale flag (keywords: those of decode_full)."""
@@ -171,7 +171,8 @@ def decode(data: bytes, *, model: str | Path | None = None, dictionary: str | Pa
     """Decode the bytes of a .clc file to a PIL image (RGB, or L for grayscale sources).
 
     Keywords of Codec.decode_full: exact=True (the bit-exact synthesis: identical pixels on every device, slower
-    than the default), partial=True, detail="mean" | "sample", seed=N."""
+    than the default), partial=True, detail="mean" | "sample", seed=N, max_pixels=N (refuse larger images
+    before any work; default: $CLC_MAX_PIXELS, else defaults.DEFAULT_MAX_PIXELS)."""
     key = (str(model), str(dictionary), str(device))
     if key not in _DECODERS:
         _DECODERS[key] = Decoder(model, dictionary, device)

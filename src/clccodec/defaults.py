@@ -20,10 +20,33 @@ DEFAULT_REFS = 3  # references an encoder retrieves unless told otherwise (the p
 DEFAULT_EFFORT = 0
 DETAIL_MODES = ("mean", "sample")  # how the slices a file lacks are filled (decoding/progressive.py)
 DEFAULT_DETAIL = DETAIL_MODES[0]
+# the largest image a decoder produces unless told otherwise: Pillow's MAX_IMAGE_PIXELS (about 89 MP), so that a
+# small hostile file cannot make a service allocate and compute for minutes; CLC_MAX_PIXELS / --max-pixels raise it
+DEFAULT_MAX_PIXELS = 89_478_485
+MAX_PIXELS_ENV = "CLC_MAX_PIXELS"
 
 
 def default_model_path() -> Path:
     return Path(os.environ.get(MODEL_ENV, DEFAULT_MODEL))
+
+
+def max_pixels(value: int | None = None) -> int:
+    """The decoder's pixel limit: `value`, else $CLC_MAX_PIXELS, else DEFAULT_MAX_PIXELS."""
+    if value is None:
+        env = os.environ.get(MAX_PIXELS_ENV)
+        if env is None:
+            return DEFAULT_MAX_PIXELS
+        try:
+            value = int(env.replace("_", ""))
+        except ValueError:
+            from .errors import UsageError
+
+            raise UsageError(f"${MAX_PIXELS_ENV} must be a whole number of pixels, got {env!r}") from None
+    if value < 1:
+        from .errors import UsageError
+
+        raise UsageError(f"the pixel limit must be at least 1, got {value}")
+    return value
 
 
 def default_dictionary_path() -> Path | None:

@@ -35,6 +35,10 @@ class ReferenceIndexError(FormatError):
     """A file's reference index is outside the (otherwise matching) dictionary: the file is corrupt."""
 
 
+class PixelLimitError(FormatError):
+    """The file's image is larger than the decoder's pixel limit (--max-pixels): refused before any work."""
+
+
 class ModelError(ClcError):
     """Model weights missing, unreadable, or not the model a file needs."""
 

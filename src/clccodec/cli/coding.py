@@ -118,6 +118,10 @@ def decode(
                                         "best PSNR) or 'sample' (drawn with --seed: texture instead of blur, a "
                                         "perceptual option).")] = "mean",
     seed: Annotated[int, typer.Option("--seed", help="Seed of --detail sample.", min=0)] = 0,
+    max_pixels: Annotated[Optional[int], typer.Option("--max-pixels", help="Refuse files whose image is larger "
+                                                      "than this many pixels, before any work [default: "
+                                                      "$CLC_MAX_PIXELS, else 89,478,485 (Pillow's limit)]",
+                                                      min=1, show_default=False)] = None,
     model: ModelOpt = None,
     dictionary: DictOpt = None,
     device: DeviceOpt = "auto",
@@ -131,8 +135,8 @@ def decode(
     """
 
     def go() -> None:
+        from ..defaults import DETAIL_MODES, max_pixels as pixel_limit
         from ..io.images import encode_image, output_format, to_image
-        from ..defaults import DETAIL_MODES
 
         if detail not in DETAIL_MODES:
             raise UsageError(f"--detail must be one of {', '.join(map(repr, DETAIL_MODES))}, got {detail!r}")
@@ -140,11 +144,13 @@ def decode(
         for j in jobs:
             output_format(None if j.dst == "-" else j.dst)
         refuse_existing_single_output(jobs, force)
+        limit = pixel_limit(max_pixels)  # a bad $CLC_MAX_PIXELS fails before any file
         codec = make_decoder(model, dictionary, device, exact)
 
         def work(job: Job) -> str:
             t = time.perf_counter()
-            r = codec.decode_full(read_input(job.src), exact=exact, partial=partial, detail=detail, seed=seed)
+            r = codec.decode_full(read_input(job.src), exact=exact, partial=partial, detail=detail, seed=seed,
+                                  max_pixels=limit)
             pixels = r.pixels
             fmt = output_format(None if job.dst == "-" else job.dst)
             write_output(job.dst, encode_image(to_image(pixels, r.grayscale), fmt, r.metadata), force)

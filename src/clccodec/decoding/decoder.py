@@ -24,12 +24,15 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..defaults import DEFAULT_DETAIL, DETAIL_MODES, default_model_path
-from ..errors import DictionaryError, DictionaryMismatchError, FormatError, ModelMismatchError, UsageError
+from ..defaults import DEFAULT_DETAIL, DETAIL_MODES, default_model_path, max_pixels
+from ..errors import DictionaryError, DictionaryMismatchError, FormatError, ModelMismatchError, PixelLimitError, \
+    UsageError
 from ..format import container
 from ..format.container import ClcFile
 from ..format.ids import file_id
+from ..model.config import PAD_MULTIPLE
 from ..model.quality import quality_is_valid
+from ..model.rans import too_short
 from ..model.releases import describe_model_mismatch
 
 
@@ -44,11 +47,15 @@ class DecodeResult:
 
 
 class Backend(Protocol):
-    """What a backend gives the decoder: its model's full id and slice count, its dictionary, the references a
-    file names, and the pixels of a checked file."""
+    """What a backend gives the decoder: its model's full id and slices, its dictionary, the references a file
+    names, and the pixels of a checked file; and for the string check (`check_strings`), the fewest bits a
+    hyper-latent symbol of each channel and any latent symbol can cost (model.rans.min_bits)."""
 
     model_id: bytes
     slice_count: int
+    slice_sizes: tuple[int, ...]
+    hyper_min_bits: np.ndarray
+    latent_min_bits: float
 
     @property
     def dictionary(self) -> Any: ...
@@ -63,15 +70,21 @@ def check_detail(detail: str) -> None:
         raise UsageError(f"detail must be one of {', '.join(DETAIL_MODES)}, got {detail!r}")
 
 
-def check_file(f: ClcFile, model_id: bytes, slices: int, dictionary: Callable[[], Any]) -> None:
-    """What the container cannot check alone: this file against the loaded model (its full id and slice count)
-    and dictionary (`dictionary()` -> the loaded one, with a .file_id, or None; asked only for files with
-    references)."""
+def check_file(f: ClcFile, model_id: bytes, slices: int, dictionary: Callable[[], Any],
+               limit: int | None = None) -> None:
+    """What the container cannot check alone: this file against the decoder's pixel limit (`limit`, None: the
+    default, defaults.max_pixels), the loaded model (its full id and slice count) and dictionary (`dictionary()`
+    -> the loaded one, with a .file_id, or None; asked only for files with references)."""
     from ..io.images import MAX_PIXELS
 
-    if f.width * f.height > MAX_PIXELS:  # the encoder never writes one: refuse before allocating anything
+    pixels = f.width * f.height
+    if pixels > MAX_PIXELS:  # the encoder never writes one: refuse before allocating anything
         raise FormatError(f"corrupt file: {f.width}x{f.height} is too large (this build codes at most "
                           f"{MAX_PIXELS:,} pixels)")
+    limit = max_pixels(limit)
+    if pixels > limit:
+        raise PixelLimitError(f"{f.width}x{f.height} ({pixels:,} pixels) is over the decoder's limit of "
+                              f"{limit:,} pixels (raise it with --max-pixels, $CLC_MAX_PIXELS or max_pixels=)")
     if f.model_id != file_id(model_id):
         raise ModelMismatchError(describe_model_mismatch(f.model_id, model_id, f.num_refs > 0))
     if f.slices_total != slices:
@@ -89,10 +102,27 @@ def check_file(f: ClcFile, model_id: bytes, slices: int, dictionary: Callable[[]
                 f"is {d.file_id.hex()} (pass the right --dict)")
 
 
+def check_strings(f: ClcFile, backend: Backend) -> None:
+    """Refuse entropy-coded strings too short for the symbols the header's size implies (model.rans.too_short):
+    a small file claiming a large image is corrupt, found in microseconds instead of after minutes of decoding
+    padding. The hyper-latent's bound is per channel (its tables are known before decoding); a slice's uses the
+    cheapest symbol of any table (its tables depend on what is decoded before it)."""
+    zh, zw = -(-f.height // PAD_MULTIPLE), -(-f.width // PAD_MULTIPLE)
+    if too_short(f.hyper, float(backend.hyper_min_bits.sum()) * zh * zw):
+        raise FormatError(f"corrupt file: the hyper-latent's entropy-coded data ({len(f.hyper)} bytes) is too short "
+                          f"for a {f.width}x{f.height} image")
+    for i, (string, channels) in enumerate(zip(f.slices, backend.slice_sizes)):
+        if too_short(string, backend.latent_min_bits * channels * 16 * zh * zw):
+            raise FormatError(f"corrupt file: slice {i + 1}'s entropy-coded data ({len(string)} bytes) is too "
+                              f"short for a {f.width}x{f.height} image")
+
+
 def decode_with(backend: Backend, f: ClcFile, exact: bool = False, detail: str = DEFAULT_DETAIL,
-                seed: int = 0) -> DecodeResult:
-    """The decode of a parsed file, every step but the backend's own."""
-    check_file(f, backend.model_id, backend.slice_count, lambda: backend.dictionary)
+                seed: int = 0, max_pixels: int | None = None) -> DecodeResult:
+    """The decode of a parsed file, every step but the backend's own. `max_pixels`: the pixel limit (None: the
+    default, defaults.max_pixels)."""
+    check_file(f, backend.model_id, backend.slice_count, lambda: backend.dictionary, max_pixels)
+    check_strings(f, backend)
     refs = backend.references(f.ref_indices) if f.num_refs else None  # checks the indices
     try:
         pixels = backend.pixels(f, refs, exact, detail, seed)
@@ -162,15 +192,16 @@ class Decoder:
         return file_id(next(iter(self._backends.values())).model_id)
 
     def decode_full(self, data: bytes, *, exact: bool = False, partial: bool = False, detail: str = DEFAULT_DETAIL,
-                    seed: int = 0) -> DecodeResult:
+                    seed: int = 0, max_pixels: int | None = None) -> DecodeResult:
         """Decode a .clc file. `exact`: the bit-exact synthesis (default: the fast one). `partial`: a truncated
         version-2 file decodes from its complete sections (else a TruncatedError). Slices a file does not hold
         (truncated, or a `slices=K` preview) are filled by progressive.py: `detail="mean"` (exact decoder-side
-        prediction) or `"sample"` (seeded draw)."""
+        prediction) or `"sample"` (seeded draw). `max_pixels`: refuse larger images before any work (a
+        PixelLimitError; None: $CLC_MAX_PIXELS or defaults.DEFAULT_MAX_PIXELS)."""
         check_detail(detail)
         f = container.unpack(data, partial=partial)
         kind = choose_backend(self.device, exact, f.slices_present == f.slices_total)
-        return decode_with(self.backend(kind), f, exact, detail, seed)
+        return decode_with(self.backend(kind), f, exact, detail, seed, max_pixels)
 
     def decode_pixels(self, data: bytes, **kw: Any) -> tuple[np.ndarray, bool]:
         """uint8 (H, W, 3) RGB pixels and the grayscale flag (keywords: those of decode_full)."""

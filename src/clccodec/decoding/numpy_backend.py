@@ -38,7 +38,7 @@ from ..model import layout
 from ..model.grids import A_FRAC, A_MAX, B_FRAC, B_MAX, EXP2_LUT, LUT_SIZE, LUT_STEPS_PER_OCTAVE, VALUE_SCALE, \
     W_FRAC, W_MAX, attention_logit_scale, log2_on_lut_grid
 from ..model.quality import level_weights
-from ..model.rans import EntropyStrings, padded, rans_module
+from ..model.rans import EntropyStrings, check_string, min_bits, padded, rans_module
 from ..model.subpixel import subpixel_kernel
 
 BLOCK_BYTES = 1 << 22  # the row blocks of a convolution hold about this much of its columns or products
@@ -54,8 +54,10 @@ class _Coder:
         self.cdf = state[prefix + "_quantized_cdf"].astype(np.int32).tolist()
         self.lengths = state[prefix + "_cdf_length"].astype(np.int32).reshape(-1).tolist()
         self.offsets = state[prefix + "_offset"].astype(np.int32).reshape(-1).tolist()
+        self.min_bits = min_bits(state[prefix + "_quantized_cdf"], state[prefix + "_cdf_length"])
 
     def decode(self, string: bytes, indexes: np.ndarray) -> np.ndarray:
+        check_string(string, self.min_bits, indexes)
         values = rans_module().RansDecoder().decode_with_indexes(
             padded(string, indexes.size), indexes.reshape(-1).tolist(), self.cdf, self.lengths, self.offsets)
         return np.asarray(values, dtype=np.int32).reshape(indexes.shape)
@@ -371,7 +373,7 @@ def _reparam(state: dict, name: str) -> np.ndarray:
 
 def to_pixels(x_hat: np.ndarray) -> np.ndarray:
     """imageio.to_pixels: float (3, H, W) in [0, 1] -> uint8 (H, W, 3), rounding half to even."""
-    return np.round(np.clip(x_hat, 0, 1) * 255).astype(np.uint8).transpose(1, 2, 0)
+    return np.round(np.clip(np.nan_to_num(x_hat, nan=0.0), 0, 1) * 255).astype(np.uint8).transpose(1, 2, 0)
 
 
 # -- the decoder -----------------------------------------------------------------------------------------------------
@@ -410,6 +412,9 @@ class NumpyBackend:
         self.model = NumpyModel.load(model)
         self.model_id = self.model.model_id
         self.slice_count = len(self.model.cfg.slices)
+        self.slice_sizes = tuple(self.model.cfg.slices)
+        self.hyper_min_bits = self.model.z_coder.min_bits
+        self.latent_min_bits = float(self.model.y_coder.min_bits.min())
         self._dictionary_arg = dictionary
         self._dictionary: NumpyDictionary | None = None
         self._dictionary_loaded = False
@@ -429,6 +434,7 @@ class NumpyBackend:
     def pixels(self, f: ClcFile, tokens: np.ndarray | None, exact: bool, detail: str, seed: int) -> np.ndarray:
         if exact or f.slices_present != f.slices_total:
             raise UsageError("the numpy backend decodes complete files with the fast synthesis only")
-        y_hat_s, y_a = self.model.decode_latents(f, (f.height, f.width), tokens)
-        x_hat = self.model.reconstruct(y_hat_s, y_a, f.quality)
-        return to_pixels(x_hat[:, : f.height, : f.width])
+        with np.errstate(all="ignore"):  # a corrupt file's garbage latents overflow: they stay garbage, silently
+            y_hat_s, y_a = self.model.decode_latents(f, (f.height, f.width), tokens)
+            x_hat = self.model.reconstruct(y_hat_s, y_a, f.quality)
+            return to_pixels(x_hat[:, : f.height, : f.width])

@@ -26,7 +26,7 @@ import hashlib
 import torch
 from torch import Tensor
 
-from ..model.rans import EntropyStrings, padded
+from ..model.rans import EntropyStrings, check_string, padded
 from ..model.network import CLCModel
 
 
@@ -38,10 +38,11 @@ def detail_stream(seed: int, slice_index: int, nbytes: int) -> bytes:
 def fill_symbols(model: CLCModel, strings: list[bytes], detail: str = "mean", seed: int = 0):
     """The `symbols(i, mu, scale_index)` callback of SliceEntropyModel._code: decode the strings there are,
     fill the rest (see the module doc)."""
-    gaussian = model.entropy.gaussian
+    gaussian, bits = model.entropy.gaussian, model.entropy.string_bits()
 
     def symbols(i: int, mu: Tensor, idx: Tensor) -> Tensor:
         if i < len(strings):
+            check_string(strings[i], bits, idx.cpu().numpy())
             return gaussian.decompress([padded(strings[i], idx.numel())], idx, dtype=mu.dtype, means=mu)
         if detail == "mean":
             return mu.clone()

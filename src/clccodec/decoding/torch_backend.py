@@ -16,6 +16,7 @@ from ..format.container import ClcFile
 from ..io.images import to_pixels
 from ..model.device import no_tf32, resolve_device
 from ..model.network import CLCModel
+from ..model.rans import min_bits
 from ..model.weights import load_weights, model_id
 
 
@@ -27,6 +28,10 @@ class TorchBackend:
         self._dictionary = dictionary
         self.model_id = net.model_id
         self.slice_count = len(net.cfg.slices)
+        self.slice_sizes = tuple(net.cfg.slices)
+        eb = net.entropy_bottleneck
+        self.hyper_min_bits = min_bits(eb._quantized_cdf.cpu().numpy(), eb._cdf_length.cpu().numpy())
+        self.latent_min_bits = float(net.entropy.string_bits().min())
 
     @classmethod
     def load(cls, model: str | Path | CLCModel | None = None, dictionary: Any = None,

@@ -25,7 +25,7 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 
-from ..errors import ChecksumError, FormatError, NotAClcFileError, TruncatedError, UnsupportedVersionError
+from ..errors import ChecksumError, ClcError, FormatError, NotAClcFileError, TruncatedError, UnsupportedVersionError
 from .ids import FILE_ID_BYTES, NO_DICTIONARY
 
 MAGIC = b"CLC"
@@ -366,6 +366,26 @@ def _unpack_v2(data: bytes, r: _Reader, fields: dict, partial: bool) -> ClcFile:
     strings = parts[lay.hyper_index :]
     return ClcFile(**fields, hyper=strings[0], slices=strings[1:], slices_total=lay.slices_total,
                    metadata=meta, block_copy=copy, version=2, truncated=len(data) < lay.end)
+
+
+def reseal(data: bytes) -> bytes:
+    """The bytes with every checksum recomputed (version 1's trailing CRC-32; version 2's header CRC and the CRC
+    of every section inside the data): for fuzzing, so that mutations reach the parsers behind the checksums. A
+    header too broken to parse is left as it is."""
+    if len(data) < 4:
+        return bytes(data)
+    if data[3:4] != b"\x02":
+        return bytes(data[:-4]) + struct.pack(">I", zlib.crc32(data[:-4]))
+    try:
+        lay = _layout_v2(_start(bytes(data))[0], verify=False)
+    except ClcError:
+        return bytes(data)
+    out = bytearray(data)
+    out[lay.header_end - CRC_BYTES : lay.header_end] = struct.pack(">I", lay.header_crc)
+    for i, (off, n) in enumerate(lay.sections):
+        if off + n + CRC_BYTES <= len(out):
+            out[off + n : off + n + CRC_BYTES] = struct.pack(">I", section_crc(lay.header_crc, i, out[off : off + n]))
+    return bytes(out)
 
 
 def unpack(data: bytes, partial: bool = False) -> ClcFile:

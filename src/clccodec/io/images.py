@@ -11,6 +11,7 @@ What happens to each kind of input (also in docs/usage.md):
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -155,7 +156,8 @@ def load_image(src: str | Path | bytes | Image.Image | np.ndarray) -> LoadedImag
         raise ImageError(f"{name}: not an image file Pillow can read") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(f"{name}: more than {MAX_PIXELS:,} pixels") from None
-    except (OSError, ValueError, SyntaxError) as e:
+    except (OSError, ValueError, SyntaxError, TypeError, EOFError, IndexError, KeyError, ZeroDivisionError,
+            struct.error) as e:  # Pillow's plugins raise any of these on corrupt input (benchmarks/fuzz.py)
         raise ImageError(f"{name}: cannot decode image ({e})") from None
     if pixels.shape[0] == 0 or pixels.shape[1] == 0:
         raise ImageError(f"{name}: empty image")
@@ -176,7 +178,7 @@ def to_pixels(x: torch.Tensor) -> np.ndarray:
     """float (1, 3, H, W) in [0, 1] -> uint8 (H, W, 3), rounding half to even."""
     import torch
 
-    return x[0].clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+    return x[0].nan_to_num(0.0).clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:

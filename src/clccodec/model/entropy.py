@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from . import layout
 from .config import ModelConfig
 from .exact import round_ste
-from .rans import padded
+from .rans import check_string, min_bits, padded
 from .bands import map_bands
 
 # decoded slices -> the reference features y_a for the slices after them (query_slices)
@@ -140,9 +140,17 @@ class SliceEntropyModel(nn.Module):
         y_hat, y_a = self._code(feat, y_a, late, band, code)
         return strings, y_hat, y_a
 
+    def string_bits(self):
+        """The fewest bits a symbol of each of the Gaussian's tables can cost (rans.min_bits)."""
+        g = self.gaussian
+        return min_bits(g._quantized_cdf.cpu().numpy(), g._cdf_length.cpu().numpy())
+
     def decompress(self, strings: list[bytes], feat: Tensor, y_a: Tensor, late: Late | None = None,
                    band: int = 1 << 30) -> tuple[Tensor, Tensor]:
+        bits = self.string_bits()
+
         def decode(i: int, mu: Tensor, idx: Tensor) -> Tensor:
+            check_string(strings[i], bits, idx.cpu().numpy())  # before decoding: a short string is corrupt
             return self.gaussian.decompress([padded(strings[i], idx.numel())], idx, dtype=mu.dtype, means=mu)
 
         return self._code(feat, y_a, late, band, decode)

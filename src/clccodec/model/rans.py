@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ModelError
+from ..errors import FormatError, ModelError
 
 
 @dataclass
@@ -30,6 +30,40 @@ def padded(string: bytes, symbols: int) -> bytes:
     zeros keep every read inside this buffer, and the result deterministic.
     """
     return string + bytes(2 * symbols + 64)
+
+
+def min_bits(cdf: Any, lengths: Any) -> Any:
+    """The fewest bits any symbol coded with each CDF table can cost: -log2 of its most probable symbol's
+    frequency (the tables are CompressAI's quantised CDFs, 16-bit precision; numpy arrays (tables, n) and
+    (tables,)). A string of N symbols is at least about the sum of these (`too_short`)."""
+    import numpy as np
+
+    cdf = np.asarray(cdf, dtype=np.int64)
+    lengths = np.asarray(lengths, dtype=np.int64).reshape(-1)
+    best = np.array([np.diff(cdf[i, : lengths[i]]).max() for i in range(len(lengths))], dtype=np.float64)
+    return -np.log2(best / (1 << CDF_PRECISION))
+
+
+CDF_PRECISION = 16  # CompressAI's entropy coder's probability precision
+
+
+def too_short(string: bytes, bits: float) -> bool:
+    """Whether a rANS string is shorter than symbols costing at least `bits` can be. rANS spends, per symbol, at
+    least (1 - 2^-15) of -log2 of its frequency (the state's rounding), and its 64-bit final state holds at most
+    33 bits beyond the 31 it starts with; the margin below is wider than both, so a valid string is never
+    refused."""
+    return 8 * len(string) + 64 < bits * (1 - 2**-12)
+
+
+def check_string(string: bytes, table_bits: Any, indexes: Any) -> None:
+    """Refuse a string too short for the symbols it must hold (`indexes`: their tables; `table_bits`: min_bits of
+    every table), before decoding it."""
+    import numpy as np
+
+    idx = np.asarray(indexes).reshape(-1)
+    if too_short(string, float(np.asarray(table_bits)[idx].sum())):
+        raise FormatError(f"corrupt file: an entropy-coded string ({len(string)} bytes) is too short for its "
+                          f"{idx.size:,} symbols")
 
 
 _RANS: Any = None
