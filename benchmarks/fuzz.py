@@ -168,14 +168,14 @@ def bombs(size: str) -> None:
                   f"{time.perf_counter() - t:.2f} s, {lines[-1]}: {lines[0][:150] if len(lines) > 1 else ''}")
 
 
-def valid(folder: str) -> None:
+def valid(folder: str, every: int = 1) -> None:
     from clccodec import Codec
     from clccodec.decoding.decoder import LiteDecoder
     from clccodec.errors import ClcError
     from clccodec.io.images import list_images
 
     codec, lite = Codec(device="cpu"), LiteDecoder()
-    images, refused, files = list_images([Path(folder)]), [], 0
+    images, refused, files = list_images([Path(folder)])[::every], [], 0
     t = time.perf_counter()
     for path in images:
         for q in range(9):
@@ -186,6 +186,7 @@ def valid(folder: str) -> None:
                     dec.decode_full(data)
                 except ClcError as e:
                     refused.append(f"{path.name} q{q} {name}: {e}")
+            print(f"{path.name} q{q}: {len(data):,} bytes, checked with both backends", flush=True)
     print(f"{files} valid files ({len(images)} images x qualities 0..8), decoded by both backends in "
           f"{time.perf_counter() - t:.0f} s: {len(refused)} refused")
     for line in refused:
@@ -203,12 +204,13 @@ def main() -> None:
     ap.add_argument("--json", default=None)
     ap.add_argument("--bomb", default=None, metavar="WxH", help="time small files claiming this size instead")
     ap.add_argument("--valid", default=None, metavar="DIR", help="check that no valid file of DIR's images is refused")
+    ap.add_argument("--every", type=int, default=1, help="with --valid: every Nth image only")
     args = ap.parse_args()
     if args.bomb:
         bombs(args.bomb)
         return
     if args.valid:
-        valid(args.valid)
+        valid(args.valid, args.every)
         return
 
     from clccodec import Codec
