@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import signal
-import types
 import typing
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -31,12 +30,12 @@ TRAIN_HELP = """Train the variable-rate model (lambda sampled per crop over the 
 
 def _option_type(f: dataclasses.Field, hint: Any) -> Any:
     """The command-line type of a TrainConfig field: X | None -> Optional[X], paths as Path."""
-    base = hint
-    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
-        base = next(a for a in typing.get_args(hint) if a is not type(None))
+    args = typing.get_args(hint)
+    optional = type(None) in args
+    base = next(a for a in args if a is not type(None)) if optional else hint
     if f.metadata.get("path"):
         base = Path
-    return Optional[base] if base is not hint or f.default is None else base
+    return Optional[base] if optional else base
 
 
 def _parameters() -> list[inspect.Parameter]:

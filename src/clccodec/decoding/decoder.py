@@ -111,8 +111,9 @@ def check_strings(f: ClcFile, backend: Backend) -> None:
     if too_short(f.hyper, float(backend.hyper_min_bits.sum()) * zh * zw):
         raise FormatError(f"corrupt file: the hyper-latent's entropy-coded data ({len(f.hyper)} bytes) is too short "
                           f"for a {f.width}x{f.height} image")
+    latent_positions = (4 * zh) * (4 * zw)  # the latent has 4x the hyper-latent's rows and columns
     for i, (string, channels) in enumerate(zip(f.slices, backend.slice_sizes)):
-        if too_short(string, backend.latent_min_bits * channels * 16 * zh * zw):
+        if too_short(string, backend.latent_min_bits * channels * latent_positions):
             raise FormatError(f"corrupt file: slice {i + 1}'s entropy-coded data ({len(string)} bytes) is too "
                               f"short for a {f.width}x{f.height} image")
 
