@@ -99,6 +99,10 @@ def test_learning_rate_schedules():
     assert cos[:3] == [0.1, 1.0, 1.0] and cos[3] == pytest.approx(0.505) and cos[4] == cos[5] == pytest.approx(0.01)
     with pytest.raises(UsageError, match="schedule"):
         train(TrainConfig(schedule="linear", data="unused"))
+    tail = [lr(s, anneal=20) for s in (0, 79, 80, 90, 100, 120)]  # flat (no 10x drop), then a cosine to lr/100
+    assert tail[:3] == [1.0, 1.0, 1.0] and tail[3] == pytest.approx(0.505) and tail[4] == tail[5] == pytest.approx(0.01)
+    with pytest.raises(UsageError, match="--anneal 200"):
+        train(TrainConfig(anneal=200, steps=100, data="unused"))
 
 
 def test_q_power_draws_the_low_qualities_more_often():

@@ -31,6 +31,8 @@ class TrainConfig:
     schedule: str = option("step", "Learning-rate schedule: step (10x drop at --lr-decay-at) or cosine (to lr/100 "
                            "at --steps).")
     warmup: int = option(0, "Linear learning-rate warm-up steps.")
+    anneal: int = option(0, "Cosine decay to lr/100 over the last N steps before --steps, from a constant rate "
+                         "(an annealed release forked from a running campaign: docs/training.md); 0: off.", min=0)
     ema: float = option(0.0, "Decay of an exponential moving average of the weights, validated and saved as "
                         "best.pt (e.g. 0.999; 0: off).")
     quality: float | None = option(None, "Train one quality only (a single lambda); default: every quality.",

@@ -105,6 +105,8 @@ class Trainer:
             raise UsageError(f"--q-power must be positive, got {cfg.q_power:g}")
         if cfg.schedule not in ("step", "cosine"):
             raise UsageError(f"unknown learning-rate schedule '{cfg.schedule}' (use step or cosine)")
+        if cfg.anneal and (cfg.schedule != "step" or cfg.anneal > cfg.steps):
+            raise UsageError(f"--anneal {cfg.anneal} needs the step schedule and at most --steps ({cfg.steps}) steps")
         self.amp = fast_bf16(self.device) if cfg.amp is None else cfg.amp
         self.out = Path(cfg.out)
         self.main = self.rank == 0
@@ -272,6 +274,9 @@ class Trainer:
         cfg = self.cfg
         if self.step < cfg.warmup:
             return cfg.lr * (self.step + 1) / cfg.warmup
+        if cfg.anneal:  # flat, then a cosine tail: forks a constant-rate run into a release
+            t = max(0.0, (self.step - (cfg.steps - cfg.anneal)) / cfg.anneal)
+            return cfg.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
         if cfg.schedule == "cosine":
             t = (self.step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
             return cfg.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
