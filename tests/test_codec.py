@@ -114,13 +114,6 @@ def test_grayscale_decodes_to_grayscale(codec):
     assert im.mode == "L" and im.size == (56, 40)
 
 
-def test_alpha_is_dropped_with_a_note(codec):
-    rgba = np.dstack([synthetic_photo(32, 32), np.full((32, 32), 128, np.uint8)])
-    res = codec.encode_full(Image.fromarray(rgba, "RGBA"), quality=3, refs=0)
-    assert any("alpha" in n for n in res.notes)
-    assert codec.decode(res.data).mode == "RGB"
-
-
 def test_bad_quality_is_a_usage_error(codec):
     with pytest.raises(UsageError, match="quality"):
         codec.encode(synthetic_photo(16, 16), quality=9)

@@ -1,4 +1,5 @@
-"""Unusual input images: each is coded sensibly (with a note where information is lost) or refused clearly."""
+"""Unusual input images: each is coded sensibly (with a note where information is lost) or refused clearly.
+(Alpha: test_alpha.py.)"""
 
 from __future__ import annotations
 
@@ -74,7 +75,10 @@ def test_palette_images_are_expanded(codec, transparent):
     data = saved(pal, "PNG", **({"transparency": 0} if transparent else {}))
     img = load_image(data)
     assert np.array_equal(img.pixels, np.asarray(Image.open(io.BytesIO(data)).convert("RGB")))
-    assert ("alpha channel dropped (the codec stores colour only)" in img.notes) == transparent
+    want = np.asarray(Image.open(io.BytesIO(data)).convert("RGBA"))[:, :, 3] if transparent else None
+    assert img.notes == [] and (img.alpha is None if want is None else np.array_equal(img.alpha, want))
+    if transparent:
+        assert (want == 0).any()  # index 0 is used: the plane is not all opaque
     round_trip(codec, data)
 
 
@@ -111,14 +115,14 @@ def test_grayscale_kinds_decode_to_grayscale(codec, mode):
         im = Image.fromarray(g.astype(np.uint16) * 257)
     data = saved(im, "PNG")
     _, gray, notes = round_trip(codec, data)
-    assert gray
-    assert ("alpha channel dropped (the codec stores colour only)" in notes) == (mode == "LA")
-    assert codec.decode(codec.encode(data, quality=4, refs=0)).mode == "L"
+    assert gray and "alpha" not in " ".join(notes)
+    assert codec.decode(codec.encode(data, quality=4, refs=0)).mode == ("LA" if mode == "LA" else "L")
 
 
-def test_opaque_alpha_drops_nothing_and_says_nothing(codec):
+def test_opaque_alpha_is_no_alpha(codec):
     rgba = np.dstack([synthetic_photo(16, 16), np.full((16, 16), 255, np.uint8)])
-    assert load_image(saved(Image.fromarray(rgba, "RGBA"), "PNG")).notes == []
+    img = load_image(saved(Image.fromarray(rgba, "RGBA"), "PNG"))
+    assert img.notes == [] and img.alpha is None
 
 
 @pytest.mark.parametrize("size", [(1, 1), (1, 97), (97, 1), (17, 63), (129, 65)])
@@ -152,15 +156,6 @@ def test_broken_images_are_refused(codec, kind, needle):
         blob = {"empty": b"", "gif header": b"GIF89a", "truncated png": png[: len(png) * 2 // 3]}[kind]
     with pytest.raises(ImageError, match=needle):
         codec.encode(blob, quality=3, refs=0)
-
-
-def test_cli_reports_dropped_alpha(tmp_path, tiny_model_path):
-    rgba = np.dstack([synthetic_photo(20, 20), np.full((20, 20), 7, np.uint8)])
-    Image.fromarray(rgba, "RGBA").save(tmp_path / "a.png")
-    r = run_clc("encode", "a.png", "-o", "a.clc", cwd=tmp_path,
-                env_extra={"CLC_MODEL": str(tiny_model_path), "CLC_DICTIONARY": str(tmp_path / "none")})
-    assert r.returncode == 0
-    assert "alpha channel dropped" in r.stderr.decode()
 
 
 def test_one_image_lister_for_every_command(tmp_path):

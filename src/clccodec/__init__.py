@@ -2,7 +2,7 @@
 
     import clccodec
     data = clccodec.encode("photo.png", quality=3)
-    image = clccodec.decode(data)
+    image = clccodec.decode(data)                          # or decode("photo.clc"), decode(open(..., "rb"))
     pixels = clccodec.Decoder().decode_full(data).pixels   # uint8 HxWx3; on a CPU without importing torch
 
 Importing the package is cheap and changes nothing in the process: torch and the model load only when a codec
@@ -12,12 +12,12 @@ is first used (`read_info` and the errors never need them).
 from __future__ import annotations
 
 from .errors import ClcError
-from .format.container import read_info
+from .io.files import read_info
 
 __version__ = "0.12.0"
 
-_FROM_API = ("Codec", "decode", "decode_file", "encode", "encode_file")
-_FROM_DECODER = ("Decoder", "LiteDecoder")
+_FROM_API = ("Codec", "encode", "encode_file")
+_FROM_DECODER = ("Decoder", "LiteDecoder", "decode", "decode_file")  # no torch on a CPU
 __all__ = ["Codec", "ClcError", "Decoder", "LiteDecoder", "decode", "decode_file", "encode", "encode_file", "read_info",
            "__version__"]
 

@@ -14,22 +14,57 @@ import typer
 from rich.console import Console
 
 from .. import __version__
-from ..errors import ClcError
+from ..errors import EXIT_CODES, EXIT_INTERNAL, EXIT_INTERRUPTED, ClcError
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)  # one-line errors stay one line
 out = Console(highlight=False, soft_wrap=True)  # JSON lines must not be wrapped
 
+# click keeps a paragraph that starts with \b as written: one example, one exit code per line
+EXIT_CODES_HELP = "\b\nExit codes:\n" + "\n".join(f"  {code:>3}  {meaning}" for code, meaning in EXIT_CODES)
+
+
+def examples(*lines: str) -> str:
+    """A command's examples for its --help, one per line."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def _plain_value_names() -> None:
+    """Option values named as cwebp or avifenc name them (FLOAT, INT, TEXT, PATH), where typer prints Python
+    types (<float range>, <list[str]>); an argument's metavar already says what it is. The CLI's own process only."""
+    core = getattr(typer, "core", None)
+    param = getattr(core, "_TyperParameter", None)
+    if param is None or not hasattr(param, "display_type"):
+        return
+
+    def display_type(self, ctx) -> str:
+        if isinstance(self, core.TyperArgument):
+            return ""
+        desc = self.type_descriptor
+        if desc.is_choice:
+            return "[" + "|".join(str(c) for c in desc.choices or ()) + "]"
+        if desc.is_path:
+            return "PATH"
+        name = self.bare_type().removeprefix("list[").removesuffix("]")
+        return {"int": "INT", "float": "FLOAT", "str": "TEXT", "Path": "PATH", "bool": ""}.get(name, name.upper())
+
+    param.display_type = display_type
+
+
+_plain_value_names()
+
+
 app = typer.Typer(
     name="clc",
     help="clc: a learned image codec (Conditional Latent Coding) with dictionary references.\n\n"
-    "Examples:\n\n"
-    "  clc encode photo.png -o photo.clc --quality 3\n\n"
-    "  clc decode photo.clc -o out.png\n\n"
-    "  clc encode photo.png --effort 9 --target-bpp 0.5   (slower encode, smaller file, rate control)\n\n"
-    "  clc info photo.clc\n\n"
-    "  clc build-dict ./photos -o my.clcdict\n\n"
-    "  clc encode *.png -o compressed/        (batch, with a progress bar)\n\n"
+    "\b\nExamples:\n"
+    "  clc encode photo.png -o photo.clc --quality 3\n"
+    "  clc decode photo.clc -o out.png\n"
+    "  clc encode photo.png --effort 9 --target-bpp 0.5   (slower encode, smaller file, rate control)\n"
+    "  clc info photo.clc\n"
+    "  clc build-dict ./photos -o my.clcdict\n"
+    "  clc encode *.png -o compressed/        (batch, with a progress bar)\n"
     "  cat photo.png | clc encode - -o - > photo.clc",
+    epilog=EXIT_CODES_HELP,
     no_args_is_help=True,
     add_completion=False,
     rich_markup_mode=None,
@@ -77,11 +112,11 @@ def guard(fn: Callable[[], None]) -> None:
         fail(str(e), e.exit_code)
     except KeyboardInterrupt:
         err.print("clc: interrupted", markup=False)
-        raise typer.Exit(130) from None
+        raise typer.Exit(EXIT_INTERRUPTED) from None
     except Exception as e:  # noqa: BLE001 - last line of defence: a bug must still not print a traceback
         if os.environ.get("CLC_DEBUG"):
             raise
-        fail(f"internal error: {e.__class__.__name__}: {e} (set CLC_DEBUG=1 for a traceback)", 70)
+        fail(f"internal error: {e.__class__.__name__}: {e} (set CLC_DEBUG=1 for a traceback)", EXIT_INTERNAL)
 
 
 def dictionary_arg(value: Optional[str]):

@@ -3,26 +3,36 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from ..defaults import DEFAULT_EFFORT, DEFAULT_QUALITY, DEFAULT_REFS
 from ..format.container import MAX_REFS
-from ..errors import UsageError
+from ..errors import TargetMissedError, UsageError
 from ..encoding.effort import EFFORT_MAX, EFFORT_MIN, FIRST_REFINING_EFFORT
 from ..model.quality import QUALITY_MAX, QUALITY_MIN
-from .app import DeviceOpt, DictOpt, ExactOpt, ForceOpt, ModelOpt, QuietOpt, app, guard, make_codec, \
-    make_decoder
-from .batch import Job, plan_outputs, read_input, refinement_progress, refuse_existing_single_output, run_batch, \
+from .app import EXIT_CODES_HELP, DeviceOpt, DictOpt, ExactOpt, ForceOpt, ModelOpt, QuietOpt, app, err, examples, \
+    guard, make_codec, make_decoder
+from .batch import Job, SlowWorkStatus, check_jobs, plan_outputs, read_input, refinement_progress, run_batch, \
     write_output
 
+ENCODE_HELP = "Encode images to .clc files (alpha and the source's ICC profile, EXIF and XMP kept).\n\n" + examples(
+    "clc encode photo.png -o photo.clc -q 3", "clc encode *.jpg -o out/", "clc encode - -o - < a.png > a.clc",
+    "clc encode photo.png --effort 9", "clc encode photo.png --target-bpp 0.5",
+    "clc encode photo.png --target-size 50000 --strict-target")
+DECODE_HELP = ("Decode .clc files to images (restoring alpha, and the source's ICC profile, EXIF and XMP in PNG, "
+               "JPEG, WebP, AVIF, TIFF).\n\n") + examples(
+    "clc decode photo.clc -o photo.png", "clc decode out/*.clc -o decoded/", "clc decode - -o - < a.clc > a.png",
+    "clc decode photo.clc -o photo.jpg -Q 90", "clc decode photo.clc -o photo.png --exact")
 
-@app.command(no_args_is_help=True)
+
+@app.command(no_args_is_help=True, help=ENCODE_HELP, epilog=EXIT_CODES_HELP)
 def encode(
     inputs: Annotated[list[str], typer.Argument(help="Image files (PNG, JPEG, WebP, TIFF, BMP, ...), or '-' "
                                                 "for stdin.", show_default=False, metavar="IMAGE")],
-    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Output file, folder (for many "
+    output: Annotated[Optional[str], typer.Option("--output", "-o", metavar="PATH", help="Output file, folder (for many "
                                                   "inputs), or '-' for stdout. Default: beside each input, "
                                                   "with .clc.", show_default=False)] = None,
     quality: Annotated[Optional[float], typer.Option("--quality", "-q", help=f"{QUALITY_MIN:g} (smallest) .. "
@@ -55,20 +65,20 @@ def encode(
                                                   "Default: all.", min=0, show_default=False)] = None,
     strip: Annotated[bool, typer.Option("--strip", help="Leave out the source's ICC profile, EXIF and XMP "
                                         "(kept by default).")] = False,
+    no_alpha: Annotated[bool, typer.Option("--no-alpha", help="Drop the source's alpha channel (kept by default, "
+                                           "losslessly).")] = False,
+    strict_target: Annotated[bool, typer.Option("--strict-target", help="A target out of reach is an error (exit "
+                                                "6, no output) instead of a warning beside the nearest "
+                                                "file.")] = False,
     model: ModelOpt = None,
     dictionary: DictOpt = None,
     device: DeviceOpt = "auto",
     force: ForceOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Encode images to .clc files.
-
-    Examples: clc encode photo.png -o photo.clc -q 3 | clc encode *.jpg -o out/ | clc encode - -o - < a.png > a.clc
-    | clc encode photo.png --effort 9 | clc encode photo.png --target-bpp 0.5 | clc encode photo.png --target-size 50000
-    """
-
     def go() -> None:
         from ..format.container import read_info
+        from ..io.images import IMAGE_SUFFIXES
 
         targets = {k: v for k, v in (("--target-bpp", target_bpp), ("--target-size", target_size),
                                      ("--target-psnr", target_psnr)) if v is not None}
@@ -79,20 +89,29 @@ def encode(
         if target_bpp is not None and target_bpp <= 0 or target_psnr is not None and target_psnr <= 0:
             raise UsageError("a target must be a positive number")
         jobs = plan_outputs(inputs, output, ".clc")
-        refuse_existing_single_output(jobs, force)
+        check_jobs(jobs, force)
+        image_suffix = [j.dst for j in jobs if Path(j.dst).suffix.lower() in IMAGE_SUFFIXES]
+        if image_suffix and not quiet:
+            err.print(f"clc: warning: {image_suffix[0]}: .clc data in a file named like an image (use a .clc name)",
+                      markup=False)
         codec = make_codec(model, dictionary, device)
         show_progress = effort >= FIRST_REFINING_EFFORT and len(jobs) == 1 and not quiet
 
         def work(job: Job) -> str:
             t = time.perf_counter()
-            with refinement_progress(show_progress) as progress:
+            with refinement_progress(show_progress) as progress, \
+                    SlowWorkStatus(f"encoding {job.src}", len(jobs) == 1 and not show_progress and not quiet):
                 res = codec.encode_full(read_input(job.src) if job.src == "-" else job.src,
                                         DEFAULT_QUALITY if quality is None else quality, refs, slices=slices,
-                                        strip=strip, effort=effort, target_bpp=target_bpp, target_size=target_size,
-                                        target_psnr=target_psnr, progress=progress)
+                                        strip=strip, alpha=not no_alpha, effort=effort, target_bpp=target_bpp,
+                                        target_size=target_size, target_psnr=target_psnr, progress=progress)
+            if res.target_note and strict_target:
+                raise TargetMissedError(f"{job.src}: {res.target_note} (nothing written: --strict-target)")
             write_output(job.dst, res.data, force)
+            if res.target_note and not quiet:
+                err.print(f"clc: warning: {job.src}: {res.target_note}", markup=False)
             info = read_info(res.data)
-            notes = "".join(f"  [{n}]" for n in res.notes)
+            notes = "".join(f"  [{n}]" for n in res.notes if n != res.target_note)
             found = f"  q {res.quality:g}" if targets else ""
             extra = f"  effort {effort}, {res.refs} refs" if effort else ""
             return (f"{job.src} -> {job.dst}  {info['width']}x{info['height']}  {len(res.data)} bytes  "
@@ -103,13 +122,16 @@ def encode(
     guard(go)
 
 
-@app.command(no_args_is_help=True)
+@app.command(no_args_is_help=True, help=DECODE_HELP, epilog=EXIT_CODES_HELP)
 def decode(
     inputs: Annotated[list[str], typer.Argument(help=".clc files, or '-' for stdin.", show_default=False, metavar="FILE")],
-    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Output image (format from the "
-                                                  "extension: png, ppm, bmp, tif, webp), folder, or '-' for "
-                                                  "stdout (PNG). Default: beside each input, with .png.",
+    output: Annotated[Optional[str], typer.Option("--output", "-o", metavar="PATH", help="Output image (format from the "
+                                                  "extension: png, jpg, webp, avif, tif, bmp, ppm), folder, or "
+                                                  "'-' for stdout (PNG). Default: beside each input, with .png.",
                                                   show_default=False)] = None,
+    output_quality: Annotated[Optional[int], typer.Option("--output-quality", "-Q", help="Quality 1..100 of "
+                                                          "lossy outputs [default: JPEG 95, AVIF 90, WebP "
+                                                          "lossless]", min=1, max=100, show_default=False)] = None,
     exact: ExactOpt = False,
     partial: Annotated[bool, typer.Option("--partial", help="Decode a truncated file from its complete "
                                           "slices (missing ones are predicted); without it a truncated file is "
@@ -128,37 +150,34 @@ def decode(
     force: ForceOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """Decode .clc files to images (restoring the source's ICC profile, EXIF and XMP in PNG, JPEG, WebP, TIFF).
-
-    Examples: clc decode photo.clc -o photo.png | clc decode out/*.clc -o decoded/ | clc decode - -o - < a.clc > a.png
-    | clc decode photo.clc -o photo.png --exact
-    """
-
     def go() -> None:
         from ..defaults import DETAIL_MODES, max_pixels as pixel_limit
-        from ..io.images import encode_image, output_format, to_image
+        from ..io.images import drops_alpha, encode_image, output_format, to_image
 
         if detail not in DETAIL_MODES:
             raise UsageError(f"--detail must be one of {', '.join(map(repr, DETAIL_MODES))}, got {detail!r}")
         jobs = plan_outputs(inputs, output, ".png")
         for j in jobs:
             output_format(None if j.dst == "-" else j.dst)
-        refuse_existing_single_output(jobs, force)
+        check_jobs(jobs, force)
         limit = pixel_limit(max_pixels)  # a bad $CLC_MAX_PIXELS fails before any file
         codec = make_decoder(model, dictionary, device, exact)
 
         def work(job: Job) -> str:
             t = time.perf_counter()
-            r = codec.decode_full(read_input(job.src), exact=exact, partial=partial, detail=detail, seed=seed,
-                                  max_pixels=limit)
+            with SlowWorkStatus(f"decoding {job.src}", len(jobs) == 1 and not quiet):
+                r = codec.decode_full(read_input(job.src), exact=exact, partial=partial, detail=detail, seed=seed,
+                                      max_pixels=limit)
             pixels = r.pixels
             fmt = output_format(None if job.dst == "-" else job.dst)
-            write_output(job.dst, encode_image(to_image(pixels, r.grayscale), fmt, r.metadata), force)
+            im = to_image(pixels, r.grayscale, r.alpha)
+            write_output(job.dst, encode_image(im, fmt, r.metadata, output_quality), force)
+            dropped = f"  [alpha dropped: {fmt} has none]" if drops_alpha(im, fmt) else ""
             used = ("" if r.slices_used == r.slices_total else
                     f"  {r.slices_used} of {r.slices_total} slices{' (truncated file)' if r.truncated else ''}, "
                     f"the rest {'sampled' if detail == 'sample' else 'predicted'}")
             return (f"{job.src} -> {job.dst}  {pixels.shape[1]}x{pixels.shape[0]}  {time.perf_counter() - t:.2f} s"
-                    f"{used}")
+                    f"{used}{dropped}")
 
         run_batch(jobs, work, quiet, "Decode")
 

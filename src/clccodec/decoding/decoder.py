@@ -20,16 +20,21 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+if TYPE_CHECKING:
+    from PIL import Image
+
 from ..defaults import DEFAULT_DETAIL, DETAIL_MODES, default_model_path, max_pixels
 from ..errors import DictionaryError, DictionaryMismatchError, FormatError, ModelMismatchError, PixelLimitError, \
-    UsageError
+    UsageError, check_number
 from ..format import container
 from ..format.container import ClcFile
+from ..format.alpha import unpack_alpha
 from ..format.ids import file_id
+from ..io.files import FileSource, read_source
 from ..model.config import PAD_MULTIPLE
 from ..model.quality import quality_is_valid
 from ..model.rans import too_short
@@ -44,6 +49,7 @@ class DecodeResult:
     slices_used: int  # slice strings decoded; the rest (slices_total - slices_used) were filled (progressive.py)
     slices_total: int
     truncated: bool  # the file ended early (only with partial=True)
+    alpha: np.ndarray | None = None  # uint8 (H, W): the file's alpha plane (format/alpha.py), None if opaque
 
 
 class Backend(Protocol):
@@ -65,9 +71,12 @@ class Backend(Protocol):
     def pixels(self, f: ClcFile, refs: Any, exact: bool, detail: str, seed: int) -> np.ndarray: ...
 
 
-def check_detail(detail: str) -> None:
+def check_decode_args(detail: str, seed: int = 0, max_pixels: int | None = None) -> None:
+    """The decoding options every decode entry takes, checked before any work (one message each)."""
     if detail not in DETAIL_MODES:
-        raise UsageError(f"detail must be one of {', '.join(DETAIL_MODES)}, got {detail!r}")
+        raise UsageError(f"detail must be one of {', '.join(map(repr, DETAIL_MODES))}, got {detail!r}")
+    check_number("seed", seed, 0, integer=True)
+    check_number("max_pixels", max_pixels, 1, integer=True, optional=True)
 
 
 def check_file(f: ClcFile, model_id: bytes, slices: int, dictionary: Callable[[], Any],
@@ -124,6 +133,7 @@ def decode_with(backend: Backend, f: ClcFile, exact: bool = False, detail: str =
     default, defaults.max_pixels)."""
     check_file(f, backend.model_id, backend.slice_count, lambda: backend.dictionary, max_pixels)
     check_strings(f, backend)
+    alpha = unpack_alpha(f.alpha, f.width, f.height) if f.alpha else None  # (cheap: a corrupt one fails first)
     refs = backend.references(f.ref_indices) if f.num_refs else None  # checks the indices
     try:
         pixels = backend.pixels(f, refs, exact, detail, seed)
@@ -131,14 +141,14 @@ def decode_with(backend: Backend, f: ClcFile, exact: bool = False, detail: str =
         raise FormatError(f"corrupt file: entropy-coded data does not decode ({e.__class__.__name__})") from None
     if f.block_copy:  # a file with a copy section has references: check_file made sure of the dictionary
         pixels = backend.dictionary.pictures.apply(pixels, f.block_copy, f.width, f.height)
-    return DecodeResult(pixels, f.grayscale, f.metadata, f.slices_present, f.slices_total, f.truncated)
+    return DecodeResult(pixels, f.grayscale, f.metadata, f.slices_present, f.slices_total, f.truncated, alpha)
 
 
 def to_pil(r: DecodeResult):
     """A PIL image; its info carries the file's ICC profile / EXIF / XMP, which Pillow writes on save."""
     from ..io.images import to_image
 
-    im = to_image(r.pixels, r.grayscale)
+    im = to_image(r.pixels, r.grayscale, r.alpha)
     im.info.update({"icc_profile" if k == "icc" else k: v for k, v in r.metadata.items()})
     return im
 
@@ -192,26 +202,31 @@ class Decoder:
         """The loaded model's id as .clc headers store it."""
         return file_id(next(iter(self._backends.values())).model_id)
 
-    def decode_full(self, data: bytes, *, exact: bool = False, partial: bool = False, detail: str = DEFAULT_DETAIL,
-                    seed: int = 0, max_pixels: int | None = None) -> DecodeResult:
-        """Decode a .clc file. `exact`: the bit-exact synthesis (default: the fast one). `partial`: a truncated
-        version-2 file decodes from its complete sections (else a TruncatedError). Slices a file does not hold
-        (truncated, or a `slices=K` preview) are filled by progressive.py: `detail="mean"` (exact decoder-side
-        prediction) or `"sample"` (seeded draw). `max_pixels`: refuse larger images before any work (a
-        PixelLimitError; None: $CLC_MAX_PIXELS or defaults.DEFAULT_MAX_PIXELS)."""
-        check_detail(detail)
-        f = container.unpack(data, partial=partial)
+    def decode_full(self, data: FileSource, *, exact: bool = False, partial: bool = False,
+                    detail: str = DEFAULT_DETAIL, seed: int = 0, max_pixels: int | None = None) -> DecodeResult:
+        """Decode a .clc file (a path, its bytes or a binary file object). `exact`: the bit-exact synthesis
+        (default: the fast one). `partial`: a truncated version-2 file decodes from its complete sections (else a
+        TruncatedError). Slices a file does not hold (truncated, or a `slices=K` preview) are filled by
+        progressive.py: `detail="mean"` (exact decoder-side prediction) or `"sample"` (seeded draw). `max_pixels`:
+        refuse larger images before any work (a PixelLimitError; None: $CLC_MAX_PIXELS or
+        defaults.DEFAULT_MAX_PIXELS)."""
+        check_decode_args(detail, seed, max_pixels)
+        f = container.unpack(read_source(data), partial=partial)
         kind = choose_backend(self.device, exact, f.slices_present == f.slices_total)
         return decode_with(self.backend(kind), f, exact, detail, seed, max_pixels)
 
-    def decode_pixels(self, data: bytes, **kw: Any) -> tuple[np.ndarray, bool]:
-        """uint8 (H, W, 3) RGB pixels and the grayscale flag (keywords: those of decode_full)."""
-        r = self.decode_full(data, **kw)
+    def decode_pixels(self, data: FileSource, *, exact: bool = False, partial: bool = False,
+                      detail: str = DEFAULT_DETAIL, seed: int = 0,
+                      max_pixels: int | None = None) -> tuple[np.ndarray, bool]:
+        """uint8 (H, W, 3) RGB pixels and the grayscale flag (the arguments: decode_full's)."""
+        r = self.decode_full(data, exact=exact, partial=partial, detail=detail, seed=seed, max_pixels=max_pixels)
         return r.pixels, r.grayscale
 
-    def decode(self, data: bytes, **kw: Any):
-        """A PIL image (keywords: those of decode_full)."""
-        return to_pil(self.decode_full(data, **kw))
+    def decode(self, data: FileSource, *, exact: bool = False, partial: bool = False, detail: str = DEFAULT_DETAIL,
+               seed: int = 0, max_pixels: int | None = None):
+        """A PIL image: RGB or L, RGBA or LA with alpha (the arguments: decode_full's)."""
+        return to_pil(self.decode_full(data, exact=exact, partial=partial, detail=detail, seed=seed,
+                                       max_pixels=max_pixels))
 
 
 class LiteDecoder(Decoder):
@@ -224,3 +239,48 @@ class LiteDecoder(Decoder):
     @property
     def model(self):
         return self.backend("numpy").model
+
+
+# -- module-level convenience (clccodec.decode, clccodec.decode_file: no torch on a CPU) --------------------------
+
+_DECODERS: dict[tuple, Decoder] = {}
+
+
+def get_decoder(model: str | os.PathLike | None = None, dictionary: str | os.PathLike | None | bool = None,
+                device: str = "auto") -> Decoder:
+    """The Decoder for (model, dictionary, device), loaded once per process."""
+    key = (str(model), str(dictionary), str(device))
+    if key not in _DECODERS:
+        _DECODERS[key] = Decoder(model, dictionary, device)
+    return _DECODERS[key]
+
+
+def decode(data: FileSource, *, exact: bool = False, partial: bool = False, detail: str = DEFAULT_DETAIL,
+           seed: int = 0, max_pixels: int | None = None, model: str | os.PathLike | None = None,
+           dictionary: str | os.PathLike | None | bool = None, device: str = "auto") -> Image.Image:
+    """Decode a .clc file (a path, its bytes or a binary file object) to a PIL image (RGB, or L for grayscale
+    sources; RGBA / LA with alpha).
+
+    `exact`: the bit-exact synthesis (identical pixels on every device, slower than the default). `partial`: a
+    truncated file decodes from its complete slices. `detail` "mean" | "sample" and `seed`: what fills the slices
+    a file lacks. `max_pixels`: refuse larger images before any work (default: $CLC_MAX_PIXELS, else
+    defaults.DEFAULT_MAX_PIXELS). On a CPU this never imports torch (the numpy decoder)."""
+    return get_decoder(model, dictionary, device).decode(data, exact=exact, partial=partial, detail=detail,
+                                                         seed=seed, max_pixels=max_pixels)
+
+
+def decode_file(src: FileSource, dst: str | os.PathLike, *, force: bool = False, exact: bool = False,
+                partial: bool = False, detail: str = DEFAULT_DETAIL, seed: int = 0, max_pixels: int | None = None,
+                model: str | os.PathLike | None = None, dictionary: str | os.PathLike | None | bool = None,
+                device: str = "auto") -> None:
+    """Decode a .clc file to an image file (format from dst's extension: png, jpg, webp, tif, bmp, ppm), written
+    atomically with the source's ICC/EXIF/XMP; alpha where the format holds it. The other arguments: decode's."""
+    from ..io.files import check_output, write_atomic
+    from ..io.images import encode_image, output_format
+
+    fmt = output_format(dst)
+    check_output(dst, force)
+    im = decode(src, exact=exact, partial=partial, detail=detail, seed=seed, max_pixels=max_pixels, model=model,
+                dictionary=dictionary, device=device)
+    meta = {"icc" if k == "icc_profile" else k: v for k, v in im.info.items() if k in ("icc_profile", "exif", "xmp")}
+    write_atomic(dst, encode_image(im, fmt, meta), force)

@@ -19,6 +19,7 @@ import torch
 
 from . import blockcopy
 from ..format import container, copysection
+from ..format.alpha import pack_alpha
 from ..format.container import ClcFile
 from ..model.rans import EntropyStrings
 from ..model.device import no_tf32
@@ -63,6 +64,7 @@ class ImageEncoder:
         self.copies = bool(most and indices is None and not preview and not img.grayscale
                            and img.width * img.height <= blockcopy.MAX_SEARCH_PIXELS and len(codec.dictionary.pictures))
         self._matches: blockcopy.Matches | None = None
+        self.alpha = pack_alpha(img.alpha) if img.alpha is not None else b""  # the same section at every quality
 
     def latent(self, q: float | None) -> torch.Tensor:
         """The analysis latent that quality q codes (None: the plain one, the retrieval query), the last one kept:
@@ -91,7 +93,7 @@ class ImageEncoder:
         indices = self.indices[:m]
         f = ClcFile(self.img.width, self.img.height, self.codec.model_id, q, self.img.grayscale,
                     self.codec.dictionary.file_id if indices else NO_DICTIONARY, indices, 0, streams.hyper, streams.slices,
-                    slices_total=n_slices, metadata={} if self.strip else dict(self.img.metadata))
+                    slices_total=n_slices, metadata={} if self.strip else dict(self.img.metadata), alpha=self.alpha)
         pixels = to_pixels(x_hat[..., : self.img.height, : self.img.width]) if x_hat is not None else None
         return CodedFile(container.pack(f), pixels, q, len(indices))
 

@@ -37,13 +37,16 @@ MAX_REFS = 64  # references a file can name
 FLAG_GRAYSCALE = 0x01
 KNOWN_FLAGS = FLAG_GRAYSCALE
 # the sections a version-2 file may hold before its hyper-latent, by kind code: the source image's colour profile
-# and EXIF/XMP (metadata, restored on decode) and the block-copy section (blockcopy.py, pasted after decoding)
+# and EXIF/XMP (metadata, restored on decode), the block-copy section (blockcopy.py, pasted after decoding) and
+# the alpha plane (alpha.py, lossless)
 METADATA_KINDS = {1: "icc", 2: "exif", 3: "xmp"}
 COPY_KIND = "copy"
-SECTION_KINDS = {**METADATA_KINDS, 4: COPY_KIND}
+ALPHA_KIND = "alpha"
+SECTION_KINDS = {**METADATA_KINDS, 4: COPY_KIND, 5: ALPHA_KIND}
 SECTION_CODES = {v: k for k, v in SECTION_KINDS.items()}
 METADATA_CODES = {v: k for k, v in METADATA_KINDS.items()}
 MAX_METADATA_BYTES = 1 << 24  # per section
+MAX_ALPHA_BYTES = 1 << 30  # the alpha plane of the largest image this build codes, deflated, with room to spare
 CRC_BYTES = 4
 # rANS output (CompressAI's coder) is whole 32-bit words and ends with the coder's 64-bit final state
 RANS_WORD, RANS_MIN_BYTES = 4, 8
@@ -72,6 +75,7 @@ class ClcFile:
     slices_total: int = 0
     metadata: dict[str, bytes] = field(default_factory=dict)  # "icc" / "exif" / "xmp" -> raw bytes
     block_copy: bytes = b""  # version 2: the copy section (blockcopy.py), b"" if none; needs references
+    alpha: bytes = b""  # version 2: the alpha section (alpha.py), b"" for an opaque image
     version: int = VERSION  # of the file read (pack writes `version` argument's)
     truncated: bool = False  # read with partial=True from a file that ends early
 
@@ -167,8 +171,8 @@ def section_crc(header_crc: int, index: int, data: bytes) -> int:
 
 
 def _pack_v1(f: ClcFile) -> bytes:
-    if f.metadata or f.block_copy:
-        raise ValueError("version 1 files cannot hold metadata or a copy section")
+    if f.metadata or f.block_copy or f.alpha:
+        raise ValueError("version 1 files cannot hold metadata, a copy section or alpha")
     if f.slices_total > len(f.slices):
         raise ValueError("version 1 files hold every slice")
     out = _common_header(f, 1)
@@ -198,9 +202,9 @@ def pack(f: ClcFile, version: int = VERSION) -> bytes:
     if f.block_copy and not f.ref_indices:
         raise ValueError("a copy section needs references (the dictionary it copies from)")
     meta = [(METADATA_CODES[k], v) for k, v in sorted(f.metadata.items(), key=lambda kv: METADATA_CODES[kv[0]])
-            if v] + ([(SECTION_CODES[COPY_KIND], f.block_copy)] if f.block_copy else [])
-    if any(len(v) > MAX_METADATA_BYTES for _, v in meta):
-        raise ValueError(f"a metadata section is larger than {MAX_METADATA_BYTES} bytes")
+            if v] + [(SECTION_CODES[k], v) for k, v in ((COPY_KIND, f.block_copy), (ALPHA_KIND, f.alpha)) if v]
+    if any(len(v) > _section_limit(SECTION_KINDS[code]) for code, v in meta):
+        raise ValueError("a section before the hyper-latent is larger than the format allows")
     out = _common_header(f, 2)
     out += bytes([total, len(f.slices), len(meta)])
     for code, v in meta:
@@ -214,6 +218,10 @@ def pack(f: ClcFile, version: int = VERSION) -> bytes:
         out += s
         out += struct.pack(">I", section_crc(hcrc, i, s))
     return bytes(out)
+
+
+def _section_limit(kind: str) -> int:
+    return MAX_ALPHA_BYTES if kind == ALPHA_KIND else MAX_METADATA_BYTES
 
 
 @dataclass
@@ -321,7 +329,7 @@ def _layout_v2(r: _Reader, verify: bool = True) -> Layout:
         if SECTION_KINDS[code] in kinds:
             raise FormatError(f"corrupt file: two {SECTION_KINDS[code]} sections")
         kinds.append(SECTION_KINDS[code])
-        meta_lengths.append(r.varint("metadata length", MAX_METADATA_BYTES))
+        meta_lengths.append(r.varint(f"{kinds[-1]} section length", _section_limit(kinds[-1])))
     lengths = [r.varint("string length", 1 << 32) for _ in range(present + 1)]
     end_of_fields = r.pos
     (stored,) = struct.unpack(">I", r.take(CRC_BYTES, "header checksum"))
@@ -343,7 +351,8 @@ def _unpack_v2(data: bytes, r: _Reader, fields: dict, partial: bool) -> ClcFile:
     if len(data) > lay.end:
         raise FormatError(f"corrupt file: {len(data) - lay.end} unexpected bytes after the end")
     if len(data) < lay.end and not partial:
-        raise TruncatedError(f"file is truncated: {len(data)} of {lay.end} bytes")
+        raise TruncatedError(f"file is truncated: {len(data)} of {lay.end} bytes (its complete slices decode with "
+                             "--partial, partial=True in Python)")
     parts = []
     for i, (off, n) in enumerate(lay.sections):
         if off + n + CRC_BYTES > len(data):  # only with partial: this section and all after it are missing
@@ -363,9 +372,10 @@ def _unpack_v2(data: bytes, r: _Reader, fields: dict, partial: bool) -> ClcFile:
     copy = meta.pop(COPY_KIND, b"")
     if copy and not fields["ref_indices"]:
         raise FormatError("corrupt file: a copy section in a file without references")
+    alpha = meta.pop(ALPHA_KIND, b"")
     strings = parts[lay.hyper_index :]
     return ClcFile(**fields, hyper=strings[0], slices=strings[1:], slices_total=lay.slices_total,
-                   metadata=meta, block_copy=copy, version=2, truncated=len(data) < lay.end)
+                   metadata=meta, block_copy=copy, alpha=alpha, version=2, truncated=len(data) < lay.end)
 
 
 def reseal(data: bytes) -> bytes:
@@ -412,7 +422,7 @@ def read_info(data: bytes) -> dict:
         "format": f"clc v{f.version}",
         "width": f.width,
         "height": f.height,
-        "mode": "L" if f.grayscale else "RGB",
+        "mode": ("LA" if f.alpha else "L") if f.grayscale else ("RGBA" if f.alpha else "RGB"),
         "quality": f.quality,
         "model_id": f.model_id.hex(),
         "dictionary_id": f.dictionary_id.hex() if f.num_refs else None,
@@ -428,6 +438,7 @@ def read_info(data: bytes) -> dict:
         info["slices_present"] = f.slices_present
         info["metadata"] = {k: len(v) for k, v in f.metadata.items()}
         info["copy_bytes"] = len(f.block_copy)
+        info["alpha_bytes"] = len(f.alpha)
         info["hyper_end"] = ends[lay.hyper_index]
         info["slice_ends"] = ends[lay.hyper_index + 1 :]
     info["bytes"] = len(data)

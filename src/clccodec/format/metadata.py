@@ -10,7 +10,7 @@ Kept by default (as avifenc does): a wide-gamut photo must not silently lose its
   viewer does not rotate the decoded image twice. Stored with the "Exif\\0\\0" prefix JPEG's APP1 uses.
 * XMP: the packet as found (JPEG APP1, WebP XMP chunk, PNG iTXt "XML:com.adobe.xmp").
 
-Restored into PNG, JPEG, WebP and TIFF outputs (PPM and BMP cannot hold them).
+Restored into PNG, JPEG, WebP, AVIF and TIFF outputs (PPM and BMP cannot hold them).
 """
 
 from __future__ import annotations
@@ -53,12 +53,12 @@ def save_options(fmt: str, metadata: dict[str, bytes] | None) -> dict:
     if not metadata:
         return {}
     kw: dict = {}
-    if fmt in ("PNG", "JPEG", "WEBP", "TIFF") and metadata.get("icc"):
+    if fmt in ("PNG", "JPEG", "WEBP", "TIFF", "AVIF") and metadata.get("icc"):
         kw["icc_profile"] = metadata["icc"]
-    if fmt in ("PNG", "JPEG", "WEBP", "TIFF") and metadata.get("exif"):
+    if fmt in ("PNG", "JPEG", "WEBP", "TIFF", "AVIF") and metadata.get("exif"):
         kw["exif"] = metadata["exif"]
     if metadata.get("xmp"):
-        if fmt in ("JPEG", "WEBP"):
+        if fmt in ("JPEG", "WEBP", "AVIF"):
             kw["xmp"] = metadata["xmp"]
         elif fmt == "PNG":
             info = PngImagePlugin.PngInfo()

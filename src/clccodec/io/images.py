@@ -2,8 +2,8 @@
 
 What happens to each kind of input (also in docs/usage.md):
 * RGB 8-bit: coded as is.  * Grayscale (L, I;16, I, F): coded through the RGB model, decoded back to grayscale.
-* Alpha (RGBA, LA, PA, transparency): the alpha channel is dropped (the codec stores colour only) and a
-  warning says so.  * 16-bit: reduced to 8 bits (with a note).  * Palette: expanded.  * CMYK/YCbCr/LAB: converted to RGB.
+* Alpha (RGBA, LA, PA, palette transparency): kept as a separate 8-bit plane (format/alpha.py, lossless); an alpha
+  that is opaque everywhere is no alpha.  * 16-bit: reduced to 8 bits (with a note).  * Palette: expanded.  * CMYK/YCbCr/LAB: converted to RGB.
 * EXIF orientation is applied, so the decoded image looks the way viewers showed the original.
 * Animated/multi-frame files are refused (a still-image codec cannot hold them faithfully).
 """
@@ -11,19 +11,21 @@ What happens to each kind of input (also in docs/usage.md):
 from __future__ import annotations
 
 import io
+import os
 import struct
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import ImageError, UsageError
-from .files import read_bytes
+from ..format.alpha import has_transparency
+from .files import FileSource, read_source
 
 if TYPE_CHECKING:  # torch loads only where tensors are made (the torch-free decoder writes images too)
     import torch
@@ -33,8 +35,9 @@ MAX_PIXELS = 120_000_000  # beyond Pillow's bomb limit on purpose: large photos 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".ppm", ".pgm", ".pnm", ".bmp", ".tif", ".tiff", ".webp"})
 SIXTEEN_BIT_NOTE = "16-bit samples reduced to 8 bits"
 OUTPUT_FORMATS = {".png": "PNG", ".ppm": "PPM", ".pgm": "PPM", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF",
-                  ".webp": "WEBP", ".jpg": "JPEG", ".jpeg": "JPEG"}
-JPEG_OUTPUT_QUALITY = 95  # JPEG outputs (for viewers that need one): 4:4:4, quality 95
+                  ".webp": "WEBP", ".jpg": "JPEG", ".jpeg": "JPEG", ".avif": "AVIF"}
+LOSSY_OUTPUTS = {"JPEG": 95, "AVIF": 90, "WEBP": None}  # their default quality (None: lossless), all 4:4:4
+ALPHA_FORMATS = frozenset({"PNG", "WEBP", "TIFF", "AVIF"})  # the output formats that hold an alpha channel
 
 
 KODAK_PREFIX = "kodim"  # Kodak is the test set: folders that training or dictionaries read must not hold it
@@ -78,6 +81,7 @@ class LoadedImage:
     grayscale: bool
     notes: list[str]  # things a user should know (alpha dropped, 16-bit rounded, ...)
     metadata: dict[str, bytes] = field(default_factory=dict)  # ICC / EXIF / XMP of the source (metadata.py)
+    alpha: np.ndarray | None = None  # uint8 (H, W) where the source has transparency (format/alpha.py)
 
     @property
     def width(self) -> int:
@@ -88,14 +92,24 @@ class LoadedImage:
         return self.pixels.shape[0]
 
 
-def _to_rgb(im: Image.Image, notes: list[str]) -> tuple[np.ndarray, bool]:
-    if im.mode == "P":
-        im = im.convert("RGBA" if "transparency" in im.info else "RGB")
-    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        alpha = np.asarray(im.getchannel("A"))
-        if alpha.min() < 255:
-            notes.append("alpha channel dropped (the codec stores colour only)")
-        im = im.convert("RGB" if im.mode not in ("LA", "La") else "L")
+def _to_rgb(im: Image.Image, notes: list[str]) -> tuple[np.ndarray, bool, np.ndarray | None]:
+    """8-bit RGB pixels, whether the source is grayscale, and its alpha plane (None where it has none)."""
+    alpha = None
+    key = im.info.get("transparency")
+    if key is not None and im.mode in ("I", "I;16"):  # a transparent gray level of a 16-bit image: keep the depth
+        alpha = np.where(np.asarray(im) == key, 0, 255).astype(np.uint8)
+    elif key is not None and im.mode in ("P", "L", "RGB"):  # a transparent index / colour
+        im = im.convert("LA" if im.mode == "L" else "RGBA")
+    if im.mode in ("RGBa", "La", "PA"):  # premultiplied, or a palette with its own alpha: plain alpha
+        im = im.convert("LA" if im.mode == "La" else "RGBA")
+    if im.mode in ("RGBA", "LA"):
+        alpha = np.array(im.getchannel("A"), dtype=np.uint8)
+        im = im.convert("RGB" if im.mode == "RGBA" else "L")
+    pixels, gray = _colour(im, notes)
+    return pixels, gray, alpha if has_transparency(alpha) else None
+
+
+def _colour(im: Image.Image, notes: list[str]) -> tuple[np.ndarray, bool]:
     if im.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         a = np.asarray(im, dtype=np.float64)
         peak = 65535.0 if im.mode.startswith("I;16") or a.max() > 255 else 255.0
@@ -113,7 +127,11 @@ def _to_rgb(im: Image.Image, notes: list[str]) -> tuple[np.ndarray, bool]:
     return np.asarray(im, dtype=np.uint8), False
 
 
-def load_image(src: str | Path | bytes | Image.Image | np.ndarray) -> LoadedImage:
+# what the encoder takes: a file (path, bytes, binary file object), a PIL image, or a uint8 array
+ImageSource = Union[FileSource, Image.Image, np.ndarray]
+
+
+def load_image(src: ImageSource) -> LoadedImage:
     """Load any supported still image as 8-bit RGB (see the module doc for every conversion)."""
     notes: list[str] = []
     if isinstance(src, np.ndarray):
@@ -123,13 +141,13 @@ def load_image(src: str | Path | bytes | Image.Image | np.ndarray) -> LoadedImag
         if a.ndim == 2:
             return LoadedImage(np.repeat(a[:, :, None], 3, axis=2).copy(), True, notes)
         if a.ndim == 3 and a.shape[2] in (3, 4):
-            if a.shape[2] == 4:
-                notes.append("alpha channel dropped (the codec stores colour only)")
-            return LoadedImage(np.ascontiguousarray(a[:, :, :3]), False, notes)
+            alpha = np.ascontiguousarray(a[:, :, 3]) if a.shape[2] == 4 else None
+            return LoadedImage(np.ascontiguousarray(a[:, :, :3]), False, notes,
+                               alpha=alpha if has_transparency(alpha) else None)
         raise ImageError(f"unsupported array shape {a.shape}: expected (H, W), (H, W, 3) or (H, W, 4)")
-    name = "image" if isinstance(src, (bytes, Image.Image)) else str(src)
-    if isinstance(src, (str, Path)):
-        src = read_bytes(src, ImageError)
+    name = os.fspath(src) if isinstance(src, (str, os.PathLike)) else "image"
+    if not isinstance(src, Image.Image):
+        src = read_source(src, ImageError)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -146,7 +164,7 @@ def load_image(src: str | Path | bytes | Image.Image | np.ndarray) -> LoadedImag
                 im = ImageOps.exif_transpose(im)
             finally:
                 Image.MAX_IMAGE_PIXELS = prev
-        pixels, gray = _to_rgb(im, notes)
+        pixels, gray, alpha = _to_rgb(im, notes)
         from ..format.metadata import read_metadata
 
         metadata = read_metadata(im, gray, notes)
@@ -161,7 +179,7 @@ def load_image(src: str | Path | bytes | Image.Image | np.ndarray) -> LoadedImag
         raise ImageError(f"{name}: cannot decode image ({e})") from None
     if pixels.shape[0] == 0 or pixels.shape[1] == 0:
         raise ImageError(f"{name}: empty image")
-    return LoadedImage(np.ascontiguousarray(pixels), gray, notes, metadata)
+    return LoadedImage(np.ascontiguousarray(pixels), gray, notes, metadata, alpha)
 
 
 def to_tensor(pixels: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -192,12 +210,13 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
     return F.pad(x, (0, pw, 0, ph), mode="replicate")
 
 
-def to_image(pixels: np.ndarray, grayscale: bool) -> Image.Image:
+def to_image(pixels: np.ndarray, grayscale: bool, alpha: np.ndarray | None = None) -> Image.Image:
+    """A PIL image: RGB or L, with alpha RGBA or LA."""
     if grayscale:
         # the model codes gray as three equal channels; their mean is the decoded gray level
         g = np.round(pixels.astype(np.float32).mean(axis=2)).astype(np.uint8)
-        return Image.fromarray(g, "L")
-    return Image.fromarray(pixels, "RGB")
+        return Image.fromarray(g, "L") if alpha is None else Image.fromarray(np.dstack([g, alpha]), "LA")
+    return Image.fromarray(pixels, "RGB") if alpha is None else Image.fromarray(np.dstack([pixels, alpha]), "RGBA")
 
 
 def output_format(path: str | Path | None, default: str = "PNG") -> str:
@@ -205,17 +224,36 @@ def output_format(path: str | Path | None, default: str = "PNG") -> str:
         return default
     suffix = Path(path).suffix.lower()
     if suffix not in OUTPUT_FORMATS:
-        raise ImageError(f"cannot write '{suffix or path}' images; use one of {', '.join(sorted(OUTPUT_FORMATS))}")
-    return OUTPUT_FORMATS[suffix]
+        raise UsageError(f"cannot write '{suffix or path}' images; use one of {', '.join(sorted(OUTPUT_FORMATS))}")
+    fmt = OUTPUT_FORMATS[suffix]
+    from PIL import features
+
+    if fmt in ("AVIF", "WEBP") and not features.check(fmt.lower()):
+        raise UsageError(f"this Pillow cannot write {fmt} images (it was built without lib{fmt.lower()})")
+    return fmt
 
 
-def encode_image(im: Image.Image, fmt: str, metadata: dict[str, bytes] | None = None) -> bytes:
-    """The image in `fmt`, with the source's ICC/EXIF/XMP `metadata` where the format can hold it."""
+def drops_alpha(im: Image.Image, fmt: str) -> bool:
+    """Whether writing `im` as `fmt` loses its alpha channel (JPEG, BMP and PPM have none)."""
+    return im.mode in ("RGBA", "LA") and fmt not in ALPHA_FORMATS
+
+
+def encode_image(im: Image.Image, fmt: str, metadata: dict[str, bytes] | None = None,
+                 quality: int | None = None) -> bytes:
+    """The image in `fmt`, with the source's ICC/EXIF/XMP `metadata` where the format can hold it. `quality`
+    1..100 for the lossy outputs (None: LOSSY_OUTPUTS' default; WebP is lossless without one)."""
     from ..format.metadata import save_options
 
+    if drops_alpha(im, fmt):  # (the CLI says so)
+        im = im.convert(im.mode[:-1])
     buf = io.BytesIO()
-    kw = {"lossless": True} if fmt == "WEBP" else {}
-    if fmt == "JPEG":
-        kw = {"quality": JPEG_OUTPUT_QUALITY, "subsampling": 0}
+    kw: dict = {}
+    q = LOSSY_OUTPUTS.get(fmt) if quality is None else quality
+    if fmt == "WEBP":  # exact: keep the colour under transparent pixels
+        kw = {"lossless": True, "exact": True} if q is None else {"quality": q, "method": 6, "exact": True}
+    elif fmt == "JPEG":
+        kw = {"quality": q, "subsampling": 0}
+    elif fmt == "AVIF":
+        kw = {"quality": q, "subsampling": "4:4:4"}
     im.save(buf, format=fmt, **kw, **save_options(fmt, metadata))
     return buf.getvalue()

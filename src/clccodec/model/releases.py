@@ -81,6 +81,10 @@ def describe_model_mismatch(needed: bytes, loaded: bytes, references: bool = Fal
     if r is None:
         return (f"this file needs model {needed.hex()}, which is not a released model (weights you trained?), "
                 f"but {have}: pass the weights that wrote it with --model (or $CLC_MODEL)")
+    if r is RELEASED_MODELS[-1]:  # the weights this installation ships (test_release holds them equal)
+        return (f"this file needs model {needed.hex()} (weights {r.weights} of clccodec {r.version}), but {have}; "
+                "the shipped model wrote it: decode it without --model (and without $CLC_MODEL)"
+                + (" and --dict" if references else ""))
     files = [(r.path, f"clc-{r.weights}.pt")] + ([(r.dictionary_path, f"clc-{r.weights}.clcdict")] if references else [])
     if r.commit:
         get = " && ".join(f"git show {r.commit}:{src} > {dst}" for src, dst in files) + " (in a clccodec checkout)"
