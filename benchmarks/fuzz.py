@@ -13,7 +13,8 @@ With --bomb, instead: two files made from a real 64x64 encode (shipped model) wh
 enough to pass the string check; each decoded by `clc decode` in a fresh process: seconds, peak RSS, outcome.
 
 Readers: the .clc container (read whole or partially), the decoder itself on a sample of those files (numpy and
-torch backends in turn), the block-copy section, .clcdict files and the image reader of `clc encode`. Every case
+torch backends in turn), the block-copy section, the alpha section, .clcdict files, the image reader of `clc
+encode`, and the Pillow plugin (Image.open on every case, load on a sample; Pillow's own errors count as refusals). Every case
 is a valid seed mutated (bit flips, byte runs, inserts, deletes, truncations, splices of two seeds, header bytes);
 half of the .clc cases get their checksums recomputed (container.reseal) so the mutation reaches the parsers
 behind them. The property: a reader returns, or raises a ClcError with a one-line message. Anything else is a raw
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import random
 import signal
 import sys
@@ -76,6 +78,22 @@ def mutate(rng: random.Random, seeds: list[bytes], header: int = 40) -> bytes:
     return bytes(data)
 
 
+def open_with_pillow(data: bytes, rng: random.Random) -> None:
+    """Pillow's API over the plugin: open (the header), and load now and then (the decoder). Pillow's own
+    documented failures (UnidentifiedImageError, OSError) count as refusals, anything else is raw."""
+    from PIL import Image, UnidentifiedImageError
+
+    import clccodec.pillow  # noqa: F401
+    from clccodec.errors import FormatError
+
+    try:
+        im = Image.open(io.BytesIO(data), formats=["CLC"])
+        if rng.random() < 0.05:
+            im.load()
+    except (UnidentifiedImageError, OSError) as e:
+        raise FormatError(f"Pillow: {type(e).__name__}") from None
+
+
 def make_seeds(work: Path) -> dict:
     """A tiny random model, a dictionary with pictures, and valid inputs for every reader."""
     import torch
@@ -84,6 +102,7 @@ def make_seeds(work: Path) -> dict:
     from clccodec import Codec
     from clccodec.dictionary.build import BuildOptions, build_dictionary
     from clccodec.format import container, copysection
+    from clccodec.format.alpha import pack_alpha
     from clccodec.model.config import TINY
     from clccodec.model.network import CLCModel
     from clccodec.model.weights import load_weights, prepare_for_export, save_weights
@@ -108,6 +127,9 @@ def make_seeds(work: Path) -> dict:
         clc.append(codec.encode(img[:, :, 0] if gray else img, quality=q, refs=refs))
     clc += [container.pack(container.unpack(d), version=1) for d in clc if not container.unpack(d).block_copy]
     clc.append(codec.encode(synthetic(40, 72, seed=3), quality=3, refs=1, slices=1))  # a preview
+    mask = np.full((40, 56), 255, np.uint8)
+    mask[8:30, 10:40] = np.arange(30, dtype=np.uint8) * 8
+    clc.append(codec.encode(np.dstack([synthetic(40, 56, seed=4), mask]), quality=2, refs=0))  # alpha
     rng = np.random.default_rng(0)
     sections = []
     for pictures in (1, 2):
@@ -120,7 +142,7 @@ def make_seeds(work: Path) -> dict:
         Image.fromarray(synthetic(24, 32, seed=5)).save(buf, fmt)
         images.append(buf.getvalue())
     return {"model": model_path, "dictionary": dict_path, "clc": clc, "copy": sections,
-            "clcdict": [dict_path.read_bytes()], "image": images}
+            "clcdict": [dict_path.read_bytes()], "image": images, "alpha": [pack_alpha(mask), pack_alpha(mask.T)]}
 
 
 DECODE_AND_MEASURE = """
@@ -217,16 +239,20 @@ def main() -> None:
     from clccodec.decoding.decoder import LiteDecoder
     from clccodec.errors import ClcError
     from clccodec.format import clcdict, container, copysection
+    from clccodec.format.alpha import unpack_alpha
     from clccodec.io.images import load_image
 
     with tempfile.TemporaryDirectory() as tmp:
         seeds = make_seeds(Path(tmp))
         decoders = [LiteDecoder(seeds["model"], seeds["dictionary"]), Codec(seeds["model"], seeds["dictionary"], "cpu")]
+        os.environ.update(CLC_MODEL=str(seeds["model"]), CLC_DICTIONARY=str(seeds["dictionary"]))  # (the plugin's)
         readers = {
             "container": (seeds["clc"], lambda d, r: container.unpack(d, partial=r.random() < 0.5)),
             "copy section": (seeds["copy"], lambda d, r: copysection.unpack(d, 7 * 16 + r.randrange(16), 5 * 16)),
             "clcdict": (seeds["clcdict"], lambda d, r: clcdict.unpack(d, "fuzz.clcdict")),
             "image": (seeds["image"], lambda d, r: load_image(d)),
+            "alpha section": (seeds["alpha"], lambda d, r: unpack_alpha(d, r.choice((40, 56, 1)), r.choice((40, 56)))),
+            "pillow": (seeds["clc"], open_with_pillow),
         }
         rng = random.Random(args.seed)
         stats: dict[str, Counter] = {name: Counter() for name in [*readers, "decoder"]}

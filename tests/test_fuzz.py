@@ -25,6 +25,7 @@ from PIL import Image
 
 from clccodec import Codec
 from clccodec.format import container
+from clccodec.format.alpha import pack_alpha
 from clccodec.dictionary.build import BuildOptions, build_dictionary
 from clccodec.errors import ClcError
 from clccodec.model.weights import load_weights
@@ -145,7 +146,7 @@ def test_random_bytes_decode_or_fail_cleanly(codec, blob, magic):
 def test_structured_header_changes_decode_or_fail_cleanly(codec, seeds, data):
     """Valid containers with fields the decoder must not trust: sizes, quality, references, slice counts."""
     f = container.unpack(data.draw(st.sampled_from(seeds)))
-    field = data.draw(st.sampled_from(["size", "quality", "refs", "slices", "strings", "model", "tile"]))
+    field = data.draw(st.sampled_from(["size", "quality", "refs", "slices", "strings", "model", "tile", "alpha"]))
     if field == "size":
         f.width = data.draw(st.integers(1, 4 * f.width))
         f.height = data.draw(st.integers(1, 4 * f.height))
@@ -167,6 +168,11 @@ def test_structured_header_changes_decode_or_fail_cleanly(codec, seeds, data):
         f.hyper, f.slices = parts[0], parts[1:]
     elif field == "model":
         f.model_id = data.draw(st.binary(min_size=4, max_size=4))
+    elif field == "alpha":  # an alpha section for another size, damaged, or of random bytes
+        h, w = data.draw(st.integers(1, 2 * f.height)), data.draw(st.integers(1, 2 * f.width))
+        plane = pack_alpha(np.full((h, w), data.draw(st.integers(0, 255)), np.uint8))
+        f.alpha = data.draw(st.sampled_from([plane, plane[: len(plane) // 2], data.draw(st.binary(max_size=64))]))
+        f.version = 2
     else:
         f.tile_size = 64 * data.draw(st.integers(1, 4))  # reserved: refused by the reader
         f.version, f.metadata = 1, {}  # (only the v1 writer writes a tile size; the v2 reader shares the check)

@@ -82,11 +82,11 @@ class Codec:
     def encode(self, image: ImageSource, quality: float = DEFAULT_QUALITY, refs: int = DEFAULT_REFS, *,
                effort: int = DEFAULT_EFFORT, target_bpp: float | None = None, target_size: int | None = None,
                target_psnr: float | None = None, slices: int | None = None, strip: bool = False,
-               alpha: bool = True, fallback: bool = True) -> bytes:
+               alpha: bool = True, fallback: bool = True, progress: Progress | None = None) -> bytes:
         """The bytes of a .clc file (the arguments: encode_full's)."""
         return self.encode_full(image, quality, refs, effort=effort, target_bpp=target_bpp, target_size=target_size,
                                 target_psnr=target_psnr, slices=slices, strip=strip, alpha=alpha,
-                                fallback=fallback).data
+                                fallback=fallback, progress=progress).data
 
     @torch.inference_mode()
     def encode_full(self, image: ImageSource, quality: float = DEFAULT_QUALITY, refs: int = DEFAULT_REFS,
@@ -168,7 +168,7 @@ class Codec:
 _CODECS: dict[tuple, Codec] = {}
 
 
-def get_codec(model: str | os.PathLike | None = None, dictionary: str | os.PathLike | None | bool = None,
+def get_codec(model: str | os.PathLike | CLCModel | None = None, dictionary: str | os.PathLike | None | bool = None,
               device: str = "auto") -> Codec:
     """The Codec for (model, dictionary, device), loaded once per process."""
     key = (str(model), str(dictionary), str(device))
@@ -180,28 +180,28 @@ def get_codec(model: str | os.PathLike | None = None, dictionary: str | os.PathL
 def encode(image: ImageSource, quality: float = DEFAULT_QUALITY, refs: int = DEFAULT_REFS, *,
            effort: int = DEFAULT_EFFORT, target_bpp: float | None = None, target_size: int | None = None,
            target_psnr: float | None = None, slices: int | None = None, strip: bool = False, alpha: bool = True,
-           fallback: bool = True, model: str | os.PathLike | None = None,
+           fallback: bool = True, progress: Progress | None = None, model: str | os.PathLike | CLCModel | None = None,
            dictionary: str | os.PathLike | None | bool = None, device: str = "auto") -> bytes:
     """Encode an image (a path, bytes, a binary file object, a PIL image or a uint8 array) to the bytes of a
     .clc file. The arguments: Codec.encode_full's; `model`, `dictionary` (None: the default, False: none),
     `device`: which codec (loaded once per process)."""
     return get_codec(model, dictionary, device).encode(
         image, quality, refs, effort=effort, target_bpp=target_bpp, target_size=target_size,
-        target_psnr=target_psnr, slices=slices, strip=strip, alpha=alpha, fallback=fallback)
+        target_psnr=target_psnr, slices=slices, strip=strip, alpha=alpha, fallback=fallback, progress=progress)
 
 
 def encode_file(src: ImageSource, dst: str | os.PathLike, quality: float = DEFAULT_QUALITY,
                 refs: int = DEFAULT_REFS, *, force: bool = False, effort: int = DEFAULT_EFFORT,
                 target_bpp: float | None = None, target_size: int | None = None, target_psnr: float | None = None,
                 slices: int | None = None, strip: bool = False, alpha: bool = True, fallback: bool = True,
-                model: str | os.PathLike | None = None, dictionary: str | os.PathLike | None | bool = None,
-                device: str = "auto") -> int:
+                progress: Progress | None = None, model: str | os.PathLike | CLCModel | None = None,
+                dictionary: str | os.PathLike | None | bool = None, device: str = "auto") -> int:
     """Encode an image to a .clc file, written atomically (`force`: replace an existing one); returns the number
     of bytes written. The other arguments: encode's."""
     check_output(dst, force)
     data = encode(src, quality, refs, effort=effort, target_bpp=target_bpp, target_size=target_size,
-                  target_psnr=target_psnr, slices=slices, strip=strip, alpha=alpha, fallback=fallback, model=model,
-                  dictionary=dictionary, device=device)
+                  target_psnr=target_psnr, slices=slices, strip=strip, alpha=alpha, fallback=fallback,
+                  progress=progress, model=model, dictionary=dictionary, device=device)
     write_atomic(dst, data, force)
     return len(data)
 

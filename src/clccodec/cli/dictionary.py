@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ..errors import UsageError
-from .app import DeviceOpt, ForceOpt, ModelOpt, QuietOpt, app, err, guard
+from .app import EXIT_CODES_HELP, DeviceOpt, ForceOpt, ModelOpt, QuietOpt, app, err, guard
 
 
 class RichReporter:
@@ -48,7 +48,7 @@ class RichReporter:
             self.progress.console.print(f"clc: note: {msg}", markup=False)
 
 
-@app.command("build-dict", no_args_is_help=True)
+@app.command("build-dict", no_args_is_help=True, epilog=EXIT_CODES_HELP)
 def build_dict(
     folder: Annotated[Path, typer.Argument(help="Folder of images (searched recursively; PNG, JPEG, WebP, ...).",
                                            show_default=False)],
@@ -88,14 +88,11 @@ def build_dict(
     provenance (file names, sha256, license note). With --pictures it also holds the photos, and files encoded
     with it copy 16x16 blocks from them wherever that costs less than coding them (docs/references.md).
 
+    \b
     Examples:
-
       clc build-dict ./photos -o photos.clcdict
-
       clc build-dict ../shared/data/train --glob 'unsplash_*.png' -o default.clcdict --license 'Unsplash License'
-
       clc build-dict ./burst --pictures -o burst.clcdict   (then: clc encode shot.png --dict burst.clcdict)
-
       clc build-dict ./photos -o r50.clcdict --features resnet50 --weights resnet50.pth -k 1000 --stride 128
     """
 

@@ -13,10 +13,11 @@ from rich.table import Table
 from ..defaults import DEFAULT_REFS
 from ..format.container import MAX_REFS
 from ..errors import UsageError
-from .app import DeviceOpt, DictOpt, ExactOpt, ForceOpt, ModelOpt, QuietOpt, app, err, guard, make_codec, out
+from .app import EXIT_CODES_HELP, DeviceOpt, DictOpt, ExactOpt, ForceOpt, ModelOpt, QuietOpt, app, err, guard, \
+    make_codec, out
 
 
-@app.command("eval", no_args_is_help=True)
+@app.command("eval", no_args_is_help=True, epilog=EXIT_CODES_HELP)
 def eval_cmd(
     inputs: Annotated[list[str], typer.Argument(help="A folder of images (e.g. Kodak) and/or image files.",
                                                 show_default=False, metavar="DIR")],
@@ -48,17 +49,14 @@ def eval_cmd(
     """Rate-distortion benchmark on real files: bpp from the .clc bytes, PSNR and MS-SSIM on the decoded 8-bit
     RGB, encode/decode seconds, BD-rate vs VTM and the other anchors, classical codecs side by side.
 
+    \b
     Examples:
-
       clc eval ../shared/data/kodak --json rd.json --plot rd.png
-
       clc eval ./photos -q 2,4,6 --codecs jpeg,avif --limit 5
-
       clc eval ./kodak -q 1-8 --refs 0 --anchors vtm,bpg,elic --keep out/
-
-    BD-rate: cubic Bjøntegaard fit of log-rate vs PSNR over the shared PSNR range, also restricted to points
-    <= 1 bpp (how the anchor ladder is quoted). Anchors are Kodak averages: compare against them on all 24
-    Kodak images.
+      BD-rate: cubic Bjøntegaard fit of log-rate vs PSNR over the shared PSNR range, also restricted to points
+      <= 1 bpp (how the anchor ladder is quoted). Anchors are Kodak averages: compare against them on all 24
+      Kodak images.
     """
 
     def go() -> None:

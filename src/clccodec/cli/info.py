@@ -41,8 +41,8 @@ def summary(inf: dict) -> dict:
                         else "none") + (f", block copy {inf['copy_bytes']} bytes" if inf.get("copy_bytes") else ""),
                "slices_shown": f"{inf.get('slices_present', inf['slices'])} of {inf['slices']}"}
     full = inf | derived
-    return {label: full[k] for k, label in SUMMARY[".clc"] if k in full and full[k] not in (None, {}, 0)
-            or k in ("refs", "bytes", "metadata")}
+    return {label: full[k] for k, label in SUMMARY[".clc"]
+            if k in full and (full[k] not in (None, {}, 0) or k in ("refs", "bytes", "metadata"))}
 
 
 def info_cell(key: str, value: object) -> str:

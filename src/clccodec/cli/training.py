@@ -15,17 +15,14 @@ import typer
 from ..defaults import DEFAULT_MODEL
 from ..errors import UsageError
 from ..training.config import TrainConfig
-from .app import ForceOpt, app, err, guard, out
+from .app import ForceOpt, app, err, examples, guard, out
 
-TRAIN_HELP = """Train the variable-rate model (lambda sampled per crop over the whole quality range).
-
-    Ctrl-C (or SIGTERM) stops after the current step with a checkpoint, as --max-minutes does; the same command
-    resumes. A second Ctrl-C stops at once.
-
-    Examples: clc train ../shared/data/train --out runs/full | clc train photos/ --init src/clccodec/shipped/clc-full.pt
-    --steps 5000
-    | torchrun --nproc_per_node 8 -m clccodec train photos/ --out runs/ddp --batch 16
-    """
+TRAIN_HELP = ("Train the variable-rate model (lambda sampled per crop over the whole quality range).\n\n"
+              "Ctrl-C (or SIGTERM) stops after the current step with a checkpoint, as --max-minutes does; the same "
+              "command resumes. A second Ctrl-C stops at once.\n\n" + examples(
+                  "clc train ../shared/data/train --out runs/full",
+                  "clc train photos/ --init src/clccodec/shipped/clc-full.pt --steps 5000",
+                  "torchrun --nproc_per_node 8 -m clccodec train photos/ --out runs/ddp --batch 16"))
 
 
 def _option_type(f: dataclasses.Field, hint: Any) -> Any:
