@@ -34,7 +34,8 @@ from PIL import Image
 from .decoding.decoder import DecodeResult, Decoder, check_decode_args, decode, decode_file, decode_with, \
     get_decoder, to_pil
 from .decoding.torch_backend import TorchBackend
-from .defaults import DEFAULT_DETAIL, DEFAULT_EFFORT, DEFAULT_QUALITY, DEFAULT_REFS
+from .defaults import DEFAULT_DETAIL, DEFAULT_EFFORT, DEFAULT_NEAR_LOSSLESS_QUALITY, DEFAULT_QUALITY, \
+    DEFAULT_REFS, NEAR_MAX
 from .encoding.effort import EFFORT_MAX, EFFORT_MIN, Progress
 from .encoding.encoder import ImageEncoder
 from .encoding.ratecontrol import Target
@@ -48,6 +49,7 @@ from .io.images import ImageSource, LoadedImage, encode_image, load_image, outpu
 from .model.config import PAD_MULTIPLE
 from .model.network import CLCModel
 from .model.quality import QUALITY_MAX, QUALITY_MIN
+from .model.residual import apply_residual, pack_residual
 
 
 
@@ -79,34 +81,41 @@ class Codec:
 
     # -- encoding ----------------------------------------------------------------------------------------------
 
-    def encode(self, image: ImageSource, quality: float = DEFAULT_QUALITY, refs: int = DEFAULT_REFS, *,
+    def encode(self, image: ImageSource, quality: float | None = None, refs: int = DEFAULT_REFS, *,
                effort: int = DEFAULT_EFFORT, target_bpp: float | None = None, target_size: int | None = None,
                target_psnr: float | None = None, slices: int | None = None, strip: bool = False,
-               alpha: bool = True, fallback: bool = True, progress: Progress | None = None) -> bytes:
+               alpha: bool = True, near_lossless: int | None = None, fallback: bool = True,
+               progress: Progress | None = None) -> bytes:
         """The bytes of a .clc file (the arguments: encode_full's)."""
         return self.encode_full(image, quality, refs, effort=effort, target_bpp=target_bpp, target_size=target_size,
                                 target_psnr=target_psnr, slices=slices, strip=strip, alpha=alpha,
-                                fallback=fallback, progress=progress).data
+                                near_lossless=near_lossless, fallback=fallback, progress=progress).data
 
     @torch.inference_mode()
-    def encode_full(self, image: ImageSource, quality: float = DEFAULT_QUALITY, refs: int = DEFAULT_REFS,
+    def encode_full(self, image: ImageSource, quality: float | None = None, refs: int = DEFAULT_REFS,
                     reconstruct: bool = False, exact: bool = False, *, effort: int = DEFAULT_EFFORT,
                     target_bpp: float | None = None, target_size: int | None = None,
                     target_psnr: float | None = None, slices: int | None = None, strip: bool = False,
-                    alpha: bool = True, fallback: bool = True, progress: Progress | None = None) -> EncodeResult:
+                    alpha: bool = True, near_lossless: int | None = None, fallback: bool = True,
+                    progress: Progress | None = None) -> EncodeResult:
         """The .clc bytes, the notes about the input, and with `reconstruct` the pixels a decoder will get (with
         the exact or the default fast synthesis: compare exact ones with `decode_pixels(..., exact=True)`).
 
-        `quality` 0..8 (fractions allowed; below 1 extrapolated). `refs`: dictionary references (0: none).
+        `quality` 0..8 (fractions allowed; below 1 extrapolated; None: DEFAULT_QUALITY, or
+        DEFAULT_NEAR_LOSSLESS_QUALITY with `near_lossless`). `refs`: dictionary references (0: none).
         `effort` 0..9 (effort.py): 0 is the plain encoder; higher efforts choose the reference count by real
         cost (>= 1) and refine the latents for this image (>= 3), for smaller files read by the same decoder.
         `target_bpp` / `target_size` (bytes, a budget) / `target_psnr` (dB, a floor) replace `quality`: the
         quality is searched on real encodes (ratecontrol.py); a target out of reach gives the nearest file and a
         note saying what was reached. `slices`: write only the first K slice strings (a preview file; None: all).
         `strip`: leave out the source's ICC profile, EXIF and XMP (kept by default). `alpha`: keep the source's
-        alpha plane, losslessly (default; False drops it). `fallback` False: write exactly `refs` references
+        alpha plane, losslessly (default; False drops it). `near_lossless` N: add a residual layer that brings every
+        sample within ±N of the source (0: lossless) on top of the lossy layer coded at `quality`
+        (model/residual.py; NEAR_MAX at most; not with targets or `slices`). `fallback` False: write exactly `refs` references
         even where the file would be smaller without them (to measure what they do; by default every effort may
         drop them, see effort.py). `progress(done, total)` is called during refinement."""
+        if quality is None:
+            quality = DEFAULT_QUALITY if near_lossless is None else DEFAULT_NEAR_LOSSLESS_QUALITY
         check_number("quality", quality, QUALITY_MIN, QUALITY_MAX)
         check_number("refs", refs, 0, MAX_REFS, integer=True)
         check_number("effort", effort, EFFORT_MIN, EFFORT_MAX, integer=True)
@@ -115,16 +124,26 @@ class Codec:
         check_number("target_bpp", target_bpp, 0, optional=True)
         check_number("target_size", target_size, 1, integer=True, optional=True)
         check_number("target_psnr", target_psnr, 0, optional=True)
+        check_number("near_lossless", near_lossless, 0, NEAR_MAX, integer=True, optional=True)
         targets = [Target(k, float(v)) for k, v in (("bpp", target_bpp), ("size", target_size),
                                                     ("psnr", target_psnr)) if v is not None]
         if len(targets) > 1:
             raise UsageError("give at most one of target_bpp, target_size and target_psnr")
+        if near_lossless is not None and (targets or slices is not None):
+            raise UsageError("near_lossless codes every sample within a bound: it takes no target and no slices")
         img = image if isinstance(image, LoadedImage) else load_image(image)
         if not alpha and img.alpha is not None:
             img = replace(img, alpha=None)
         x = pad_to_multiple(to_tensor(img.pixels, self.device), PAD_MULTIPLE)
         enc = ImageEncoder(self, img, x, int(refs), int(effort), slices, strip, progress, fallback=fallback)
         notes, missed = list(img.notes), ""
+        if near_lossless is not None:  # the residual corrects the exact pixels: the same on every machine
+            r = enc.encode(quantize_quality(float(quality)), reconstruct=True, exact=True)
+            f = container.unpack(r.data)
+            f.residual = pack_residual(img.pixels, r.pixels, img.grayscale, int(near_lossless))
+            data = container.pack(f)
+            pixels = apply_residual(r.pixels, f.residual, img.grayscale) if reconstruct else None
+            return EncodeResult(data, pixels, notes, r.quality, r.refs)
         if not targets:
             r = enc.encode(quantize_quality(float(quality)), reconstruct=reconstruct, exact=exact)
         else:
@@ -177,31 +196,32 @@ def get_codec(model: str | os.PathLike | CLCModel | None = None, dictionary: str
     return _CODECS[key]
 
 
-def encode(image: ImageSource, quality: float = DEFAULT_QUALITY, refs: int = DEFAULT_REFS, *,
+def encode(image: ImageSource, quality: float | None = None, refs: int = DEFAULT_REFS, *,
            effort: int = DEFAULT_EFFORT, target_bpp: float | None = None, target_size: int | None = None,
            target_psnr: float | None = None, slices: int | None = None, strip: bool = False, alpha: bool = True,
-           fallback: bool = True, progress: Progress | None = None, model: str | os.PathLike | CLCModel | None = None,
+           near_lossless: int | None = None, fallback: bool = True, progress: Progress | None = None, model: str | os.PathLike | CLCModel | None = None,
            dictionary: str | os.PathLike | None | bool = None, device: str = "auto") -> bytes:
     """Encode an image (a path, bytes, a binary file object, a PIL image or a uint8 array) to the bytes of a
     .clc file. The arguments: Codec.encode_full's; `model`, `dictionary` (None: the default, False: none),
     `device`: which codec (loaded once per process)."""
     return get_codec(model, dictionary, device).encode(
         image, quality, refs, effort=effort, target_bpp=target_bpp, target_size=target_size,
-        target_psnr=target_psnr, slices=slices, strip=strip, alpha=alpha, fallback=fallback, progress=progress)
+        target_psnr=target_psnr, slices=slices, strip=strip, alpha=alpha, near_lossless=near_lossless,
+        fallback=fallback, progress=progress)
 
 
-def encode_file(src: ImageSource, dst: str | os.PathLike, quality: float = DEFAULT_QUALITY,
+def encode_file(src: ImageSource, dst: str | os.PathLike, quality: float | None = None,
                 refs: int = DEFAULT_REFS, *, force: bool = False, effort: int = DEFAULT_EFFORT,
                 target_bpp: float | None = None, target_size: int | None = None, target_psnr: float | None = None,
-                slices: int | None = None, strip: bool = False, alpha: bool = True, fallback: bool = True,
-                progress: Progress | None = None, model: str | os.PathLike | CLCModel | None = None,
+                slices: int | None = None, strip: bool = False, alpha: bool = True,
+                near_lossless: int | None = None, fallback: bool = True, progress: Progress | None = None, model: str | os.PathLike | CLCModel | None = None,
                 dictionary: str | os.PathLike | None | bool = None, device: str = "auto") -> int:
     """Encode an image to a .clc file, written atomically (`force`: replace an existing one); returns the number
     of bytes written. The other arguments: encode's."""
     check_output(dst, force)
     data = encode(src, quality, refs, effort=effort, target_bpp=target_bpp, target_size=target_size,
-                  target_psnr=target_psnr, slices=slices, strip=strip, alpha=alpha, fallback=fallback,
-                  progress=progress, model=model, dictionary=dictionary, device=device)
+                  target_psnr=target_psnr, slices=slices, strip=strip, alpha=alpha, near_lossless=near_lossless,
+                  fallback=fallback, progress=progress, model=model, dictionary=dictionary, device=device)
     write_atomic(dst, data, force)
     return len(data)
 

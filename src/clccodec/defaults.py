@@ -16,6 +16,10 @@ MODEL_ENV = "CLC_MODEL"  # weights file used when none is given
 DICTIONARY_ENV = "CLC_DICTIONARY"  # reference dictionary used when none is given
 
 DEFAULT_QUALITY = 3.0
+# the lossy layer under a near-lossless residual: the top quality gives the smallest files (kodim23, ±0..2: 4-9 %
+# smaller than quality 6; benchmarks/near_lossless.py)
+DEFAULT_NEAR_LOSSLESS_QUALITY = 8.0
+NEAR_MAX = 32  # the largest near-lossless bound (±32 is already 33 dB: beyond it the lossy layer alone does better)
 DEFAULT_REFS = 3  # references an encoder retrieves unless told otherwise (the paper's M = 3)
 DEFAULT_EFFORT = 0
 DETAIL_MODES = ("mean", "sample")  # how the slices a file lacks are filled (decoding/progressive.py)

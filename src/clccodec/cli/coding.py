@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..defaults import DEFAULT_EFFORT, DEFAULT_QUALITY, DEFAULT_REFS
+from ..defaults import DEFAULT_EFFORT, DEFAULT_QUALITY, DEFAULT_REFS, NEAR_MAX
 from ..format.container import MAX_REFS
 from ..errors import TargetMissedError, UsageError
 from ..encoding.effort import EFFORT_MAX, EFFORT_MIN, FIRST_REFINING_EFFORT
@@ -67,6 +67,12 @@ def encode(
                                         "(kept by default).")] = False,
     no_alpha: Annotated[bool, typer.Option("--no-alpha", help="Drop the source's alpha channel (kept by default, "
                                            "losslessly).")] = False,
+    near_lossless: Annotated[Optional[int], typer.Option("--near-lossless", help="Add a residual layer that "
+                                                         "keeps every sample within +-N of the source (0: "
+                                                         "lossless), over the lossy layer at --quality [default "
+                                                         "quality with it: 8].", min=0, max=NEAR_MAX,
+                                                         show_default=False)] = None,
+    lossless: Annotated[bool, typer.Option("--lossless", help="Every sample exact: --near-lossless 0.")] = False,
     strict_target: Annotated[bool, typer.Option("--strict-target", help="A target out of reach is an error (exit "
                                                 "6, no output) instead of a warning beside the nearest "
                                                 "file.")] = False,
@@ -88,6 +94,12 @@ def encode(
                              "--target-size, --target-psnr")
         if target_bpp is not None and target_bpp <= 0 or target_psnr is not None and target_psnr <= 0:
             raise UsageError("a target must be a positive number")
+        if lossless and near_lossless not in (None, 0):
+            raise UsageError(f"--lossless and --near-lossless {near_lossless} contradict each other")
+        near = 0 if lossless else near_lossless
+        if near is not None and (targets or slices is not None):
+            raise UsageError(f"{'--lossless' if lossless else '--near-lossless'} cannot be combined with "
+                             f"{', '.join(targets) if targets else '--slices'}")
         jobs = plan_outputs(inputs, output, ".clc")
         check_jobs(jobs, force)
         image_suffix = [j.dst for j in jobs if Path(j.dst).suffix.lower() in IMAGE_SUFFIXES]
@@ -102,7 +114,7 @@ def encode(
             with refinement_progress(show_progress) as progress, \
                     SlowWorkStatus(f"encoding {job.src}", len(jobs) == 1 and not show_progress and not quiet):
                 res = codec.encode_full(read_input(job.src) if job.src == "-" else job.src,
-                                        DEFAULT_QUALITY if quality is None else quality, refs, slices=slices,
+                                        quality, refs, slices=slices, near_lossless=near,
                                         strip=strip, alpha=not no_alpha, effort=effort, target_bpp=target_bpp,
                                         target_size=target_size, target_psnr=target_psnr, progress=progress)
             if res.target_note and strict_target:

@@ -27,7 +27,7 @@ def describe(raw: bytes) -> dict:
 # what a user asks first, in this order, as table labels; the rest (the coder's internals) only with --verbose
 SUMMARY = {".clc": [("size", "size"), ("mode", "mode"), ("bytes", "bytes"), ("bpp", "bpp"), ("quality", "quality"),
                     ("model_release", "model"), ("refs", "references"), ("metadata", "metadata"),
-                    ("alpha_bytes", "alpha bytes"), ("slices_shown", "slices")],
+                    ("alpha_bytes", "alpha bytes"), ("residual_shown", "residual"), ("slices_shown", "slices")],
            ".clcdict": [("K", "K"), ("bytes", "bytes"), ("model_release", "model"), ("crop", "crop"),
                         ("feature_extractor", "feature_extractor"), ("license", "license"), ("sources", "sources")]}
 
@@ -40,6 +40,10 @@ def summary(inf: dict) -> dict:
                "refs": (f"{len(inf['references'])} from dictionary {inf['dictionary_id']}" if inf["references"]
                         else "none") + (f", block copy {inf['copy_bytes']} bytes" if inf.get("copy_bytes") else ""),
                "slices_shown": f"{inf.get('slices_present', inf['slices'])} of {inf['slices']}"}
+    if inf.get("residual_bytes"):
+        bound = inf["near_lossless"]
+        derived["residual_shown"] = (f"{'lossless' if bound == 0 else f'near-lossless, within ±{bound}'}, "
+                                     f"{inf['residual_bytes']} bytes")
     full = inf | derived
     return {label: full[k] for k, label in SUMMARY[".clc"]
             if k in full and (full[k] not in (None, {}, 0) or k in ("refs", "bytes", "metadata"))}

@@ -38,6 +38,7 @@ from ..io.files import FileSource, read_source
 from ..model.config import PAD_MULTIPLE
 from ..model.quality import quality_is_valid
 from ..model.rans import too_short
+from ..model.residual import apply_residual
 from ..model.releases import describe_model_mismatch
 
 
@@ -130,17 +131,20 @@ def check_strings(f: ClcFile, backend: Backend) -> None:
 def decode_with(backend: Backend, f: ClcFile, exact: bool = False, detail: str = DEFAULT_DETAIL,
                 seed: int = 0, max_pixels: int | None = None) -> DecodeResult:
     """The decode of a parsed file, every step but the backend's own. `max_pixels`: the pixel limit (None: the
-    default, defaults.max_pixels)."""
+    default, defaults.max_pixels). A file with a residual decodes its lossy layer with the exact synthesis (the
+    residual corrects those pixels, the same on every machine), whatever `exact` says."""
     check_file(f, backend.model_id, backend.slice_count, lambda: backend.dictionary, max_pixels)
     check_strings(f, backend)
     alpha = unpack_alpha(f.alpha, f.width, f.height) if f.alpha else None  # (cheap: a corrupt one fails first)
     refs = backend.references(f.ref_indices) if f.num_refs else None  # checks the indices
     try:
-        pixels = backend.pixels(f, refs, exact, detail, seed)
+        pixels = backend.pixels(f, refs, exact or bool(f.residual), detail, seed)
     except (RuntimeError, ValueError) as e:  # the entropy decoder rejecting its input
         raise FormatError(f"corrupt file: entropy-coded data does not decode ({e.__class__.__name__})") from None
     if f.block_copy:  # a file with a copy section has references: check_file made sure of the dictionary
         pixels = backend.dictionary.pictures.apply(pixels, f.block_copy, f.width, f.height)
+    if f.residual:
+        pixels = apply_residual(pixels, f.residual, f.grayscale)
     return DecodeResult(pixels, f.grayscale, f.metadata, f.slices_present, f.slices_total, f.truncated, alpha)
 
 
@@ -212,7 +216,7 @@ class Decoder:
         defaults.DEFAULT_MAX_PIXELS)."""
         check_decode_args(detail, seed, max_pixels)
         f = container.unpack(read_source(data), partial=partial)
-        kind = choose_backend(self.device, exact, f.slices_present == f.slices_total)
+        kind = choose_backend(self.device, exact or bool(f.residual), f.slices_present == f.slices_total)
         return decode_with(self.backend(kind), f, exact, detail, seed, max_pixels)
 
     def decode_pixels(self, data: FileSource, *, exact: bool = False, partial: bool = False,

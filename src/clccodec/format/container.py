@@ -6,8 +6,10 @@ Version 2 (written by default):
     | M (u8) | [dictionary id (4) | M reference indices (varint)]  (only when M > 0)
     | tile size (varint, 0) | S (u8, the model's slice count) | K (u8, slice strings present, 0..S)
     | N (u8, metadata sections) | N x (kind u8, length varint) | K + 1 string lengths (varint)
+    | [residual length (varint): only with flag 0x02]
     | header CRC-32 (u32)
-    | sections in decoding order, each followed by its CRC-32: metadata 1..N, hyper string, slices 1..K
+    | sections in decoding order, each followed by its CRC-32: metadata 1..N, hyper string, slices 1..K,
+      [residual: what the lossy layers missed, model/residual.py]
 
 A truncated version-2 file can be read up to its last complete section (`unpack(data, partial=True)`).
 
@@ -35,7 +37,9 @@ MAX_DIMENSION = 1 << 20
 QUALITY_SCALE = 256  # a file stores the quality as round(q * 256) (u16)
 MAX_REFS = 64  # references a file can name
 FLAG_GRAYSCALE = 0x01
-KNOWN_FLAGS = FLAG_GRAYSCALE
+FLAG_RESIDUAL = 0x02  # version 2: a residual section follows the slices (near-lossless / lossless files)
+KNOWN_FLAGS = FLAG_GRAYSCALE | FLAG_RESIDUAL
+MAX_RESIDUAL_BYTES = 1 << 32
 # the sections a version-2 file may hold before its hyper-latent, by kind code: the source image's colour profile
 # and EXIF/XMP (metadata, restored on decode), the block-copy section (blockcopy.py, pasted after decoding) and
 # the alpha plane (alpha.py, lossless)
@@ -76,6 +80,7 @@ class ClcFile:
     metadata: dict[str, bytes] = field(default_factory=dict)  # "icc" / "exif" / "xmp" -> raw bytes
     block_copy: bytes = b""  # version 2: the copy section (blockcopy.py), b"" if none; needs references
     alpha: bytes = b""  # version 2: the alpha section (alpha.py), b"" for an opaque image
+    residual: bytes = b""  # version 2: the residual section (model/residual.py), b"" for a lossy file
     version: int = VERSION  # of the file read (pack writes `version` argument's)
     truncated: bool = False  # read with partial=True from a file that ends early
 
@@ -111,6 +116,7 @@ def _put_varint(out: bytearray, v: int) -> None:
 class _Reader:
     def __init__(self, data: bytes, end: int) -> None:
         self.data, self.pos, self.end = data, 0, end
+        self.flags = 0  # the header's, once read
 
     def take(self, n: int, what: str) -> bytes:
         if n < 0 or self.pos + n > self.end:
@@ -150,7 +156,7 @@ def _common_header(f: ClcFile, version: int) -> bytearray:
         raise ValueError(f"at most {MAX_REFS} references")
     out = bytearray(MAGIC)
     out.append(version)
-    out.append(FLAG_GRAYSCALE if f.grayscale else 0)
+    out.append((FLAG_GRAYSCALE if f.grayscale else 0) | (FLAG_RESIDUAL if f.residual else 0))
     _put_varint(out, f.width)
     _put_varint(out, f.height)
     out += f.model_id
@@ -171,8 +177,8 @@ def section_crc(header_crc: int, index: int, data: bytes) -> int:
 
 
 def _pack_v1(f: ClcFile) -> bytes:
-    if f.metadata or f.block_copy or f.alpha:
-        raise ValueError("version 1 files cannot hold metadata, a copy section or alpha")
+    if f.metadata or f.block_copy or f.alpha or f.residual:
+        raise ValueError("version 1 files cannot hold metadata, a copy section, alpha or a residual")
     if f.slices_total > len(f.slices):
         raise ValueError("version 1 files hold every slice")
     out = _common_header(f, 1)
@@ -201,6 +207,8 @@ def pack(f: ClcFile, version: int = VERSION) -> bytes:
         raise ValueError(f"unknown metadata kinds {sorted(unknown)}")
     if f.block_copy and not f.ref_indices:
         raise ValueError("a copy section needs references (the dictionary it copies from)")
+    if f.residual and len(f.slices) < total:
+        raise ValueError("a residual needs every slice (it corrects the complete lossy layer)")
     meta = [(METADATA_CODES[k], v) for k, v in sorted(f.metadata.items(), key=lambda kv: METADATA_CODES[kv[0]])
             if v] + [(SECTION_CODES[k], v) for k, v in ((COPY_KIND, f.block_copy), (ALPHA_KIND, f.alpha)) if v]
     if any(len(v) > _section_limit(SECTION_KINDS[code]) for code, v in meta):
@@ -212,9 +220,11 @@ def pack(f: ClcFile, version: int = VERSION) -> bytes:
         _put_varint(out, len(v))
     for s in [f.hyper, *f.slices]:
         _put_varint(out, len(s))
+    if f.residual:
+        _put_varint(out, len(f.residual))
     hcrc = zlib.crc32(out)
     out += struct.pack(">I", hcrc)
-    for i, s in enumerate([v for _, v in meta] + [f.hyper, *f.slices]):
+    for i, s in enumerate([v for _, v in meta] + [f.hyper, *f.slices] + ([f.residual] if f.residual else [])):
         out += s
         out += struct.pack(">I", section_crc(hcrc, i, s))
     return bytes(out)
@@ -233,6 +243,7 @@ class Layout:
     slices_total: int
     metadata_kinds: list[str]  # of the sections before the hyper-latent, in file order (metadata, then "copy")
     sections: list[tuple[int, int]]  # (offset, length) of each section's bytes, in file order (CRC follows)
+    residual: bool = False  # the last section is the residual (after the slices)
 
     @property
     def end(self) -> int:
@@ -241,6 +252,11 @@ class Layout:
     @property
     def hyper_index(self) -> int:
         return len(self.metadata_kinds)
+
+    @property
+    def strings_end(self) -> int:
+        """The index after the last slice string's section (the residual's index, when there is one)."""
+        return len(self.sections) - self.residual
 
 
 def _start(data: bytes) -> tuple[_Reader, int, dict]:
@@ -257,8 +273,8 @@ def _start(data: bytes) -> tuple[_Reader, int, dict]:
                                       f"{', '.join(map(str, VERSIONS))})")
     r = _Reader(data, len(data))
     r.take(len(MAGIC) + 1, "magic")
-    flags = r.u8("flags")
-    if flags & ~KNOWN_FLAGS:
+    flags = r.flags = r.u8("flags")
+    if flags & ~(KNOWN_FLAGS if version >= 2 else FLAG_GRAYSCALE):
         raise FormatError(f"corrupt file: unknown flags 0x{flags:02x}")
     width = r.varint("width", MAX_DIMENSION)
     height = r.varint("height", MAX_DIMENSION)
@@ -331,6 +347,10 @@ def _layout_v2(r: _Reader, verify: bool = True) -> Layout:
         kinds.append(SECTION_KINDS[code])
         meta_lengths.append(r.varint(f"{kinds[-1]} section length", _section_limit(kinds[-1])))
     lengths = [r.varint("string length", 1 << 32) for _ in range(present + 1)]
+    residual = bool(r.flags & FLAG_RESIDUAL)
+    if residual and present < total:
+        raise FormatError("corrupt file: a residual in a file without every slice")
+    residual_length = [r.varint("residual length", MAX_RESIDUAL_BYTES)] if residual else []
     end_of_fields = r.pos
     (stored,) = struct.unpack(">I", r.take(CRC_BYTES, "header checksum"))
     if not verify:  # (tests: where the checksums go, to reseal a mutated file)
@@ -340,10 +360,10 @@ def _layout_v2(r: _Reader, verify: bool = True) -> Layout:
     if verify:
         _check_rans_lengths(lengths)
     sections, pos = [], r.pos
-    for n in meta_lengths + lengths:
+    for n in meta_lengths + lengths + residual_length:
         sections.append((pos, n))
         pos += n + CRC_BYTES
-    return Layout(r.pos, stored, total, kinds, sections)
+    return Layout(r.pos, stored, total, kinds, sections, residual)
 
 
 def _unpack_v2(data: bytes, r: _Reader, fields: dict, partial: bool) -> ClcFile:
@@ -365,7 +385,8 @@ def _unpack_v2(data: bytes, r: _Reader, fields: dict, partial: bool) -> ClcFile:
         (stored,) = struct.unpack(">I", data[off + n : off + n + CRC_BYTES])
         if section_crc(lay.header_crc, i, s) != stored:
             what = lay.metadata_kinds[i] if i < lay.hyper_index else (
-                "hyper-latent" if i == lay.hyper_index else f"slice {i - lay.hyper_index}")
+                "hyper-latent" if i == lay.hyper_index else "residual" if i == lay.strings_end
+                else f"slice {i - lay.hyper_index}")
             raise ChecksumError(f"checksum mismatch in the {what} section: the file is corrupt")
         parts.append(s)
     meta = dict(zip(lay.metadata_kinds, parts[: lay.hyper_index]))
@@ -373,9 +394,11 @@ def _unpack_v2(data: bytes, r: _Reader, fields: dict, partial: bool) -> ClcFile:
     if copy and not fields["ref_indices"]:
         raise FormatError("corrupt file: a copy section in a file without references")
     alpha = meta.pop(ALPHA_KIND, b"")
-    strings = parts[lay.hyper_index :]
+    strings = parts[lay.hyper_index : lay.strings_end]
+    residual = parts[lay.strings_end] if lay.residual and len(parts) > lay.strings_end else b""
     return ClcFile(**fields, hyper=strings[0], slices=strings[1:], slices_total=lay.slices_total,
-                   metadata=meta, block_copy=copy, alpha=alpha, version=2, truncated=len(data) < lay.end)
+                   metadata=meta, block_copy=copy, alpha=alpha, residual=residual, version=2,
+                   truncated=len(data) < lay.end)
 
 
 def reseal(data: bytes) -> bytes:
@@ -440,7 +463,10 @@ def read_info(data: bytes) -> dict:
         info["copy_bytes"] = len(f.block_copy)
         info["alpha_bytes"] = len(f.alpha)
         info["hyper_end"] = ends[lay.hyper_index]
-        info["slice_ends"] = ends[lay.hyper_index + 1 :]
+        info["slice_ends"] = ends[lay.hyper_index + 1 : lay.strings_end]
+        info["residual_bytes"] = len(f.residual)
+        if f.residual:
+            info["near_lossless"] = f.residual[1]  # (model/residual.py: the bound, in its second byte)
     info["bytes"] = len(data)
     info["bpp"] = 8 * len(data) / (f.width * f.height)
     return info

@@ -210,11 +210,16 @@ def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
     return F.pad(x, (0, pw, 0, ph), mode="replicate")
 
 
+def gray_plane(pixels: np.ndarray) -> np.ndarray:
+    """The gray level a grayscale source decodes to: the model codes gray as three equal channels, and the decoded
+    level is their mean, rounded (half to even)."""
+    return np.round(pixels.astype(np.float32).mean(axis=2)).astype(np.uint8)
+
+
 def to_image(pixels: np.ndarray, grayscale: bool, alpha: np.ndarray | None = None) -> Image.Image:
     """A PIL image: RGB or L, with alpha RGBA or LA."""
     if grayscale:
-        # the model codes gray as three equal channels; their mean is the decoded gray level
-        g = np.round(pixels.astype(np.float32).mean(axis=2)).astype(np.uint8)
+        g = gray_plane(pixels)
         return Image.fromarray(g, "L") if alpha is None else Image.fromarray(np.dstack([g, alpha]), "LA")
     return Image.fromarray(pixels, "RGB") if alpha is None else Image.fromarray(np.dstack([pixels, alpha]), "RGBA")
 
