@@ -127,6 +127,14 @@ def smoke_effort_rd(tmp: Path, model: Path, photos: Path) -> None:
     assert "| 0 | 2 | " in (tmp / "effort.md").read_text()
 
 
+def smoke_defaults_lossless(tmp: Path, model: Path, photos: Path) -> None:
+    run("defaults_lossless.py", photos, "--limit", "1", "--qualities", "--near", "1", "--model", model,
+        "--json", tmp / "d.json", "--md", tmp / "d.md")
+    rows = {r["codec"]: r for r in read(tmp / "d.json")["rows"]}
+    assert rows["clc --near-lossless 1"]["max_error"] <= 1 and rows["PNG (Pillow, optimize)"]["max_error"] == 0
+    assert rows["clc default (q 3)"]["bpp"] > 0 and "| WebP (cwebp default: q 75, method 4) |" in (tmp / "d.md").read_text()
+
+
 def smoke_prefix_rd(tmp: Path, model: Path, photos: Path) -> None:
     run("prefix_rd.py", photos, "--limit", "1", "--refs", "0", "--model", model, "--json", tmp / "prefix.json")
     row = read(tmp / "prefix.json")["per_image"][0]
@@ -170,7 +178,7 @@ SMOKE = {
     "speed.py": smoke_speed, "latency.py": smoke_latency, "batch.py": smoke_batch,
     "fast_vs_exact.py": smoke_fast_vs_exact, "cross_device.py": smoke_cross_device, "effort_rd.py": smoke_effort_rd,
     "prefix_rd.py": smoke_prefix_rd, "collection_rd.py": smoke_collection_rd,
-    "train_profile.py": smoke_train_profile, "fuzz.py": smoke_fuzz,
+    "train_profile.py": smoke_train_profile, "fuzz.py": smoke_fuzz, "defaults_lossless.py": smoke_defaults_lossless,
 }
 
 
