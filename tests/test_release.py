@@ -146,6 +146,10 @@ def test_a_file_of_a_superseded_model_names_its_release(tiny_model_path):
     f.model_id = bytes.fromhex("0badf00d")
     with pytest.raises(ModelMismatchError, match="not a released model"):
         codec.decode_pixels(container.pack(f))
+    f.model_id = bytes.fromhex(release.RELEASED_MODELS[-1].model_id[:8])  # the shipped weights: nothing to fetch
+    with pytest.raises(ModelMismatchError) as e:
+        codec.decode_pixels(container.pack(f))
+    assert "the shipped model wrote it: decode it without --model" in str(e.value) and "git show" not in str(e.value)
 
 
 def test_info_names_the_release_of_a_file():

@@ -10,7 +10,8 @@ Opening reads the header only (no model, no torch); the pixels are decoded on lo
 clccodec.decode (the numpy backend on a CPU). `im.info` carries the file's ICC profile, EXIF and XMP as Pillow's
 own plugins name them, and the .clc fields "clc_quality", "clc_model_release" and "clc_references". A truncated
 file decodes from its complete slices when `ImageFile.LOAD_TRUNCATED_IMAGES` is set, as Pillow's decoders do;
-Pillow's own decompression-bomb check applies at open. Saving takes the keywords of `clccodec.encode` (quality
+Pillow's own decompression-bomb check applies at open. There is no `draft()`: decoding at a reduced size would cost
+as much as a full decode (the synthesis is one network), so `thumbnail()` decodes, then resizes. Saving takes the keywords of `clccodec.encode` (quality
 0..8, effort, refs, target_bpp, target_size, target_psnr, slices, strip, alpha, model, dictionary, device);
 `icc_profile=`, `exif=` and `xmp=` replace the image's own, as for Pillow's AVIF and WebP plugins.
 """
