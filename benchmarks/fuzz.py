@@ -130,6 +130,9 @@ def make_seeds(work: Path) -> dict:
     mask = np.full((40, 56), 255, np.uint8)
     mask[8:30, 10:40] = np.arange(30, dtype=np.uint8) * 8
     clc.append(codec.encode(np.dstack([synthetic(40, 56, seed=4), mask]), quality=2, refs=0))  # alpha
+    near = codec.encode_full(synthetic(40, 56, seed=6), quality=2, refs=0, near_lossless=1)
+    clc.append(near.data)  # a residual
+    base = codec.encode_full(synthetic(40, 56, seed=6), quality=2, refs=0, reconstruct=True, exact=True).reconstruction
     rng = np.random.default_rng(0)
     sections = []
     for pictures in (1, 2):
@@ -142,7 +145,8 @@ def make_seeds(work: Path) -> dict:
         Image.fromarray(synthetic(24, 32, seed=5)).save(buf, fmt)
         images.append(buf.getvalue())
     return {"model": model_path, "dictionary": dict_path, "clc": clc, "copy": sections,
-            "clcdict": [dict_path.read_bytes()], "image": images, "alpha": [pack_alpha(mask), pack_alpha(mask.T)]}
+            "clcdict": [dict_path.read_bytes()], "image": images, "alpha": [pack_alpha(mask), pack_alpha(mask.T)],
+            "residual": [container.unpack(near.data).residual], "residual_base": base}
 
 
 DECODE_AND_MEASURE = """
@@ -240,6 +244,7 @@ def main() -> None:
     from clccodec.errors import ClcError
     from clccodec.format import clcdict, container, copysection
     from clccodec.format.alpha import unpack_alpha
+    from clccodec.model.residual import apply_residual
     from clccodec.io.images import load_image
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -253,6 +258,7 @@ def main() -> None:
             "image": (seeds["image"], lambda d, r: load_image(d)),
             "alpha section": (seeds["alpha"], lambda d, r: unpack_alpha(d, r.choice((40, 56, 1)), r.choice((40, 56)))),
             "pillow": (seeds["clc"], open_with_pillow),
+            "residual": (seeds["residual"], lambda d, r: apply_residual(seeds["residual_base"], d, False)),
         }
         rng = random.Random(args.seed)
         stats: dict[str, Counter] = {name: Counter() for name in [*readers, "decoder"]}

@@ -158,7 +158,8 @@ def smoke_fuzz(tmp: Path, model: Path, photos: Path) -> None:
     run("fuzz.py", "--cases", "200", "--decode-every", "5", "--json", tmp / "fuzz.json")
     res = read(tmp / "fuzz.json")
     assert res["cases"] >= 200 and res["failures"] == {}
-    assert set(res["readers"]) == {"container", "copy section", "clcdict", "image", "alpha section", "pillow", "decoder"}
+    assert set(res["readers"]) == {"container", "copy section", "clcdict", "image", "alpha section", "pillow", "residual",
+                                    "decoder"}
     assert all(r.get("refused", 0) > 0 for r in res["readers"].values())
 
 

@@ -158,3 +158,17 @@ def test_slow_work_shows_a_status_on_a_terminal_only(monkeypatch):
     with batch.SlowWorkStatus("encoding quiet.png", enabled=False, delay=0.05):  # --quiet, or a batch
         time.sleep(0.3)
     assert buf.getvalue() == ""
+
+
+def test_a_named_pipe_input_is_read_once_by_the_job(workdir, tiny_model_path):
+    """The checks before the work must not drain a pipe (clc decode <(curl ...) -o x.png)."""
+    os.mkfifo(workdir / "pipe.png")
+    data = (workdir / "photo.png").read_bytes()
+    env = dict(os.environ, CLC_MODEL=str(tiny_model_path), CLC_DICTIONARY=str(workdir / "none"))
+    proc = subprocess.Popen([sys.executable, "-m", "clccodec", "encode", "pipe.png", "-o", "p.clc"], cwd=workdir,
+                            env=env, stderr=subprocess.PIPE)
+    with open(workdir / "pipe.png", "wb") as fifo:
+        fifo.write(data)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err.decode()
+    assert (workdir / "p.clc").read_bytes()[:3] == b"CLC"

@@ -129,3 +129,23 @@ def test_cli_lossless_round_trip(tmp_path, tiny_model_path):
     assert "residual   │ lossless" in run_clc("info", "a.clc", cwd=tmp_path, env_extra=env).stdout.decode()
     r = run_clc("encode", "a.png", "-o", "c.clc", "--lossless", "--near-lossless", "2", cwd=tmp_path, env_extra=env)
     assert r.returncode == 2 and "contradict" in r.stderr.decode()
+
+
+def test_a_residual_too_short_for_its_parameters_is_refused_by_the_reader():
+    f = container.ClcFile(8, 8, b"\0" * 4, 3.0, hyper=b"\0" * 8, slices=[b"\1" * 8], residual=b"\x01")
+    with pytest.raises(FormatError, match="residual section too short"):
+        container.read_info(container.pack(f))
+
+
+def test_pillow_saves_near_lossless_and_the_cli_says_when_a_residual_is_cut(tmp_path, tiny_model_path):
+    import clccodec.pillow  # noqa: F401
+
+    source = synthetic_photo(40, 56)
+    Image.fromarray(source).save(tmp_path / "a.clc", near_lossless=1, model=tiny_model_path, dictionary=False,
+                                 device="cpu")
+    data = (tmp_path / "a.clc").read_bytes()
+    assert container.read_info(data)["near_lossless"] == 1
+    (tmp_path / "cut.clc").write_bytes(data[:-20])
+    env = {"CLC_MODEL": str(tiny_model_path), "CLC_DICTIONARY": str(tmp_path / "none")}
+    r = run_clc("decode", "cut.clc", "-o", "cut.png", "--partial", cwd=tmp_path, env_extra=env)
+    assert r.returncode == 0 and "[truncated file: the lossy layer only, its residual is missing]" in r.stderr.decode()

@@ -14,7 +14,7 @@ argument raises a clccodec.errors.UsageError (a ClcError) with a one-line messag
 `Codec` keeps a model (and dictionary) loaded for many calls and decodes with it (the torch backend); the
 module-level `encode` shares one cached Codec per (model, dictionary, device); `decode` and `decode_file` live in
 decoding.decoder (re-exported here) and share one cached Decoder, which picks the fastest backend for each call
-(the numpy one on a CPU: no torch).
+(the numpy one on a CPU: no torch, but for near-lossless files, which need the exact synthesis).
 
 Decoding runs the exact probability path always (every file decodes on every device) and, by default, the fast
 float32 synthesis: pixels within a last bit or two of the exact synthesis, which `exact=True` selects (the
@@ -44,8 +44,7 @@ from .format import container
 from .format.container import MAX_REFS, quantize_quality
 from .format.ids import file_id
 from .io.files import FileSource, check_output, read_info, read_source, write_atomic
-from .io.images import ImageSource, LoadedImage, encode_image, load_image, output_format, pad_to_multiple, \
-    to_tensor
+from .io.images import ImageSource, LoadedImage, load_image, pad_to_multiple, to_tensor
 from .model.config import PAD_MULTIPLE
 from .model.network import CLCModel
 from .model.quality import QUALITY_MAX, QUALITY_MIN

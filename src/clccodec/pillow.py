@@ -6,13 +6,15 @@
     im.save("copy.clc", quality=4, effort=2)    # any Pillow image; keywords: those of clccodec.encode
     Image.open("photo.png").save("photo.clc")   # alpha, ICC profile, EXIF and XMP kept
 
-Opening reads the header only (no model, no torch); the pixels are decoded on load() with the shared decoder of
-clccodec.decode (the numpy backend on a CPU). `im.info` carries the file's ICC profile, EXIF and XMP as Pillow's
+Opening parses the file and checks its checksums (no model, no torch); the pixels are decoded on load() with the
+shared decoder of clccodec.decode (the numpy backend on a CPU; torch for near-lossless files, which decode with the
+exact synthesis). `im.info` carries the file's ICC profile, EXIF and XMP as Pillow's
 own plugins name them, and the .clc fields "clc_quality", "clc_model_release" and "clc_references". A truncated
 file decodes from its complete slices when `ImageFile.LOAD_TRUNCATED_IMAGES` is set, as Pillow's decoders do;
 Pillow's own decompression-bomb check applies at open. There is no `draft()`: decoding at a reduced size would cost
 as much as a full decode (the synthesis is one network), so `thumbnail()` decodes, then resizes. Saving takes the keywords of `clccodec.encode` (quality
-0..8, effort, refs, target_bpp, target_size, target_psnr, slices, strip, alpha, model, dictionary, device);
+0..8, effort, refs, target_bpp, target_size, target_psnr, slices, strip, alpha, near_lossless, model, dictionary,
+device);
 `icc_profile=`, `exif=` and `xmp=` replace the image's own, as for Pillow's AVIF and WebP plugins.
 """
 
@@ -28,12 +30,10 @@ from .format import container
 FORMAT = "CLC"
 EXTENSION = ".clc"
 MIME = "image/x-clc"
-ENCODE_KEYWORDS = ("quality", "refs", "effort", "target_bpp", "target_size", "target_psnr", "slices", "strip",
-                   "alpha", "fallback", "model", "dictionary", "device")
 
 
 def _accept(prefix: bytes) -> bool:
-    return prefix[: len(container.MAGIC)] == container.MAGIC and prefix[3:4] in (b"\x01", b"\x02")
+    return prefix[: len(container.MAGIC)] == container.MAGIC and prefix[3:4] in [bytes([v]) for v in container.VERSIONS]
 
 
 class ClcImageFile(ImageFile.ImageFile):
@@ -51,7 +51,7 @@ class ClcImageFile(ImageFile.ImageFile):
             raise SyntaxError(f"not a valid .clc file: {e}") from None
         self._clc_data: bytes | None = data
         self._size = (f.width, f.height)
-        self._mode = ("LA" if f.alpha else "L") if f.grayscale else ("RGBA" if f.alpha else "RGB")
+        self._mode = f.mode
         names = {"icc": "icc_profile", "exif": "exif", "xmp": "xmp"}
         self.info.update({names[k]: v for k, v in f.metadata.items()})
         self.info.update({"clc_quality": f.quality, "clc_model_release": describe(f.model_id),
@@ -73,9 +73,12 @@ class ClcImageFile(ImageFile.ImageFile):
 
 
 def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
+    import inspect
+
     from .api import encode
 
-    options = {k: im.encoderinfo[k] for k in ENCODE_KEYWORDS if k in im.encoderinfo}
+    keywords = set(inspect.signature(encode).parameters) - {"image"}  # every keyword of clccodec.encode
+    options = {k: v for k, v in im.encoderinfo.items() if k in keywords}
     source = im
     overrides = {k: im.encoderinfo[k] for k in ("icc_profile", "exif", "xmp") if k in im.encoderinfo}
     if overrides:

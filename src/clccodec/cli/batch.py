@@ -89,8 +89,8 @@ def check_jobs(jobs: list[Job], force: bool) -> None:
         check_folder(folder, dst)  # (existing files are judged per job)
     if len(jobs) == 1:
         job = jobs[0]
-        if job.src != "-" and not Path(job.src).is_file():
-            read_input(job.src)  # the one-line reason: no such file, is a directory, ...
+        if job.src != "-" and (not Path(job.src).exists() or Path(job.src).is_dir()):  # (a pipe is read once,
+            read_input(job.src)  # by the job) the one-line reason: no such file, is a directory
         if job.dst != "-":
             check_output(job.dst, force)
 

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..defaults import DEFAULT_EFFORT, DEFAULT_QUALITY, DEFAULT_REFS, NEAR_MAX
+from ..defaults import DEFAULT_EFFORT, DEFAULT_NEAR_LOSSLESS_QUALITY, DEFAULT_QUALITY, DEFAULT_REFS, NEAR_MAX
 from ..format.container import MAX_REFS
 from ..errors import TargetMissedError, UsageError
 from ..encoding.effort import EFFORT_MAX, EFFORT_MIN, FIRST_REFINING_EFFORT
@@ -70,7 +70,8 @@ def encode(
     near_lossless: Annotated[Optional[int], typer.Option("--near-lossless", help="Add a residual layer that "
                                                          "keeps every sample within +-N of the source (0: "
                                                          "lossless), over the lossy layer at --quality [default "
-                                                         "quality with it: 8].", min=0, max=NEAR_MAX,
+                                                         f"quality with it: {DEFAULT_NEAR_LOSSLESS_QUALITY:g}].",
+                                                         min=0, max=NEAR_MAX,
                                                          show_default=False)] = None,
     lossless: Annotated[bool, typer.Option("--lossless", help="Every sample exact: --near-lossless 0.")] = False,
     strict_target: Annotated[bool, typer.Option("--strict-target", help="A target out of reach is an error (exit "
@@ -185,7 +186,8 @@ def decode(
             im = to_image(pixels, r.grayscale, r.alpha)
             write_output(job.dst, encode_image(im, fmt, r.metadata, output_quality), force)
             dropped = f"  [alpha dropped: {fmt} has none]" if drops_alpha(im, fmt) else ""
-            used = ("" if r.slices_used == r.slices_total else
+            used = ("  [truncated file: the lossy layer only, its residual is missing]" if r.truncated else "") \
+                if r.slices_used == r.slices_total else (
                     f"  {r.slices_used} of {r.slices_total} slices{' (truncated file)' if r.truncated else ''}, "
                     f"the rest {'sampled' if detail == 'sample' else 'predicted'}")
             return (f"{job.src} -> {job.dst}  {pixels.shape[1]}x{pixels.shape[0]}  {time.perf_counter() - t:.2f} s"

@@ -268,7 +268,8 @@ def decode(data: FileSource, *, exact: bool = False, partial: bool = False, deta
     `exact`: the bit-exact synthesis (identical pixels on every device, slower than the default). `partial`: a
     truncated file decodes from its complete slices. `detail` "mean" | "sample" and `seed`: what fills the slices
     a file lacks. `max_pixels`: refuse larger images before any work (default: $CLC_MAX_PIXELS, else
-    defaults.DEFAULT_MAX_PIXELS). On a CPU this never imports torch (the numpy decoder)."""
+    defaults.DEFAULT_MAX_PIXELS). On a CPU this imports no torch (the numpy decoder), except for a near-lossless
+    file (it decodes with the exact synthesis)."""
     return get_decoder(model, dictionary, device).decode(data, exact=exact, partial=partial, detail=detail,
                                                          seed=seed, max_pixels=max_pixels)
 

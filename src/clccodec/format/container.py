@@ -40,6 +40,7 @@ FLAG_GRAYSCALE = 0x01
 FLAG_RESIDUAL = 0x02  # version 2: a residual section follows the slices (near-lossless / lossless files)
 KNOWN_FLAGS = FLAG_GRAYSCALE | FLAG_RESIDUAL
 MAX_RESIDUAL_BYTES = 1 << 32
+MIN_RESIDUAL_BYTES = 5  # method, bound, block size, planes, class-map length (model/residual.py)
 # the sections a version-2 file may hold before its hyper-latent, by kind code: the source image's colour profile
 # and EXIF/XMP (metadata, restored on decode), the block-copy section (blockcopy.py, pasted after decoding) and
 # the alpha plane (alpha.py, lossless)
@@ -87,6 +88,11 @@ class ClcFile:
     def __post_init__(self) -> None:
         if not self.slices_total:
             self.slices_total = len(self.slices)
+
+    @property
+    def mode(self) -> str:
+        """The decoded image's PIL mode: RGB or L, with alpha RGBA or LA."""
+        return ("LA" if self.alpha else "L") if self.grayscale else ("RGBA" if self.alpha else "RGB")
 
     @property
     def num_refs(self) -> int:
@@ -351,6 +357,8 @@ def _layout_v2(r: _Reader, verify: bool = True) -> Layout:
     if residual and present < total:
         raise FormatError("corrupt file: a residual in a file without every slice")
     residual_length = [r.varint("residual length", MAX_RESIDUAL_BYTES)] if residual else []
+    if residual and residual_length[0] < MIN_RESIDUAL_BYTES:
+        raise FormatError("corrupt file: a residual section too short to hold its parameters")
     end_of_fields = r.pos
     (stored,) = struct.unpack(">I", r.take(CRC_BYTES, "header checksum"))
     if not verify:  # (tests: where the checksums go, to reseal a mutated file)
@@ -445,7 +453,7 @@ def read_info(data: bytes) -> dict:
         "format": f"clc v{f.version}",
         "width": f.width,
         "height": f.height,
-        "mode": ("LA" if f.alpha else "L") if f.grayscale else ("RGBA" if f.alpha else "RGB"),
+        "mode": f.mode,
         "quality": f.quality,
         "model_id": f.model_id.hex(),
         "dictionary_id": f.dictionary_id.hex() if f.num_refs else None,
@@ -466,7 +474,7 @@ def read_info(data: bytes) -> dict:
         info["slice_ends"] = ends[lay.hyper_index + 1 : lay.strings_end]
         info["residual_bytes"] = len(f.residual)
         if f.residual:
-            info["near_lossless"] = f.residual[1]  # (model/residual.py: the bound, in its second byte)
+            info["near_lossless"] = f.residual[1]  # the bound: the section's second byte (model/residual.py)
     info["bytes"] = len(data)
     info["bpp"] = 8 * len(data) / (f.width * f.height)
     return info

@@ -54,7 +54,10 @@ def read_source(src: FileSource, error: type[ClcError] = UsageError, what: str =
     if isinstance(src, io.TextIOBase):
         raise UsageError(f"{what}a file object opened in text mode: open it with 'rb'")
     if callable(read):
-        data = read()
+        try:
+            data = read()
+        except (OSError, ValueError) as e:  # closed, write-only, ...
+            raise error(f"{what}cannot read the file object ({e})") from None
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise UsageError(f"{what}a file object opened in text mode: open it with 'rb'")
         return bytes(data)

@@ -26,7 +26,7 @@ import numpy as np
 from ..defaults import NEAR_MAX
 from ..errors import FormatError
 from ..io.images import gray_plane
-from .rans import check_string, min_bits, padded, rans_module
+from .rans import min_bits, padded, rans_module, too_short
 
 METHOD = 1
 BLOCK = 16  # what encoders write (a reader takes 4 … 64)
@@ -104,13 +104,13 @@ def pack_residual(source: np.ndarray, decoded: np.ndarray, grayscale: bool, near
     p, h, w = q.shape
     by, bx = -(-h // block), -(-w // block)
     bits = _bits()
-    padded = np.zeros((p, by * block, bx * block), np.int64)
-    padded[:, :h, :w] = q + MAX_VALUE
+    grid = np.zeros((p, by * block, bx * block), np.int64)  # q + MAX_VALUE on whole blocks
+    grid[:, :h, :w] = q + MAX_VALUE
     inside = np.zeros((by * block, bx * block), bool)
     inside[:h, :w] = True
     costs = np.empty((CLASSES, p, by, bx))
     for k in range(CLASSES):
-        c = np.where(inside, bits[k][padded], 0.0)
+        c = np.where(inside, bits[k][grid], 0.0)
         costs[k] = c.reshape(p, by, block, bx, block).sum(axis=(2, 4))
     classes = costs.argmin(axis=0).astype(np.uint8)
     cmap = zlib.compress(classes.tobytes(), 9)
@@ -159,10 +159,16 @@ def apply_residual(decoded: np.ndarray, data: bytes, grayscale: bool) -> np.ndar
     classes = np.frombuffer(raw, np.uint8).reshape(p, by, bx)
     if classes.max() >= CLASSES:
         raise FormatError("corrupt file: unknown residual class")
+    string = data[pos + n :]
+    # the fewest bits the symbols can cost, from each class's sample count (before any per-sample array exists)
+    area = np.outer(np.minimum(block, h - block * np.arange(by)), np.minimum(block, w - block * np.arange(bx)))
+    counts = np.bincount(classes.reshape(-1), weights=np.broadcast_to(area, classes.shape).reshape(-1),
+                         minlength=CLASSES)
+    if too_short(string, float(counts @ _table_bits())):
+        raise FormatError(f"corrupt file: the residual's entropy-coded data ({len(string)} bytes) is too short "
+                          f"for a {w}x{h} image")
     index = np.repeat(np.repeat(classes, block, axis=1), block, axis=2)[:, :h, :w].reshape(-1)
     cdfs, lengths, offsets = tables()
-    string = data[pos + n :]
-    check_string(string, _table_bits(), index)
     try:
         values = rans_module().RansDecoder().decode_with_indexes(padded(string, index.size), index.tolist(), cdfs,
                                                                  lengths, offsets)
