@@ -67,7 +67,7 @@ def encode(
                                         "(kept by default).")] = False,
     no_alpha: Annotated[bool, typer.Option("--no-alpha", help="Drop the source's alpha channel (kept by default, "
                                            "losslessly).")] = False,
-    near_lossless: Annotated[Optional[int], typer.Option("--near-lossless", help="Add a residual layer that "
+    near_lossless: Annotated[Optional[int], typer.Option("--near-lossless", metavar="N", help="Add a residual layer that "
                                                          "keeps every sample within +-N of the source (0: "
                                                          "lossless), over the lossy layer at --quality [default "
                                                          f"quality with it: {DEFAULT_NEAR_LOSSLESS_QUALITY:g}].",
