@@ -3,7 +3,7 @@
 
     python scripts/validate_weights.py src/clccodec/shipped/clc-full.pt runs/new/clc-full.pt   # crops + full size
     python scripts/validate_weights.py A.pt B.pt --no-full --json out.json
-    python scripts/validate_weights.py A.pt C.pt --reuse out.json   # A's numbers from out.json, not measured again
+    python scripts/validate_weights.py A.pt C.pt --reuse out.json   # A's numbers from out.json (same model id)
 
 For each weights file:
 * the trainer's validation (the held-out photos of ../shared/data/train by the hash split, 256x256 centre crops,
@@ -78,19 +78,23 @@ def main() -> int:
     ap.add_argument("--full", action=argparse.BooleanOptionalAction, default=True)
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--reuse", type=Path, action="append", default=[],
-                    help="an earlier --json output: weights listed there are not measured again (same data)")
+                    help="an earlier --json output: weights listed there with the same model id are not measured "
+                         "again (same data); a path alone is not enough (the shipped file changes with each release)")
     args = ap.parse_args()
     from clccodec.evaluation.bd import bd_rate
 
-    earlier = {}
+    from clccodec.model.weights import load_weights
+
+    earlier = {}  # model id -> results
     for f in args.reuse:
-        earlier |= json.loads(f.read_text())
+        earlier |= {r["model_id"]: r for r in json.loads(f.read_text()).values() if "model_id" in r}
     res = {}
     for w in args.weights:
-        if str(w) in earlier and ("full" in earlier[str(w)] or not args.full):
-            res[str(w)] = earlier[str(w)]
+        mid = load_weights(w).model_id.hex()
+        if mid in earlier and ("full" in earlier[mid] or not args.full):
+            res[str(w)] = earlier[mid]
             continue
-        r = {"crops": crop_validation(w, args.data)}
+        r = {"model_id": mid, "crops": crop_validation(w, args.data)}
         print(f"{w}: crop val_loss {r['crops']['val_loss']:.4f}", flush=True)
         if args.full:
             r["full"] = full_size(w, args.data)
