@@ -15,7 +15,7 @@ from clccodec import Codec
 from clccodec.errors import ImageError
 from clccodec.io.images import load_image
 
-from .conftest import REPO, run_clc, synthetic_photo
+from .conftest import REPO, synthetic_photo
 
 
 @pytest.fixture(scope="module")
