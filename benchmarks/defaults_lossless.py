@@ -4,7 +4,7 @@
     python benchmarks/defaults_lossless.py ../shared/data/kodak --json defaults.json --md defaults.md
     python benchmarks/defaults_lossless.py photos/ --limit 1 --qualities 3 --near 2 --model tiny.pt   # smoke run
 
-Defaults: `clc encode` with no options (quality 3, M = 3) and at --qualities, beside the classical codecs at
+Defaults: `clc encode` at --qualities (the default one marked; M = 3 from the default dictionary), beside the classical codecs at
 their command-line tools' defaults, run through Pillow's copies of the same libraries (libjpeg, libwebp, libavif;
 cjxl has no Pillow binding and is not measured): cjpeg's quality 75 with 4:2:0, cwebp's quality 75 method 4,
 avifenc's quality 60 at speed 6 with 4:4:4 (what avifenc picks for RGB PNG input). Near-lossless: `clc encode
@@ -75,8 +75,8 @@ def with_max_error(images: list[Path], work: Path, point: dict) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("images", help="folder of test images (Kodak)")
-    ap.add_argument("--qualities", type=float, nargs="*", default=[4, 5, 6],
-                    help="clc qualities beside the default (3)")
+    ap.add_argument("--qualities", type=float, nargs="*", default=[3, 4, 5, 6],
+                    help="clc qualities (the default quality is marked)")
     ap.add_argument("--near", type=int, nargs="*", default=[0, 1, 2], help="near-lossless bounds")
     ap.add_argument("--limit", type=int, help="use N images spread over the set")
     ap.add_argument("--model", help="weights file (default: the shipped model)")
@@ -89,9 +89,11 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        for q in [None, *args.qualities]:
-            point = encode_decode(images, work, ([] if q is None else ["-q", f"{q:g}"]) + dictionary)
-            rows.append({"codec": "clc default (q 3)" if q is None else f"clc q {q:g}", **point})
+        from clccodec.defaults import DEFAULT_QUALITY
+
+        for q in args.qualities:
+            point = encode_decode(images, work, ["-q", f"{q:g}"] + dictionary)
+            rows.append({"codec": f"clc q {q:g}" + (" (default)" if q == DEFAULT_QUALITY else ""), **point})
         for name, (fmt, kw) in CLASSICAL.items():
             rows.append({"codec": name, **classical(images, fmt, kw)})
         for n in args.near:

@@ -128,11 +128,11 @@ def smoke_effort_rd(tmp: Path, model: Path, photos: Path) -> None:
 
 
 def smoke_defaults_lossless(tmp: Path, model: Path, photos: Path) -> None:
-    run("defaults_lossless.py", photos, "--limit", "1", "--qualities", "--near", "1", "--model", model,
+    run("defaults_lossless.py", photos, "--limit", "1", "--qualities", "5", "--near", "1", "--model", model,
         "--json", tmp / "d.json", "--md", tmp / "d.md")
     rows = {r["codec"]: r for r in read(tmp / "d.json")["rows"]}
     assert rows["clc --near-lossless 1"]["max_error"] <= 1 and rows["PNG (Pillow, optimize)"]["max_error"] == 0
-    assert rows["clc default (q 3)"]["bpp"] > 0 and "| WebP (cwebp default: q 75, method 4) |" in (tmp / "d.md").read_text()
+    assert rows["clc q 5 (default)"]["bpp"] > 0 and "| WebP (cwebp default: q 75, method 4) |" in (tmp / "d.md").read_text()
 
 
 def smoke_prefix_rd(tmp: Path, model: Path, photos: Path) -> None:

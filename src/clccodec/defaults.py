@@ -15,7 +15,9 @@ DEFAULT_DICTIONARY = SHIPPED_DIR / "default.clcdict"
 MODEL_ENV = "CLC_MODEL"  # weights file used when none is given
 DICTIONARY_ENV = "CLC_DICTIONARY"  # reference dictionary used when none is given
 
-DEFAULT_QUALITY = 3.0
+# near the quality other codecs' defaults aim at (Kodak: 34.7 dB at 0.91 bpp, beside cwebp's 35.1 dB at 1.00 and
+# cjpeg's 34.5 dB at 1.37; benchmarks/results/v14/defaults_lossless.md); quality 3 gave 31.4 dB
+DEFAULT_QUALITY = 5.0
 # the lossy layer under a near-lossless residual: the top quality gives the smallest files (kodim23, ±0..2: 4-9 %
 # smaller than quality 6; benchmarks/near_lossless.py)
 DEFAULT_NEAR_LOSSLESS_QUALITY = 8.0
