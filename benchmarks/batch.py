@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
 
     sys.path.insert(0, str(HERE))
     from PIL import Image
-    from common import parse_sizes, synthetic
+    from common import blas_in_clc, parse_sizes, synthetic
 
     w, h = parse_sizes(args.size)[0]
     env = dict(os.environ)
@@ -88,8 +88,9 @@ def main(argv: list[str] | None = None) -> int:
                          "median_file_s": statistics.median(per_file) if per_file else None,
                          "start_and_load_s": wall - sum(per_file)}
     res["loadavg_at_end"] = list(os.getloadavg())
+    res["blas"] = blas_in_clc()
     print(f"clc batch: {args.images} images {w}x{h}, quality {args.quality:g}, M={args.refs}, {os.cpu_count()} CPUs, "
-          f"load average at end {res['loadavg_at_end'][0]:.2f}")
+          f"load average at end {res['loadavg_at_end'][0]:.2f}\n  BLAS in clc: {res['blas']}")
     for name in runs:
         r = res[name]
         print(f"  clc {name:<15} {r['wall_s']:7.2f} s wall  {r['images_per_s']:.3f} images/s  "

@@ -69,6 +69,23 @@ def use_model(model: str | None) -> None:
 
 # -- the CLI ----------------------------------------------------------------------------------------------------------
 
+BLAS_PROBE = ("from clccodec.cli.startup import blas_kernels, choose_blas_kernels\n"
+              "choose_blas_kernels()\nimport numpy\nprint(blas_kernels())")
+
+
+def blas_in_clc() -> str:
+    """The BLAS kernels a `clc` process runs on this machine (its entry point chooses them: cli/startup.py)."""
+    r = subprocess.run([sys.executable, "-c", BLAS_PROBE], capture_output=True, text=True)
+    return r.stdout.strip() or f"unknown ({r.stderr.strip()[-200:]})"
+
+
+def blas_here() -> str:
+    """The BLAS kernels this process runs (a library user's: no start-up choice)."""
+    from clccodec.cli.startup import blas_kernels
+
+    return blas_kernels()
+
+
 LINE = re.compile(r"^(?P<src>\S+) -> (?P<dst>\S+)\s.*?\s(?P<secs>[0-9.]+) s")
 
 

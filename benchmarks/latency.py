@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(HERE))
     import numpy as np
     from PIL import Image
-    from common import from_photo, parse_sizes, synthetic
+    from common import blas_here, blas_in_clc, from_photo, parse_sizes, synthetic
 
     import clccodec
 
@@ -174,12 +174,14 @@ def main(argv: list[str] | None = None) -> int:
             if name in ("--help", "--version", "encode --help", "info FILE.clc", "decode"):
                 cli[name]["heavy_imports"] = heavy_imports(cmd, env)
     res["cli"] = cli
+    res["blas"] = {"in_process": blas_here(), "clc": blas_in_clc()}
     res["environment"] = {"python": platform.python_version(), "platform": platform.platform(),
                           "cpu_count": os.cpu_count(), "loadavg_at_end": list(os.getloadavg())}
     res["command"] = " ".join(["benchmarks/latency.py", *(argv if argv is not None else sys.argv[1:])])
 
     print(f"clc latency: {w}x{h}, quality {args.quality:g}, M={res['refs_used']}, model {res['load']['model_id']}, "
           f"{os.cpu_count()} CPUs, load average at end {res['environment']['loadavg_at_end'][0]:.2f}")
+    print(f"  BLAS in process: {res['blas']['in_process']}; in clc: {res['blas']['clc']}")
     ld = res["load"]
     print(f"  load (fresh process): import torch {ld['import_torch_s']:.2f} s, import clccodec "
           f"{ld['import_clccodec_s']:.2f} s, Codec() {ld['codec_load_s']:.2f} s")

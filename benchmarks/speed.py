@@ -32,7 +32,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import from_photo, parse_sizes, synthetic
+from common import blas_here, from_photo, parse_sizes, synthetic
 
 DEFAULT_SIZES = "256x256,512x512,768x512,1024x1024,1920x1080,2048x2048,3840x2160"
 
@@ -129,7 +129,7 @@ def worker(args: argparse.Namespace) -> dict:
         "decode_peak_gpu_mib": dec_gpu / 2**20 if dec_gpu is not None else None,
         "device": str(codec.device), "model_id": codec.model_id.hex(), "model_config": codec.model.cfg.name,
         "refs_used": len(read_info(data)["references"]),
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": torch.get_num_threads(), "blas": blas_here(),
         "gpu": torch.cuda.get_device_name() if cuda else None,
     }
 
@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     gpu = any(r.get("encode_peak_gpu_mib") for r in ok)
     title = (f"clc speed: model {first.get('model_id', '?')} ({first.get('model_config', '?')}), "
              f"{first.get('device', args.device)}, {first.get('torch_threads', '?')} threads, "
-             f"quality {args.quality:g}, M={first.get('refs_used', 0)}")
+             f"quality {args.quality:g}, M={first.get('refs_used', 0)}; BLAS {first.get('blas', '?')}")
     t = Table(title=title, title_justify="left",
               caption="s: median wall seconds; CPU s: process CPU seconds (all threads); MP/s from wall time; memory "
                       "in MiB: RSS with the model loaded, peak RSS while encoding and while decoding"

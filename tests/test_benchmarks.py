@@ -87,6 +87,7 @@ def smoke_speed(tmp: Path, model: Path, photos: Path) -> None:
     row = read(tmp / "speed.json")["results"][0]
     assert row["width"] == 64 and row["encode_s"] > 0 and row["decode_s"] > 0 and row["decode_exact_s"] > 0
     assert row["encode_peak_rss_mib"] >= row["base_rss_mib"] * 0.5
+    assert "openblas" in row["blas"]  # the kernels beside the timings
 
 
 def smoke_latency(tmp: Path, model: Path, photos: Path) -> None:
@@ -95,6 +96,7 @@ def smoke_latency(tmp: Path, model: Path, photos: Path) -> None:
     res = read(tmp / "latency.json")
     assert res["encode_s"] > 0 and res["decode_exact_s"] > 0 and res["fast_vs_exact_max_abs"] <= 3
     assert res["lite_vs_exact_max_abs"] <= 3 and res["lite_fresh_process"]["torch"] is False
+    assert "openblas" in res["blas"]["in_process"] and "openblas" in res["blas"]["clc"]
 
 
 def smoke_batch(tmp: Path, model: Path, photos: Path) -> None:
@@ -102,6 +104,7 @@ def smoke_batch(tmp: Path, model: Path, photos: Path) -> None:
         "--json", tmp / "batch.json")
     res = read(tmp / "batch.json")
     assert res["encode"]["images_per_s"] > 0 and len(res["decode"]["per_file_s"]) == 2
+    assert "openblas" in res["blas"]
 
 
 def smoke_fast_vs_exact(tmp: Path, model: Path, photos: Path) -> None:

@@ -166,6 +166,7 @@ def main() -> None:
 
     from . import startup
 
+    startup.choose_blas_kernels()
     startup.load()
     warnings.filterwarnings("ignore", category=FutureWarning, module=r"torch\.jit")
     app()

@@ -1,4 +1,12 @@
-"""CompressAI without its eager imports.
+"""Start-up tricks of the `clc` process: the BLAS kernels that fit the CPU, and CompressAI without its eager imports.
+
+`choose_blas_kernels()` (run first by the CLI's entry point, before anything imports numpy): numpy < 2, which
+CompressAI 1.2.8 requires, carries an OpenBLAS 0.3.23 that does not recognise the newest CPUs and then falls back
+to its oldest kernels (threadpoolctl reports `Prescott`): on a recent Intel server the torch-free decoder ran 4x
+slower. OpenBLAS reads OPENBLAS_CORETYPE when it loads; where the user has not set it, the CLI names the generic
+kernel family the CPU can run (SkylakeX with AVX-512, Haswell with AVX2 + FMA), the same kernels OpenBLAS itself
+picks on the CPUs it knows (its Zen and Cooper Lake targets are those kernels with other block sizes). Linux
+x86 only (/proc/cpuinfo); elsewhere nothing changes.
 
 `import compressai` imports every one of its subpackages (datasets, the model zoo, latent codecs, the registry of
 point-cloud transforms and, through it, torch_geometric and torch._dynamo): seconds of start-up on a 2-core CPU,
@@ -23,6 +31,7 @@ import importlib.abc
 import importlib.machinery
 import importlib.util
 import sys
+import os
 import types
 
 
@@ -120,3 +129,54 @@ class _CompressaiFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 def load() -> None:
     if "compressai" not in sys.modules and not any(isinstance(f, _CompressaiFinder) for f in sys.meta_path):
         sys.meta_path.insert(0, _CompressaiFinder())
+
+
+# the AVX-512 subsets OpenBLAS's SkylakeX kernels use
+_SKYLAKEX_FLAGS = frozenset({"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl"})
+
+
+def blas_coretype(flags: set[str] | frozenset[str]) -> str | None:
+    """The OpenBLAS kernel family for a CPU with these /proc/cpuinfo flags (None: leave OpenBLAS to choose)."""
+    if _SKYLAKEX_FLAGS <= flags:
+        return "SkylakeX"
+    if {"avx2", "fma"} <= flags:
+        return "Haswell"
+    return None
+
+
+def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset[str]:
+    """The first processor's feature flags (empty where there is no /proc/cpuinfo)."""
+    try:
+        with open(cpuinfo, encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return frozenset(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def choose_blas_kernels(environ: dict | None = None, flags: frozenset[str] | None = None) -> str | None:
+    """Set OPENBLAS_CORETYPE for this process where the user has not (see the module's docstring); the value set,
+    or None. Must run before numpy is imported: OpenBLAS reads it once, when it loads. (`environ`, `flags`: a
+    dict and CPU flags to use instead of the process's own, for tests.)"""
+    own = environ is None
+    environ = os.environ if own else environ
+    if "OPENBLAS_CORETYPE" in environ or (own and "numpy" in sys.modules):
+        return None
+    kind = blas_coretype(cpu_flags() if flags is None else flags)
+    if kind is not None:
+        environ["OPENBLAS_CORETYPE"] = kind
+    return kind
+
+
+def blas_kernels() -> str:
+    """The BLAS libraries loaded in this process and the kernels they run, as threadpoolctl reports them
+    (e.g. "openblas 0.3.23.dev SkylakeX x2"): printed beside benchmark timings."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "unknown (threadpoolctl is not installed)"
+    libs = [f"{i.get('internal_api')} {i.get('version')} {i.get('architecture') or '?'} x{i.get('num_threads')} "
+            f"({os.path.basename(i.get('filepath', ''))})" for i in threadpool_info() if i.get("user_api") == "blas"]
+    return "; ".join(libs) or "none loaded"
