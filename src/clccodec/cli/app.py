@@ -79,6 +79,22 @@ DictOpt = Annotated[Optional[str], typer.Option("--dict", help="Reference dictio
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
 ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing output files.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", help="Print errors only.")]
+# the batch engine (cli/distributed.py): the same jobs on a Ray cluster
+EngineOpt = Annotated[str, typer.Option("--engine", help="'local' (this process) or 'ray' (a pool of Ray workers, "
+                                        "pip install 'clccodec[ray]': inputs may be folders or URIs such as "
+                                        "s3://bucket/photos/, -o is a folder or URI, a manifest row per input, "
+                                        "complete outputs are skipped on a rerun).")]
+AddressOpt = Annotated[Optional[str], typer.Option("--address", help="With --engine ray: the cluster ('auto', "
+                                                   "ray://HOST:10001). Default: $RAY_ADDRESS, else a local Ray "
+                                                   "runtime on this machine's cores.", show_default=False)]
+WorkersOpt = Annotated[Optional[int], typer.Option("--workers", help="With --engine ray: Ray workers, each with its "
+                                                   "own model (default: the cluster's CPUs / --worker-cpus).",
+                                                   min=1, show_default=False)]
+WorkerCpusOpt = Annotated[float, typer.Option("--worker-cpus", help="With --engine ray: CPUs (threads) per worker.",
+                                              min=0.01)]
+ManifestOpt = Annotated[Optional[str], typer.Option("--manifest", metavar="PATH", help="With --engine ray: where the "
+                                                    "rows go, JSON lines or .parquet (default: "
+                                                    "OUTPUT/manifest.jsonl).", show_default=False)]
 ExactOpt = Annotated[bool, typer.Option("--exact", help="Bit-exact synthesis: identical pixels on every device "
                                         "and thread count (several times slower). Default: the fast float32 "
                                         "synthesis, within a pixel's last bit or two of it.")]

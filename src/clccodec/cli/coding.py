@@ -13,19 +13,22 @@ from ..format.container import MAX_REFS
 from ..errors import TargetMissedError, UsageError
 from ..encoding.effort import EFFORT_MAX, EFFORT_MIN, FIRST_REFINING_EFFORT
 from ..model.quality import QUALITY_MAX, QUALITY_MIN
-from .app import EXIT_CODES_HELP, DeviceOpt, DictOpt, ExactOpt, ForceOpt, ModelOpt, QuietOpt, app, err, examples, \
-    guard, make_codec, make_decoder
+from .app import EXIT_CODES_HELP, AddressOpt, DeviceOpt, DictOpt, EngineOpt, ExactOpt, ForceOpt, ManifestOpt, \
+    ModelOpt, QuietOpt, WorkerCpusOpt, WorkersOpt, app, dictionary_arg, err, examples, guard, make_codec, \
+    make_decoder
 from .batch import Job, SlowWorkStatus, check_jobs, plan_outputs, read_input, refinement_progress, run_batch, \
     write_output
 
 ENCODE_HELP = "Encode images to .clc files (alpha and the source's ICC profile, EXIF and XMP kept).\n\n" + examples(
     "clc encode photo.png -o photo.clc -q 3", "clc encode *.jpg -o out/", "clc encode - -o - < a.png > a.clc",
     "clc encode photo.png --effort 9", "clc encode photo.png --target-bpp 0.5",
-    "clc encode photo.png --target-size 50000 --strict-target")
+    "clc encode photo.png --target-size 50000 --strict-target",
+    "clc encode photos/ s3://bucket/more/ -o s3://bucket/clc/ --engine ray --address auto")
 DECODE_HELP = ("Decode .clc files to images (restoring alpha, and the source's ICC profile, EXIF and XMP in PNG, "
                "JPEG, WebP, AVIF, TIFF).\n\n") + examples(
     "clc decode photo.clc -o photo.png", "clc decode out/*.clc -o decoded/", "clc decode - -o - < a.clc > a.png",
-    "clc decode photo.clc -o photo.jpg -Q 90", "clc decode photo.clc -o photo.png --exact")
+    "clc decode photo.clc -o photo.jpg -Q 90", "clc decode photo.clc -o photo.png --exact",
+    "clc decode clc/ -o decoded/ --engine ray")
 
 
 @app.command(no_args_is_help=True, help=ENCODE_HELP, epilog=EXIT_CODES_HELP)
@@ -80,12 +83,18 @@ def encode(
     model: ModelOpt = None,
     dictionary: DictOpt = None,
     device: DeviceOpt = "auto",
+    engine: EngineOpt = "local",
+    address: AddressOpt = None,
+    workers: WorkersOpt = None,
+    worker_cpus: WorkerCpusOpt = 1.0,
+    manifest: ManifestOpt = None,
     force: ForceOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     def go() -> None:
         from ..format.container import read_info
         from ..io.images import IMAGE_SUFFIXES
+        from .distributed import check_engine, run_on_ray
 
         targets = {k: v for k, v in (("--target-bpp", target_bpp), ("--target-size", target_size),
                                      ("--target-psnr", target_psnr)) if v is not None}
@@ -101,6 +110,15 @@ def encode(
         if near is not None and (targets or slices is not None):
             raise UsageError(f"{'--lossless' if lossless else '--near-lossless'} cannot be combined with "
                              f"{', '.join(targets) if targets else '--slices'}")
+        if check_engine(engine, inputs, output, {"--address": address is not None, "--workers": workers is not None,
+                                                   "--worker-cpus": worker_cpus != 1.0,
+                                                   "--manifest": manifest is not None}):
+            return run_on_ray("encode", inputs, output, quiet, quality=quality, refs=refs, effort=effort,
+                              target_bpp=target_bpp, target_size=target_size, target_psnr=target_psnr,
+                              strict_target=strict_target, slices=slices, strip=strip, alpha=not no_alpha,
+                              near_lossless=near, model=model, dictionary=dictionary_arg(dictionary),
+                              device=device, address=address, workers=workers, worker_cpus=worker_cpus,
+                              force=force, manifest=manifest)
         jobs = plan_outputs(inputs, output, ".clc")
         check_jobs(jobs, force)
         image_suffix = [j.dst for j in jobs if Path(j.dst).suffix.lower() in IMAGE_SUFFIXES]
@@ -160,15 +178,28 @@ def decode(
     model: ModelOpt = None,
     dictionary: DictOpt = None,
     device: DeviceOpt = "auto",
+    engine: EngineOpt = "local",
+    address: AddressOpt = None,
+    workers: WorkersOpt = None,
+    worker_cpus: WorkerCpusOpt = 1.0,
+    manifest: ManifestOpt = None,
     force: ForceOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
     def go() -> None:
         from ..defaults import DETAIL_MODES, max_pixels as pixel_limit
         from ..io.images import drops_alpha, encode_image, output_format, to_image
+        from .distributed import check_engine, run_on_ray
 
         if detail not in DETAIL_MODES:
             raise UsageError(f"--detail must be one of {', '.join(map(repr, DETAIL_MODES))}, got {detail!r}")
+        if check_engine(engine, inputs, output, {"--address": address is not None, "--workers": workers is not None,
+                                                   "--worker-cpus": worker_cpus != 1.0,
+                                                   "--manifest": manifest is not None}):
+            return run_on_ray("decode", inputs, output, quiet, output_quality=output_quality, exact=exact,
+                              partial=partial, detail=detail, seed=seed, max_pixels=max_pixels, model=model,
+                              dictionary=dictionary_arg(dictionary), device=device, address=address,
+                              workers=workers, worker_cpus=worker_cpus, force=force, manifest=manifest)
         jobs = plan_outputs(inputs, output, ".png")
         for j in jobs:
             output_format(None if j.dst == "-" else j.dst)

@@ -1,0 +1,288 @@
+"""Batch encoding and decoding on Ray Data: the `clc encode/decode --engine ray` jobs and their Python functions.
+
+    from clccodec.distributed import encode_dataset, decode_dataset
+    report = encode_dataset(["photos/", "s3://bucket/more/"], "s3://bucket/clc/", quality=3)
+    report = decode_dataset(["s3://bucket/clc/"], "decoded/", address="auto")
+
+The driver lists the inputs (files as given; folders and prefixes recursively) and plans one output per input
+under the destination (a folder's files keep their relative paths, with the new suffix); a Ray dataset of those
+(input, output) rows is mapped by a pool of actors, each of which loads the model and dictionary once and codes
+its batches with the same library calls as the local CLI (so the files are the same bytes). Each actor reads its
+inputs itself, as bytes, through pyarrow (so ICC profiles and EXIF are kept as locally, and a file that vanished
+or cannot be read is that row's error: Ray Data's own file reader fails the whole job on one missing file), and
+writes each output atomically (storage.py).
+
+Every input gives one manifest row (MANIFEST_SCHEMA): its output, "written" / "skipped" / "failed", bytes, bpp,
+quality, references, size, seconds and the error. A corrupt input is a failed row, never a failed job; an actor
+that dies is restarted by Ray and its batch retried (Ray Data's default for actor pools: max_restarts=-1,
+max_task_retries=-1); a rerun skips every output that is already there and complete (parsed: a .clc file with all
+its sections and checksums, an image that loads to its end) and writes nothing else; `force` recodes them all.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import posixpath
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ClcError, UsageError, check_number
+from . import storage
+
+STATUSES = ("written", "skipped", "failed")
+DEFAULT_BATCH = 4  # inputs per actor call: small, so that work spreads evenly and progress moves
+MANIFEST_NAME = "manifest.jsonl"
+
+
+def manifest_schema():
+    import pyarrow as pa
+
+    return pa.schema([("input", pa.string()), ("output", pa.string()), ("status", pa.string()),
+                      ("bytes", pa.int64()), ("bpp", pa.float64()), ("quality", pa.float64()),
+                      ("refs", pa.int64()), ("width", pa.int64()), ("height", pa.int64()),
+                      ("seconds", pa.float64()), ("error", pa.string())])
+
+
+@dataclass
+class JobReport:
+    """What a job did: counts by status, the manifest rows (sorted by input) and where the manifest went."""
+
+    rows: list[dict] = field(default_factory=list)
+    manifest: str = ""
+    seconds: float = 0.0
+    workers: int = 0
+
+    def count(self, status: str) -> int:
+        return sum(r["status"] == status for r in self.rows)
+
+    @property
+    def failed(self) -> list[dict]:
+        return [r for r in self.rows if r["status"] == "failed"]
+
+
+# -- planning (driver) --------------------------------------------------------------------------------------------
+
+
+def plan(sources: list[str], dst: str, suffixes: frozenset[str], out_suffix: str) -> list[tuple[str, str]]:
+    """(input, output) pairs: a file gives DST/its-stem+suffix, a folder or prefix every file below it with a
+    wanted suffix at the same relative path under DST. A missing input stays in the plan (its row says so); two
+    inputs that would write one output are refused before any work."""
+    if not sources:
+        raise UsageError("no inputs")
+    pairs: list[tuple[str, str]] = []
+    for src in sources:
+        if src == "-":
+            raise UsageError("the Ray engine reads files, not stdin ('-')")
+        src = src.rstrip("/") if storage.is_uri(src) else src
+        if storage.kind(src) == "dir":
+            for rel in storage.list_files(src, suffixes):
+                stem = posixpath.splitext(rel)[0]
+                pairs.append((storage.join(src, rel), storage.join(dst, *f"{stem}{out_suffix}".split("/"))))
+        else:
+            name = posixpath.basename(src) if storage.is_uri(src) else os.path.basename(src)
+            pairs.append((src, storage.join(dst, os.path.splitext(name)[0] + out_suffix)))
+    outs = [o for _, o in pairs]
+    if len(set(outs)) != len(outs):
+        seen: dict[str, str] = {}
+        for i, o in pairs:
+            if o in seen:
+                raise UsageError(f"{seen[o]} and {i} would both write {o}")
+            seen[o] = i
+    return pairs
+
+
+# -- the workers (Ray actors) -------------------------------------------------------------------------------------
+
+
+def complete_output(data: bytes, direction: str) -> dict | None:
+    """The manifest fields of an output that is already there and complete, or None (missing, partial, not ours)."""
+    if direction == "encode":
+        from ..format.container import read_info, unpack
+
+        try:
+            unpack(data)
+            info = read_info(data)
+        except (ClcError, ValueError):
+            return None
+        return {"bytes": len(data), "bpp": info["bpp"], "quality": info["quality"], "refs": len(info["references"]),
+                "width": info["width"], "height": info["height"]}
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()
+            return {"bytes": len(data), "width": im.width, "height": im.height}
+    except Exception:  # noqa: BLE001 - anything Pillow cannot read to its end is not a complete output
+        return None
+
+
+class CodingWorker:
+    """One Ray actor: a model (and dictionary) loaded once, then batches of (input, output) rows coded one by one
+    with the local library calls. config["crash_once"] (tests only): a marker path; the first worker to write an
+    output while it does not exist creates it and kills its own process, before the rest of its batch."""
+
+    config: dict = {}  # set on the subclass each job makes (worker_class): no constructor arguments to keep
+
+    def __init__(self) -> None:
+        import torch
+
+        c = self.config
+        torch.set_num_threads(max(1, c["threads"]))
+        self.direction, self.options, self.force = c["direction"], dict(c["options"]), c["force"]
+        self.crash_once = c.get("crash_once")
+        if self.direction == "encode":
+            from ..api import Codec
+
+            self.codec = Codec(c["model"], c["dictionary"], c["device"])
+        else:
+            from ..decoding.decoder import Decoder
+
+            self.codec = Decoder(c["model"], c["dictionary"], c["device"], bool(self.options.get("exact")))
+
+    def __call__(self, batch: dict) -> Any:
+        import pyarrow as pa
+
+        rows = [self.code(str(i), str(o)) for i, o in zip(batch["input"], batch["output"])]
+        schema = manifest_schema()
+        return pa.Table.from_pylist(rows, schema=schema)
+
+    def code(self, src: str, dst: str) -> dict:
+        row = {"input": src, "output": dst, "status": "failed", "bytes": None, "bpp": None, "quality": None,
+               "refs": None, "width": None, "height": None, "seconds": None, "error": None}
+        t = time.perf_counter()
+        try:
+            if not self.force:
+                try:
+                    done = complete_output(storage.read(dst), self.direction)
+                except UsageError:  # not there (or unreadable): code it
+                    done = None
+                if done is not None:
+                    return row | done | {"status": "skipped", "seconds": 0.0}
+            data = storage.read(src)
+            out, fields = self.encode(data) if self.direction == "encode" else self.decode(data, dst)
+            storage.write_atomic(dst, out)
+            row |= fields | {"status": "written", "bytes": len(out)}
+            if self.crash_once and not os.path.exists(self.crash_once):
+                open(self.crash_once, "w").close()
+                os._exit(1)
+        except ClcError as e:  # (an image read from bytes is named "image" by its reader: name the input)
+            msg = str(e)
+            row["error"] = f"{src}: {msg[len('image: '):]}" if msg.startswith("image: ") else msg
+        except Exception as e:  # noqa: BLE001 - a bug on one input is that row's error, never the whole job's
+            row["error"] = f"internal error: {e.__class__.__name__}: {e}"
+        row["seconds"] = round(time.perf_counter() - t, 4)
+        return row
+
+    def encode(self, data: bytes) -> tuple[bytes, dict]:
+        from ..errors import TargetMissedError
+        from ..format.container import read_info
+
+        opts = dict(self.options)
+        strict = opts.pop("strict_target", False)
+        res = self.codec.encode_full(data, **opts)
+        if res.target_note and strict:
+            raise TargetMissedError(f"{res.target_note} (nothing written: strict_target)")
+        info = read_info(res.data)
+        return res.data, {"bpp": info["bpp"], "quality": res.quality, "refs": res.refs, "width": info["width"],
+                          "height": info["height"], "error": res.target_note or None}
+
+    def decode(self, data: bytes, dst: str) -> tuple[bytes, dict]:
+        from ..format.container import read_info
+        from ..io.images import encode_image, output_format, to_image
+
+        opts = dict(self.options)
+        quality = opts.pop("output_quality", None)
+        r = self.codec.decode_full(data, **opts)
+        im = to_image(r.pixels, r.grayscale, r.alpha)
+        info = read_info(data)
+        return encode_image(im, output_format(dst), r.metadata, quality), {
+            "bpp": info["bpp"], "quality": info["quality"], "refs": len(info["references"]),
+            "width": im.width, "height": im.height}
+
+
+# -- the job (driver) ---------------------------------------------------------------------------------------------
+
+
+def connect(address: str | None = None) -> None:
+    """Join the Ray cluster at `address` ("auto", "ray://host:10001", "host:6379"), or start a local runtime
+    with this machine's cores (None: also $RAY_ADDRESS); a process already connected stays connected."""
+    try:
+        import ray
+    except ImportError:
+        raise UsageError("the Ray engine needs Ray: pip install 'clccodec[ray]'") from None
+    if ray.is_initialized():
+        return
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
+                 configure_logging=True)
+    except (ConnectionError, ValueError, RuntimeError) as e:
+        raise UsageError(f"cannot connect to the Ray cluster at {address or '$RAY_ADDRESS'}: {e}") from None
+
+
+def run_job(direction: str, sources: list[str], dst: str, options: dict, *, suffixes: frozenset[str],
+            out_suffix: str, model: str | os.PathLike | None, dictionary: Any, device: str, address: str | None,
+            workers: int | None, worker_cpus: float, worker_gpus: float, batch_size: int, force: bool,
+            manifest: str | None, progress: Callable[[int, int], None] | None,
+            crash_once: str | None = None) -> JobReport:
+    check_number("workers", workers, 1, integer=True, optional=True)
+    check_number("worker_cpus", worker_cpus, 0.01)
+    check_number("worker_gpus", worker_gpus, 0)
+    check_number("batch_size", batch_size, 1, integer=True)
+    t0 = time.perf_counter()
+    dst = os.fspath(dst)
+    pairs = plan([os.fspath(s) for s in sources], dst, suffixes, out_suffix)
+    storage.make_dirs(dst)
+    manifest = os.fspath(manifest) if manifest is not None else storage.join(dst, MANIFEST_NAME)
+    connect(address)
+    import ray
+    import ray.data
+
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # its execution summaries: the CLI reports itself
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False
+    ctx.print_on_execution_start = False
+    if workers is None:
+        workers = max(1, int(ray.cluster_resources().get("CPU", 1) // worker_cpus))
+    model = None if model is None else os.path.abspath(os.fspath(model)) if not storage.is_uri(os.fspath(model)) \
+        else os.fspath(model)
+    if isinstance(dictionary, (str, os.PathLike)):
+        dictionary = os.path.abspath(os.fspath(dictionary))
+    report = JobReport(manifest=manifest, workers=workers)
+    if pairs:
+        ds = ray.data.from_items([{"input": i, "output": o} for i, o in pairs],
+                                 override_num_blocks=max(1, min(len(pairs), 8 * workers)))
+        config = {"direction": direction, "options": options, "model": model, "dictionary": dictionary,
+                  "device": device, "threads": max(1, int(worker_cpus)), "force": force, "crash_once": crash_once}
+        worker = type("CodingWorker", (CodingWorker,), {"config": config})
+        ds = ds.map_batches(worker, batch_size=batch_size, batch_format="numpy", num_cpus=worker_cpus,
+                            num_gpus=worker_gpus or None,
+                            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=workers))
+        for row in ds.iter_rows():
+            report.rows.append({k: v.item() if hasattr(v, "item") else v for k, v in dict(row).items()})
+            if progress is not None:
+                progress(len(report.rows), len(pairs))
+    report.rows.sort(key=lambda r: r["input"])
+    write_manifest(manifest, report.rows)
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def write_manifest(location: str, rows: list[dict]) -> None:
+    """JSON lines (one object per input), or Parquet where the name ends with .parquet."""
+    if location.lower().endswith(".parquet"):
+        import io
+
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        buf = io.BytesIO()
+        pq.write_table(pa.Table.from_pylist(rows, schema=manifest_schema()), buf)
+        storage.write_atomic(location, buf.getvalue())
+    else:
+        storage.write_atomic(location, "".join(json.dumps(r) + "\n" for r in rows).encode())
