@@ -106,7 +106,7 @@ def test_rerun_writes_nothing_and_repairs_incomplete_outputs(runtime, photos, tm
     again = encode_dataset([photos], tmp_path / "out", **kw)
     assert again.count("skipped") == 3 and again.count("written") == 0
     assert {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in (tmp_path / "out").rglob("*.clc")} == before
-    assert {r["bytes"] for r in again.rows} == {len(b) for _, b in before.values()}  # skipped rows still say what is there
+    assert {r["bytes"] for r in again.rows} == {len(b) for _, b in before.values()}  # (what is there)
     cut = tmp_path / "out" / "sub" / "b.clc"  # a half-written file at the final name (another tool's crash)
     cut.write_bytes(before[cut][1][:-10])
     third = encode_dataset([photos], tmp_path / "out", **kw)
