@@ -437,3 +437,27 @@ def test_eval_counts_the_files_that_kept_their_references(dict_a, tiny_model_pat
     run = eval_clc(codec, images, [2.0, 6.0], 3)
     kept = sum(bool(read_info(codec.encode(im.loaded, q, 3))["references"]) for q in (2.0, 6.0) for im in images)
     assert run.meta["files_with_refs"] == kept and len(run.records) == 4
+
+
+def test_faiss_kmeans_and_ivf_search():
+    """Archive-scale paths: FAISS k-means gives K distinct entries, the same for the same seed; the IVF index finds
+    each key itself, as the exact index does."""
+    from clccodec.dictionary.build import kmeans_method, representatives
+    from clccodec.dictionary.retrieval import RetrievalIndex, ivf_lists
+
+    rng = np.random.default_rng(0)
+    centres = rng.normal(0, 10, (40, 16)).astype(np.float32)
+    keys = (centres[rng.integers(0, 40, 4000)] + rng.normal(0, 1, (4000, 16))).astype(np.float32)
+    a, _ = representatives(keys, 40, seed=3, method="faiss")
+    b, _ = representatives(keys, 40, seed=3, method="faiss")
+    assert len(set(a.tolist())) == 40 and np.array_equal(a, b)
+    assert kmeans_method("auto", 10) == "sklearn" and kmeans_method("auto", 10**6) == "faiss"
+    with pytest.raises(UsageError, match="--kmeans"):
+        kmeans_method("spectral", 10)
+    assert ivf_lists(300_000) == 2048 and ivf_lists(100) == 32
+    mean, comps = np.zeros(16, np.float32), np.eye(16, dtype=np.float32)
+    exact = RetrievalIndex(mean, comps, keys, exact=True)
+    ivf = RetrievalIndex(mean, comps, keys, exact=False)
+    assert type(ivf.index).__name__ == "IndexIVFFlat" and type(exact.index).__name__ == "IndexFlatL2"
+    probe = keys[::97]
+    assert np.array_equal(ivf.search(probe, 1)[1], exact.search(probe, 1)[1])

@@ -209,3 +209,42 @@ def test_manifest_bytes_are_json_lines(runtime, tmp_path, tiny_model_path, photo
     assert line.count("\n") == 1 and json.loads(line) == report.rows[0]
     assert list(json.loads(line)) == ["input", "output", "status", "bytes", "bpp", "quality", "refs", "width",
                                       "height", "seconds", "error"]
+
+
+@pytest.fixture(scope="module")
+def collection(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("collection")
+    for i in range(5):
+        Image.fromarray(synthetic_photo(128 + 32 * (i % 2), 160, seed=i)).save(root / f"img{i}.png")
+    Image.fromarray(synthetic_photo(40, 40, 9)).save(root / "small.png")  # smaller than a crop: skipped
+    (root / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    return root
+
+
+def test_build_dict_on_ray_is_the_local_build(runtime, collection, tiny_model_path):
+    from clccodec.dictionary.build import BuildOptions, build_dictionary
+    from clccodec.distributed.dictionary import build_dictionary_on_ray
+    from clccodec.model.weights import load_weights
+
+    opts = BuildOptions(crop=64, clusters=6, pictures=True, batch=3)
+    local, rep_local = build_dictionary(collection, load_weights(tiny_model_path), opts)
+    dist, rep_dist = build_dictionary_on_ray(collection, tiny_model_path, opts, workers=2)
+    assert dist.id == local.id and len(dist) == 6  # the id covers the values and the pictures
+    assert dist.data.provenance["entries"] == local.data.provenance["entries"]
+    assert dist.data.provenance["sources"] == local.data.provenance["sources"]
+    assert sorted(rep_dist.skipped) == sorted(rep_local.skipped) and len(rep_dist.skipped) == 2
+    np.testing.assert_allclose(dist.data.keys, local.data.keys, atol=1e-4)
+    assert rep_dist.crops == rep_local.crops
+
+
+def test_cli_build_dict_engine_ray(collection, tiny_model_path, tmp_path):
+    out = tmp_path / "d.clcdict"
+    r = run_clc("build-dict", str(collection), "-o", str(out), "--crop", "64", "-k", "4", "--model",
+                str(tiny_model_path), "--engine", "ray", "--workers", "1", "--kmeans", "faiss", "--quiet")
+    assert r.returncode == 0, r.stderr.decode()
+    from clccodec.dictionary.store import ReferenceDictionary
+
+    d = ReferenceDictionary.load(out)
+    assert len(d) == 4 and d.data.provenance["build"]["kmeans"] == "faiss"
+    assert_one_line_error(run_clc("build-dict", str(collection), "-o", str(tmp_path / "x.clcdict"), "--workers", "2"),
+                          "--workers needs --engine ray")

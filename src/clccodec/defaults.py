@@ -26,6 +26,9 @@ DEFAULT_REFS = 3  # references an encoder retrieves unless told otherwise (the p
 DEFAULT_EFFORT = 0
 DETAIL_MODES = ("mean", "sample")  # how the slices a file lacks are filled (decoding/progressive.py)
 DEFAULT_DETAIL = DETAIL_MODES[0]
+# build-dict --kmeans auto: scikit-learn's MiniBatchKMeans up to this many crops (how every dictionary so far was
+# built), FAISS k-means above (dictionary/build.py kmeans_method)
+SKLEARN_MAX_CROPS = 200_000
 # the largest image a decoder produces unless told otherwise: Pillow's MAX_IMAGE_PIXELS (about 89 MP), so that a
 # small hostile file cannot make a service allocate and compute for minutes; CLC_MAX_PIXELS / --max-pixels raise it
 DEFAULT_MAX_PIXELS = 89_478_485

@@ -9,8 +9,10 @@ from typing import Annotated, Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from ..defaults import SKLEARN_MAX_CROPS
 from ..errors import UsageError
-from .app import EXIT_CODES_HELP, DeviceOpt, ForceOpt, ModelOpt, QuietOpt, app, err, guard
+from .app import EXIT_CODES_HELP, AddressOpt, DeviceOpt, EngineOpt, ForceOpt, ModelOpt, QuietOpt, WorkerCpusOpt, \
+    WorkersOpt, app, err, guard
 
 
 class RichReporter:
@@ -75,8 +77,15 @@ def build_dict(
     seed: Annotated[int, typer.Option("--seed", help="Seed of PCA and clustering (same inputs + seed: same "
                                       "file).")] = 0,
     batch: Annotated[int, typer.Option("--batch", help="Crops per forward pass.", min=1)] = 16,
+    kmeans: Annotated[str, typer.Option("--kmeans", help="Clustering: sklearn (MiniBatchKMeans), faiss (FAISS "
+                                        "k-means on a sample of 256 crops per cluster; GPU with faiss-gpu), or "
+                                        f"auto (sklearn up to {SKLEARN_MAX_CROPS:,} crops, faiss above).")] = "auto",
     model: ModelOpt = None,
     device: DeviceOpt = "auto",
+    engine: EngineOpt = "local",
+    address: AddressOpt = None,
+    workers: WorkersOpt = None,
+    worker_cpus: WorkerCpusOpt = 1.0,
     force: ForceOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -94,6 +103,7 @@ def build_dict(
       clc build-dict ../shared/data/train --glob 'unsplash_*.png' -o default.clcdict --license 'Unsplash License'
       clc build-dict ./burst --pictures -o burst.clcdict   (then: clc encode shot.png --dict burst.clcdict)
       clc build-dict ./photos -o r50.clcdict --features resnet50 --weights resnet50.pth -k 1000 --stride 128
+      clc build-dict ./archive -o archive.clcdict -k 30000 --engine ray --address auto
     """
 
     def go() -> None:
@@ -106,14 +116,26 @@ def build_dict(
             raise UsageError(f"{output} exists (use --force to overwrite)")
         if not output.parent.is_dir():
             raise UsageError(f"{output.parent}: folder does not exist")
+        from .distributed import check_engine
+
+        on_ray = check_engine(engine, [str(folder)], str(output), {
+            "--address": address is not None, "--workers": workers is not None, "--worker-cpus": worker_cpus != 1.0})
         opts = BuildOptions(clusters=clusters, crop=crop, stride=stride, features=features, weights=weights,
-                            seed=seed, batch=batch, license=license_note or DEFAULT_LICENSE, pattern=glob, pictures=pictures)
+                            seed=seed, batch=batch, license=license_note or DEFAULT_LICENSE, pattern=glob,
+                            pictures=pictures, kmeans=kmeans)
         opts.check()
-        dev = resolve_device(device)
-        net = load_weights(model or default_model_path(), dev)
         t = time.perf_counter()
+        if not on_ray:
+            dev = resolve_device(device)
+            net = load_weights(model or default_model_path(), dev)
         with RichReporter(quiet) as rep:
-            d, report = build_dictionary(folder, net, opts, rep, dev)
+            if on_ray:
+                from ..distributed.dictionary import build_dictionary_on_ray
+
+                d, report = build_dictionary_on_ray(folder, model or default_model_path(), opts, rep,
+                                                    address=address, workers=workers, worker_cpus=worker_cpus)
+            else:
+                d, report = build_dictionary(folder, net, opts, rep, dev)
             rep.stage("Writing", 1)
             size = d.save(output, force)
             rep.advance()

@@ -1,5 +1,11 @@
 """PCA + FAISS nearest-neighbour search over retrieval features (shared by build-dict, encoding and training).
 
+Up to IVF_MIN_ENTRIES entries the search is exact (IndexFlatL2). Larger dictionaries (10^5 entries and more, built
+from whole archives) get an inverted-file index (IndexIVFFlat: IVF_LISTS(K) lists, IVF_PROBES of them searched),
+which answers in milliseconds where the exact search takes tens of milliseconds per query crop. Retrieval runs
+in the encoder only: a file stores the indices it chose, so an approximate search can change which references an
+encoder picks, never how a file decodes (docs/format.md). benchmarks/retrieval_scale.py measures its recall.
+
 FAISS and scikit-learn are imported on first use: a decoder fetches values by index and never needs them.
 Where FAISS is not installed at all (the GPU training machine, which cannot install packages and where its
 30 MB wheel does not fit the files that travel), an exact NumPy search stands in: the same neighbours, up to
@@ -82,14 +88,62 @@ def project(features: np.ndarray, mean: np.ndarray, components: np.ndarray, chun
     return out
 
 
-class RetrievalIndex:
-    """Keys are PCA projections of SPP features; search is exact L2 (IndexFlatL2: K is at most a few 10^4)."""
+IVF_MIN_ENTRIES = 50_000  # from here on an inverted-file index (below, exact search is fast enough)
+IVF_PROBES = 64  # lists searched per query: recall@3 1.0 at K = 300,000, 0.958 with 48 (benchmarks/retrieval_scale.py)
+IVF_TRAIN_PER_LIST = 40  # training points per list (FAISS warns below 39)
+IVF_TRAIN_ITERATIONS = 10
 
-    def __init__(self, mean: np.ndarray, components: np.ndarray, keys: np.ndarray, gpu: bool = False) -> None:
+
+def ivf_lists(n: int) -> int:
+    """Inverted lists for n entries: about 4 sqrt(n), as FAISS's guidelines suggest, a power of two."""
+    return 1 << max(4, round(np.log2(4 * np.sqrt(n))))
+
+
+def ivf_index(keys: np.ndarray, seed: int = 0, probes: int = IVF_PROBES, gpu: bool = False):
+    """Approximate L2 index over many keys: IndexIVFFlat trained on a seeded subsample (deterministic)."""
+    import faiss
+
+    keys = np.ascontiguousarray(keys, dtype=np.float32)
+    n, d = keys.shape
+    lists = ivf_lists(n)
+    index = faiss.IndexIVFFlat(faiss.IndexFlatL2(d), d, lists)
+    index.cp.seed = seed
+    index.cp.niter = IVF_TRAIN_ITERATIONS
+    sample = min(n, lists * IVF_TRAIN_PER_LIST)
+    rows = np.sort(np.random.default_rng(seed).choice(n, sample, replace=False)) if sample < n else slice(None)
+    index.train(keys[rows])
+    index.add(keys)
+    index.nprobe = min(probes, lists)
+    if gpu and gpu_faiss_available():
+        global _GPU_RES
+        if _GPU_RES is None:
+            _GPU_RES = faiss.StandardGpuResources()
+        index = faiss.index_cpu_to_gpu(_GPU_RES, 0, index)
+    return index
+
+
+def search_index(keys: np.ndarray, gpu: bool = False, exact: bool | None = None):
+    """The index for these keys: exact below IVF_MIN_ENTRIES (or with exact=True), IVF above (exact=False forces
+    it); exact NumPy search where FAISS is not installed."""
+    try:
+        import faiss  # noqa: F401
+    except ImportError:
+        return ExactSearch(keys)
+    if exact is None:
+        exact = len(keys) < IVF_MIN_ENTRIES
+    return flat_index(keys, gpu) if exact else ivf_index(keys, gpu=gpu)
+
+
+class RetrievalIndex:
+    """Keys are PCA projections of SPP features; search is exact L2 (IndexFlatL2) up to IVF_MIN_ENTRIES entries,
+    an inverted-file index above."""
+
+    def __init__(self, mean: np.ndarray, components: np.ndarray, keys: np.ndarray, gpu: bool = False,
+                 exact: bool | None = None) -> None:
         self.mean = np.ascontiguousarray(mean, dtype=np.float32)
         self.components = np.ascontiguousarray(components, dtype=np.float32)
         self.keys = np.ascontiguousarray(keys, dtype=np.float32)
-        self.index = flat_index(self.keys, gpu)
+        self.index = search_index(self.keys, gpu, exact)
 
     @classmethod
     def fit(cls, fit_features: np.ndarray, key_features: np.ndarray, dim: int = 256,
