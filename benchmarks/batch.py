@@ -4,11 +4,18 @@
     python benchmarks/batch.py                                   # 8 synthetic 768x512 photos, shipped model, M = 3
     python benchmarks/batch.py --images 16 --json batch_cpu.json
     python benchmarks/batch.py --images 2 --size 64x64 --model tiny.pt        # smoke run
+    python benchmarks/batch.py --source ../shared/data/kodak --images 24 --ray --repeat 2 --build-dict 12
 
 One `clc` process per direction (one model load per batch, as a user runs it); images/s = images / wall seconds
 of the whole process, start-up and model load included, and also per image from the per-file lines `clc` prints
 (coding + file I/O of that file). The images are benchmarks/common.py's synthetic pattern with a different seed
 each (or --source: the first N images of a folder).
+
+--ray: also `clc encode SRC/ -o out/ --engine ray` (a local Ray runtime started by the process, 2 workers of one
+thread on 2 cores) on the same images, alternated with the local encode `--repeat` times (medians compared: Ray's
+overhead on one machine), its files checked byte for byte against the local ones. --build-dict N: `clc build-dict`
+(K = 64) on N training photos (never Kodak), local and with --engine ray: seconds per 1,000 crops of the whole
+process.
 """
 
 from __future__ import annotations
@@ -47,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--source", help="a folder of images to use instead of the synthetic pattern")
     p.add_argument("--model", help="weights file (default: the shipped model)")
     p.add_argument("--exact", action="store_true", help="decode with --exact too")
+    p.add_argument("--ray", action="store_true", help="also encode with --engine ray, alternated (--repeat)")
+    p.add_argument("--repeat", type=int, default=1, help="runs of each encode with --ray (medians)")
+    p.add_argument("--build-dict", type=int, default=0, metavar="N",
+                   help="time build-dict on N training photos, local and with --engine ray")
     p.add_argument("--json", help="write the results here")
     args = p.parse_args(argv)
 
@@ -87,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
             res[name] = {"wall_s": wall, "images_per_s": len(files) / wall, "per_file_s": per_file,
                          "median_file_s": statistics.median(per_file) if per_file else None,
                          "start_and_load_s": wall - sum(per_file)}
+        if args.ray:
+            res["ray"] = compare_ray(files, src, Path(tmp), args, env)
+        if args.build_dict:
+            res["build_dict"] = build_dict_times(args.build_dict, Path(tmp), env)
     res["loadavg_at_end"] = list(os.getloadavg())
     res["blas"] = blas_in_clc()
     print(f"clc batch: {args.images} images {w}x{h}, quality {args.quality:g}, M={args.refs}, {os.cpu_count()} CPUs, "
@@ -95,10 +110,52 @@ def main(argv: list[str] | None = None) -> int:
         r = res[name]
         print(f"  clc {name:<15} {r['wall_s']:7.2f} s wall  {r['images_per_s']:.3f} images/s  "
               f"median {r['median_file_s']:.2f} s per file  start + model load {r['start_and_load_s']:.2f} s")
+    if "ray" in res:
+        r = res["ray"]
+        for name in ("local", "ray"):
+            print(f"  clc encode ({name:<5}) median of {len(r[name])}: {r[name + '_s']:7.2f} s wall  "
+                  f"{len(files) / r[name + '_s']:.3f} images/s")
+        print(f"  Ray / local wall time {r['ray_over_local']:.3f}; Ray files byte-identical: {r['byte_identical']}")
+    for name, b in res.get("build_dict", {}).items():
+        print(f"  build-dict ({name:<5}) {b['wall_s']:7.2f} s for {b['crops']} crops: {b['s_per_1000_crops']:.1f} s "
+              "per 1,000 crops")
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=1) + "\n")
         print(f"wrote {args.json}", file=sys.stderr)
     return 0
+
+
+def compare_ray(files: list[str], src: Path, tmp: Path, args: argparse.Namespace, env: dict) -> dict:
+    """Local and Ray encodes of the same images, alternated; medians and the byte check."""
+    common = ["-q", f"{args.quality:g}", "--refs", str(args.refs), "--device", "cpu", "--quiet"]
+    walls: dict[str, list[float]] = {"local": [], "ray": []}
+    for i in range(args.repeat):
+        wall, _, _ = run(["encode", *files, "-o", f"{tmp}/rl{i}/", *common], env)
+        walls["local"].append(wall)
+        wall, _, _ = run(["encode", str(src), "-o", f"{tmp}/rr{i}", "--engine", "ray", *common], env)
+        walls["ray"].append(wall)
+        print(f"  run {i + 1}: local {walls['local'][-1]:.2f} s, ray {wall:.2f} s", file=sys.stderr, flush=True)
+    same = all((tmp / "rl0" / (Path(f).stem + ".clc")).read_bytes() == (tmp / "rr0" / (Path(f).stem + ".clc"))
+               .read_bytes() for f in files)
+    local, ray = statistics.median(walls["local"]), statistics.median(walls["ray"])
+    return {"local": walls["local"], "ray": walls["ray"], "local_s": local, "ray_s": ray,
+            "ray_over_local": ray / local, "byte_identical": same}
+
+
+def build_dict_times(n: int, tmp: Path, env: dict) -> dict:
+    """build-dict on n training photos (the training split's first n, never Kodak), local and on Ray."""
+    from clccodec.training.data import training_images
+
+    photos = tmp / "dict_photos"
+    photos.mkdir()
+    for path in training_images(HERE.parent.parent / "shared" / "data" / "train")[:n]:
+        shutil.copy(path, photos / path.name)
+    out = {}
+    for name, extra in (("local", []), ("ray", ["--engine", "ray"])):
+        wall, _, err = run(["build-dict", str(photos), "-o", str(tmp / f"{name}.clcdict"), "-k", "64", *extra], env)
+        crops = int(re.search(r"from (\d+) crops", err).group(1))
+        out[name] = {"wall_s": wall, "crops": crops, "s_per_1000_crops": 1000 * wall / crops}
+    return out
 
 
 if __name__ == "__main__":

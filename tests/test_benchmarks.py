@@ -19,7 +19,7 @@ from .conftest import REPO, synthetic_photo
 
 BENCH = REPO / "benchmarks"
 HELPERS = {"common.py"}  # imported by the scripts, not run
-MAX_SCRIPTS = 15
+MAX_SCRIPTS = 16
 
 
 def scripts() -> list[Path]:
@@ -100,10 +100,12 @@ def smoke_latency(tmp: Path, model: Path, photos: Path) -> None:
 
 
 def smoke_batch(tmp: Path, model: Path, photos: Path) -> None:
-    run("batch.py", "--model", model, "--images", "2", "--size", "64x48", "--refs", "0",
-        "--json", tmp / "batch.json")
+    run("batch.py", "--model", model, "--images", "2", "--size", "64x48", "--refs", "0", "--ray", "--build-dict",
+        "2", "--json", tmp / "batch.json")
     res = read(tmp / "batch.json")
     assert res["encode"]["images_per_s"] > 0 and len(res["decode"]["per_file_s"]) == 2
+    assert res["ray"]["byte_identical"] is True and res["ray"]["ray_s"] > 0
+    assert res["build_dict"]["ray"]["crops"] == res["build_dict"]["local"]["crops"] > 0
     assert "openblas" in res["blas"]
 
 
@@ -177,12 +179,20 @@ def smoke_train_profile(tmp: Path, model: Path, photos: Path) -> None:
     assert res["step_ms"] > 0 and res["crops_per_s"] > 0 and len(res["parts_ms"]) >= 8
 
 
+def smoke_retrieval_scale(tmp: Path, model: Path, photos: Path) -> None:
+    run("retrieval_scale.py", "--sizes", "500,2000", "--images", "2", "--json", tmp / "ret.json")
+    rows = read(tmp / "ret.json")["results"]
+    assert [r["entries"] for r in rows] == [500, 2000] and rows[1]["synthetic"] is True
+    assert all(0 <= r["recall_at_3"] <= 1 and r["query_ivf_ms"] > 0 for r in rows)
+
+
 SMOKE = {
     "kodak_rd.sh": smoke_kodak_rd, "rd_table.py": smoke_rd_table, "compare.py": smoke_compare,
     "speed.py": smoke_speed, "latency.py": smoke_latency, "batch.py": smoke_batch,
     "fast_vs_exact.py": smoke_fast_vs_exact, "cross_device.py": smoke_cross_device, "effort_rd.py": smoke_effort_rd,
     "prefix_rd.py": smoke_prefix_rd, "collection_rd.py": smoke_collection_rd,
     "train_profile.py": smoke_train_profile, "fuzz.py": smoke_fuzz, "defaults_lossless.py": smoke_defaults_lossless,
+    "retrieval_scale.py": smoke_retrieval_scale,
 }
 
 
