@@ -11,9 +11,10 @@ of the whole process, start-up and model load included, and also per image from 
 (coding + file I/O of that file). The images are benchmarks/common.py's synthetic pattern with a different seed
 each (or --source: the first N images of a folder).
 
---ray: also `clc encode SRC/ -o out/ --engine ray` (a local Ray runtime started by the process, 2 workers of one
-thread on 2 cores) on the same images, alternated with the local encode `--repeat` times (medians compared: Ray's
-overhead on one machine), its files checked byte for byte against the local ones. --build-dict N: `clc build-dict`
+--ray: also `clc encode SRC/ -o out/ --engine ray` on the same images (2 workers of one thread on 2 cores), with a
+Ray runtime the process starts itself and with one already running (`ray start --head`, `--address auto`: a
+cluster's case), alternated with the local encode `--repeat` times (medians compared: Ray's overhead on one
+machine), their files checked byte for byte against the local ones. --build-dict N: `clc build-dict`
 (K = 64) on N training photos (never Kodak), local and with --engine ray: seconds per 1,000 crops of the whole
 process.
 """
@@ -112,10 +113,11 @@ def main(argv: list[str] | None = None) -> int:
               f"median {r['median_file_s']:.2f} s per file  start + model load {r['start_and_load_s']:.2f} s")
     if "ray" in res:
         r = res["ray"]
-        for name in ("local", "ray"):
-            print(f"  clc encode ({name:<5}) median of {len(r[name])}: {r[name + '_s']:7.2f} s wall  "
+        for name, what in (("local", "local"), ("ray", "--engine ray"), ("ray_running", "--engine ray, Ray running")):
+            print(f"  clc encode ({what}) median of {len(r[name])}: {r[name + '_s']:7.2f} s wall  "
                   f"{len(files) / r[name + '_s']:.3f} images/s")
-        print(f"  Ray / local wall time {r['ray_over_local']:.3f}; Ray files byte-identical: {r['byte_identical']}")
+        print(f"  Ray / local wall time: {r['ray_over_local']:.3f} (Ray started by clc), {r['ray_running_over_local']:.3f} "
+              f"(Ray already running); Ray files byte-identical: {r['byte_identical']}")
     for name, b in res.get("build_dict", {}).items():
         print(f"  build-dict ({name:<5}) {b['wall_s']:7.2f} s for {b['crops']} crops: {b['s_per_1000_crops']:.1f} s "
               "per 1,000 crops")
@@ -126,20 +128,37 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def compare_ray(files: list[str], src: Path, tmp: Path, args: argparse.Namespace, env: dict) -> dict:
-    """Local and Ray encodes of the same images, alternated; medians and the byte check."""
+    """Local and Ray encodes of the same images, alternated: Ray started by each `clc` process ("ray"), and Ray
+    already running on the machine, as on a cluster (`ray start --head`, then --address auto: "ray_running");
+    medians and the byte check."""
     common = ["-q", f"{args.quality:g}", "--refs", str(args.refs), "--device", "cpu", "--quiet"]
-    walls: dict[str, list[float]] = {"local": [], "ray": []}
+    ray_bin = str(Path(sys.executable).with_name("ray"))
+    walls: dict[str, list[float]] = {"local": [], "ray": [], "ray_running": []}
     for i in range(args.repeat):
         wall, _, _ = run(["encode", *files, "-o", f"{tmp}/rl{i}/", *common], env)
         walls["local"].append(wall)
         wall, _, _ = run(["encode", str(src), "-o", f"{tmp}/rr{i}", "--engine", "ray", *common], env)
         walls["ray"].append(wall)
-        print(f"  run {i + 1}: local {walls['local'][-1]:.2f} s, ray {wall:.2f} s", file=sys.stderr, flush=True)
-    same = all((tmp / "rl0" / (Path(f).stem + ".clc")).read_bytes() == (tmp / "rr0" / (Path(f).stem + ".clc"))
-               .read_bytes() for f in files)
-    local, ray = statistics.median(walls["local"]), statistics.median(walls["ray"])
-    return {"local": walls["local"], "ray": walls["ray"], "local_s": local, "ray_s": ray,
-            "ray_over_local": ray / local, "byte_identical": same}
+        subprocess.run([ray_bin, "start", "--head", "--num-cpus", str(os.cpu_count()), "--include-dashboard",
+                        "false", "--disable-usage-stats"], capture_output=True, check=True, env=env)
+        try:
+            time.sleep(3)  # (its worker processes start)
+            wall, _, _ = run(["encode", str(src), "-o", f"{tmp}/ra{i}", "--engine", "ray", "--address", "auto",
+                              *common], env)
+            walls["ray_running"].append(wall)
+        finally:
+            subprocess.run([ray_bin, "stop"], capture_output=True, env=env)
+        print(f"  run {i + 1}: local {walls['local'][-1]:.2f} s, ray {walls['ray'][-1]:.2f} s, ray already running "
+              f"{wall:.2f} s", file=sys.stderr, flush=True)
+    same = all((tmp / "rl0" / (Path(f).stem + ".clc")).read_bytes() == (tmp / d / (Path(f).stem + ".clc"))
+               .read_bytes() for f in files for d in ("rr0", "ra0"))
+    out: dict = {k: v for k, v in walls.items()}
+    for k, v in walls.items():
+        out[f"{k}_s"] = statistics.median(v)
+    out["ray_over_local"] = out["ray_s"] / out["local_s"]
+    out["ray_running_over_local"] = out["ray_running_s"] / out["local_s"]
+    out["byte_identical"] = same
+    return out
 
 
 def build_dict_times(n: int, tmp: Path, env: dict) -> dict:

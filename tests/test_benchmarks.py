@@ -104,7 +104,7 @@ def smoke_batch(tmp: Path, model: Path, photos: Path) -> None:
         "2", "--json", tmp / "batch.json")
     res = read(tmp / "batch.json")
     assert res["encode"]["images_per_s"] > 0 and len(res["decode"]["per_file_s"]) == 2
-    assert res["ray"]["byte_identical"] is True and res["ray"]["ray_s"] > 0
+    assert res["ray"]["byte_identical"] is True and res["ray"]["ray_s"] > 0 and res["ray"]["ray_running_s"] > 0
     assert res["build_dict"]["ray"]["crops"] == res["build_dict"]["local"]["crops"] > 0
     assert "openblas" in res["blas"]
 

@@ -124,7 +124,7 @@ def build_dictionary_on_ray(folder: str | Path, model_path: str | Path, opts, re
         worker = type("CropWorker", (CropWorker,), {"config": config})
         ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), 8 * workers)))
         ds = ds.map_batches(worker, batch_size=1, batch_format="numpy", num_cpus=worker_cpus,
-                            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=workers))
+                            compute=ray.data.ActorPoolStrategy(size=min(workers, len(items))))
         out = {}
         for row in ds.iter_rows():
             out[row["rel"]] = row

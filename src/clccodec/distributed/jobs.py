@@ -262,7 +262,7 @@ def run_job(direction: str, sources: list[str], dst: str, options: dict, *, suff
         worker = type("CodingWorker", (CodingWorker,), {"config": config})
         ds = ds.map_batches(worker, batch_size=batch_size, batch_format="numpy", num_cpus=worker_cpus,
                             num_gpus=worker_gpus or None,
-                            compute=ray.data.ActorPoolStrategy(min_size=1, max_size=workers))
+                            compute=ray.data.ActorPoolStrategy(size=min(workers, len(pairs))))
         for row in ds.iter_rows():
             report.rows.append({k: v.item() if hasattr(v, "item") else v for k, v in dict(row).items()})
             if progress is not None:
