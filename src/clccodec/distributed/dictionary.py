@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .jobs import connect
+from .jobs import connect, worker_process_startup
 
 
 class CropWorker:
@@ -31,6 +31,7 @@ class CropWorker:
     config: dict = {}
 
     def __init__(self) -> None:
+        worker_process_startup()
         import torch
 
         from ..dictionary.build import BuildOptions, CropCoder
