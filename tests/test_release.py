@@ -155,7 +155,7 @@ def test_a_file_of_a_superseded_model_names_its_release(tiny_model_path):
 def test_info_names_the_release_of_a_file():
     from clccodec.cli.info import describe
 
-    assert describe(FIXTURE.read_bytes())["model_release"] == "weights v14 of clccodec 0.12.0"
+    assert describe(FIXTURE.read_bytes())["model_release"] == "weights v15 of clccodec 0.13.0"
 
 
 # -- a real, non-editable install ---------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from __future__ import annotations
 from .errors import ClcError
 from .io.files import read_info
 
-__version__ = "0.12.0"
+__version__ = "0.13.0"
 
 _FROM_API = ("Codec", "encode", "encode_file")
 _FROM_DECODER = ("Decoder", "LiteDecoder", "decode", "decode_file")  # no torch on a CPU
