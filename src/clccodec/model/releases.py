@@ -56,7 +56,7 @@ RELEASED_MODELS = (
             "src/clccodec/shipped/default.clcdict"),
     Release("6f85fba1fdb1b9d3", "v14", "0.12.0", "8363e66", "src/clccodec/shipped/clc-full.pt", "64d88c41b7010083",
             "src/clccodec/shipped/default.clcdict"),
-    Release("dcaf6f793fab6f6c", "v15", "0.13.0", "", "src/clccodec/shipped/clc-full.pt", "757a39d9f9a03a50",
+    Release("dcaf6f793fab6f6c", "v15", "0.13.0", "a938455", "src/clccodec/shipped/clc-full.pt", "757a39d9f9a03a50",
             "src/clccodec/shipped/default.clcdict"),
 )
 
