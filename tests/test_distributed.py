@@ -248,3 +248,25 @@ def test_cli_build_dict_engine_ray(collection, tiny_model_path, tmp_path):
     assert len(d) == 4 and d.data.provenance["build"]["kmeans"] == "faiss"
     assert_one_line_error(run_clc("build-dict", str(collection), "-o", str(tmp_path / "x.clcdict"), "--workers", "2"),
                           "--workers needs --engine ray")
+
+
+def test_workers_get_the_drivers_settings(tmp_path, monkeypatch, photo_png):
+    """Workers may run in another folder or on another node: paths are made absolute and checked on the driver,
+    and $CLC_MODEL / $CLC_DICTIONARY / $CLC_MAX_PIXELS travel with the job."""
+    from clccodec.distributed.jobs import local_file, plan, worker_environment
+    from clccodec.errors import UsageError
+
+    monkeypatch.chdir(photo_png.parent)
+    assert plan([photo_png.name], "out", frozenset({".png"}), ".clc") == [
+        (str(photo_png), str(photo_png.parent / "out" / "photo.clc"))]
+    assert local_file("model", photo_png.name) == str(photo_png) and local_file("dictionary", False) is False
+    with pytest.raises(UsageError, match="no such file"):
+        local_file("model", "missing.pt")
+    with pytest.raises(UsageError, match="give a local path"):
+        local_file("dictionary", "s3://bucket/d.clcdict")
+    monkeypatch.delenv("CLC_MODEL", raising=False)
+    monkeypatch.delenv("CLC_DICTIONARY", raising=False)
+    monkeypatch.setenv("CLC_MAX_PIXELS", "1000")
+    assert worker_environment() == {"env_vars": {"CLC_MAX_PIXELS": "1000"}}
+    monkeypatch.setenv("CLC_MODEL", "m.pt")
+    assert worker_environment()["env_vars"]["CLC_MODEL"] == str(photo_png.parent / "m.pt")

@@ -89,7 +89,7 @@ def project(features: np.ndarray, mean: np.ndarray, components: np.ndarray, chun
 
 
 IVF_MIN_ENTRIES = 50_000  # from here on an inverted-file index (below, exact search is fast enough)
-IVF_PROBES = 64  # lists searched per query: recall@3 1.0 at K = 300,000, 0.958 with 48 (benchmarks/retrieval_scale.py)
+IVF_PROBES = 64  # lists searched per query: recall@3 0.986 at K = 300,000, 0.958 with 48 (retrieval_scale.py)
 IVF_TRAIN_PER_LIST = 40  # training points per list (FAISS warns below 39)
 IVF_TRAIN_ITERATIONS = 10
 

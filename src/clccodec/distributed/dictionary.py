@@ -5,7 +5,9 @@ image per call; each worker loads the model once and gives each image's crop fea
 --pictures). The driver then does what the local build does with them (dictionary/build.py `finish`: PCA,
 k-means, the entries), and a second, short Ray pass computes the int8 values of the K entries only, from the
 images they come from (the local build keeps every crop's values from its one pass: N x C x h x w bytes that
-do not scale). Both passes use build.CropCoder, the local build's calls, so the file is the local build's.
+do not scale). Both passes use build.CropCoder, the local build's calls, so the file is the local build's
+(a test checks it on one machine; across machines and thread counts float sums may differ in their last bits,
+as for any two builds).
 
 What stays on the driver: the features of every crop (N x F float32: the latent extractor's F = 21 x 320, about
 27 kB per crop, so 10^6 crops need ~27 GB) and the clustering (FAISS k-means above build.SKLEARN_MAX_CROPS crops,
@@ -17,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -108,7 +111,9 @@ def build_dictionary_on_ray(folder: str | Path, model_path: str | Path, opts, re
     check_number("workers", workers, 1, integer=True, optional=True)
     check_number("worker_cpus", worker_cpus, 0.01)
     rep = reporter or Reporter()
-    folder = Path(folder)
+    folder = Path(folder).resolve()  # workers run in other folders, on other nodes
+    if opts.weights is not None:
+        opts = replace(opts, weights=str(Path(opts.weights).resolve()))
     files = dictionary_images(folder, opts.pattern)
     model_path = os.path.abspath(model_path)
     coder = CropCoder(load_weights(model_path, torch.device("cpu")).eval(), opts, torch.device("cpu"))
@@ -141,7 +146,7 @@ def build_dictionary_on_ray(folder: str | Path, model_path: str | Path, opts, re
     crops = Crops(np.zeros((0, 0), np.float32), [], [], [])
     feats = []
     for rel in rels:  # the local build's order
-        row = rows[rel]
+        row = rows.pop(rel)  # (each image's feature bytes freed as they are copied)
         if row["skipped"] is not None:
             crops.skipped.append(row["skipped"])
             continue

@@ -34,6 +34,8 @@ from ..errors import ClcError, UsageError, check_number
 from . import storage
 
 STATUSES = ("written", "skipped", "failed")
+MAX_RETRIES = 3  # a batch whose worker died is retried this often; an input that kills every worker fails the job
+ENVIRONMENT = ("CLC_MODEL", "CLC_DICTIONARY", "CLC_MAX_PIXELS")  # the driver's settings the workers must share
 DEFAULT_BATCH = 4  # inputs per actor call: small, so that work spreads evenly and progress moves
 MANIFEST_NAME = "manifest.jsonl"
 
@@ -74,10 +76,11 @@ def plan(sources: list[str], dst: str, suffixes: frozenset[str], out_suffix: str
     if not sources:
         raise UsageError("no inputs")
     pairs: list[tuple[str, str]] = []
+    dst = dst if storage.is_uri(dst) else os.path.abspath(dst)  # workers run in other folders, on other nodes
     for src in sources:
         if src == "-":
             raise UsageError("the Ray engine reads files, not stdin ('-')")
-        src = src.rstrip("/") if storage.is_uri(src) else src
+        src = src.rstrip("/") if storage.is_uri(src) else os.path.abspath(src)
         if storage.kind(src) == "dir":
             for rel in storage.list_files(src, suffixes):
                 stem = posixpath.splitext(rel)[0]
@@ -175,7 +178,10 @@ class CodingWorker:
                     return row | done | {"status": "skipped", "seconds": 0.0}
             data = storage.read(src)
             out, fields = self.encode(data) if self.direction == "encode" else self.decode(data, dst)
-            storage.write_atomic(dst, out)
+            try:
+                storage.write_atomic(dst, out)
+            except OSError as e:
+                raise UsageError(f"{dst}: cannot write ({e})") from None
             row |= fields | {"status": "written", "bytes": len(out)}
             if self.crash_once and not os.path.exists(self.crash_once):
                 open(self.crash_once, "w").close()
@@ -245,6 +251,7 @@ def run_job(direction: str, sources: list[str], dst: str, options: dict, *, suff
     check_number("batch_size", batch_size, 1, integer=True)
     t0 = time.perf_counter()
     dst = os.fspath(dst)
+    dst = dst if storage.is_uri(dst) else os.path.abspath(dst)
     pairs = plan([os.fspath(s) for s in sources], dst, suffixes, out_suffix)
     storage.make_dirs(dst)
     manifest = os.fspath(manifest) if manifest is not None else storage.join(dst, MANIFEST_NAME)
@@ -257,11 +264,13 @@ def run_job(direction: str, sources: list[str], dst: str, options: dict, *, suff
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
     if workers is None:
-        workers = max(1, int(ray.cluster_resources().get("CPU", 1) // worker_cpus))
-    model = None if model is None else os.path.abspath(os.fspath(model)) if not storage.is_uri(os.fspath(model)) \
-        else os.fspath(model)
-    if isinstance(dictionary, (str, os.PathLike)):
-        dictionary = os.path.abspath(os.fspath(dictionary))
+        res = ray.cluster_resources()
+        workers = max(1, int(res.get("CPU", 1) // worker_cpus))
+        if worker_gpus:
+            workers = max(1, min(workers, int(res.get("GPU", 0) // worker_gpus)))
+    model, dictionary = local_file("model", model), local_file("dictionary", dictionary)
+    if worker_gpus == 0 and device == "auto":
+        device = "cpu"  # Ray does not hide the GPUs from actors that reserve none: they must not use them
     report = JobReport(manifest=manifest, workers=workers)
     if pairs:
         ds = ray.data.from_items([{"input": i, "output": o} for i, o in pairs],
@@ -270,7 +279,8 @@ def run_job(direction: str, sources: list[str], dst: str, options: dict, *, suff
                   "device": device, "threads": max(1, int(worker_cpus)), "force": force, "crash_once": crash_once}
         worker = type("CodingWorker", (CodingWorker,), {"config": config})
         ds = ds.map_batches(worker, batch_size=batch_size, batch_format="numpy", num_cpus=worker_cpus,
-                            num_gpus=worker_gpus or None,
+                            num_gpus=worker_gpus or None, runtime_env=worker_environment(),
+                            max_restarts=-1, max_task_retries=MAX_RETRIES,
                             compute=ray.data.ActorPoolStrategy(size=min(workers, len(pairs))))
         for row in ds.iter_rows():
             report.rows.append({k: v.item() if hasattr(v, "item") else v for k, v in dict(row).items()})
@@ -280,6 +290,30 @@ def run_job(direction: str, sources: list[str], dst: str, options: dict, *, suff
     write_manifest(manifest, report.rows)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def local_file(what: str, value: Any) -> Any:
+    """A --model / --dict argument as an absolute path checked on the driver (every worker must see it at the
+    same path); None and False pass through."""
+    if value is None or value is False or not isinstance(value, (str, os.PathLike)):
+        return value
+    path = os.fspath(value)
+    if storage.is_uri(path):
+        raise UsageError(f"--{'dict' if what == 'dictionary' else what} {path}: give a local path (every worker "
+                         "must read it at the same path)")
+    if not os.path.isfile(path):
+        raise UsageError(f"{what} {path}: no such file")
+    return os.path.abspath(path)
+
+
+def worker_environment() -> dict | None:
+    """$CLC_MODEL, $CLC_DICTIONARY and $CLC_MAX_PIXELS as the driver sees them (paths made absolute), for workers
+    on nodes that do not have them."""
+    env = {k: os.environ[k] for k in ENVIRONMENT if k in os.environ}
+    for k in ("CLC_MODEL", "CLC_DICTIONARY"):
+        if k in env and not storage.is_uri(env[k]):
+            env[k] = os.path.abspath(env[k])
+    return {"env_vars": env} if env else None
 
 
 def write_manifest(location: str, rows: list[dict]) -> None:

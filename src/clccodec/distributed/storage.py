@@ -5,8 +5,9 @@ fsspec filesystem (wrapped for pyarrow) where pyarrow does not know the scheme. 
 location strings, so that rows of a Ray dataset stay plain strings and each worker resolves them itself.
 
 Writes are atomic: on a local filesystem a hidden temporary file beside the target, renamed into place when
-complete (as io/files.write_atomic); on an object store one upload, which the store makes visible only when it
-is complete. A reader, a rerun or a crashed worker never sees a half-written file at its final name.
+complete (as io/files.write_atomic); on S3 and GCS one upload, which the store makes visible only when it is
+complete; elsewhere (HDFS, fsspec filesystems) a temporary name, then a rename. A reader, a rerun or a crashed
+worker never sees a half-written file at its final name.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from functools import lru_cache
 from ..errors import UsageError
 
 
+OBJECT_STORES = ("s3", "gcs")  # pyarrow filesystems whose uploads become visible only when complete
+
+
 def is_uri(location: str) -> bool:
     return "://" in location
 
@@ -26,11 +30,12 @@ def is_uri(location: str) -> bool:
 @lru_cache(maxsize=64)
 def _filesystem(root: str):
     """The pyarrow filesystem of a URI's scheme and host (cached per worker process)."""
+    import pyarrow as pa
     from pyarrow import fs
 
     try:
         return fs.FileSystem.from_uri(root)[0]
-    except (ValueError, OSError, TypeError) as first:  # a scheme pyarrow does not know: fsspec's, if installed
+    except pa.ArrowInvalid as first:  # a scheme pyarrow does not know: fsspec's, if installed
         try:
             import fsspec
             from pyarrow.fs import FSSpecHandler, PyFileSystem
@@ -49,10 +54,12 @@ def resolve(location: str):
     if not is_uri(location):
         return fs.LocalFileSystem(), os.path.abspath(location)
     scheme, rest = location.split("://", 1)
+    if scheme == "file":
+        return fs.LocalFileSystem(), "/" + rest.lstrip("/")
     host = rest.split("/", 1)[0]
     filesystem = _filesystem(f"{scheme}://{host}")
-    if isinstance(filesystem, fs.LocalFileSystem) or scheme == "file":
-        return fs.LocalFileSystem(), "/" + rest.lstrip("/") if scheme == "file" else rest
+    if isinstance(filesystem, fs.LocalFileSystem):
+        return fs.LocalFileSystem(), rest
     return filesystem, rest  # bucket/key for object stores (pyarrow's convention)
 
 
@@ -119,9 +126,22 @@ def write_atomic(location: str, data: bytes) -> None:
     parent = posixpath.dirname(path) if is_uri(location) else os.path.dirname(path)
     if parent:
         filesystem.create_dir(parent, recursive=True)
-    if not isinstance(filesystem, fs.LocalFileSystem):
+    if filesystem.type_name in OBJECT_STORES:
         with filesystem.open_output_stream(path) as f:  # one object upload: visible only once complete
             f.write(data)
+        return
+    if not isinstance(filesystem, fs.LocalFileSystem):  # HDFS, fsspec's: a temporary name, then a rename
+        tmp = posixpath.join(parent, f".{posixpath.basename(path)}.{secrets.token_hex(4)}.part")
+        try:
+            with filesystem.open_output_stream(tmp) as f:
+                f.write(data)
+            filesystem.move(tmp, path)
+        except BaseException:
+            try:
+                filesystem.delete_file(tmp)
+            except OSError:
+                pass
+            raise
         return
     tmp = os.path.join(parent, f".{os.path.basename(path)}.{secrets.token_hex(4)}.part")
     try:
