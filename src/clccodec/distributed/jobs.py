@@ -35,6 +35,7 @@ from . import storage
 
 STATUSES = ("written", "skipped", "failed")
 MAX_RETRIES = 3  # a batch whose worker died is retried this often; an input that kills every worker fails the job
+WORKER_NICENESS = "RAY_worker_niceness"  # Ray's setting for its worker processes' priority
 ENVIRONMENT = ("CLC_MODEL", "CLC_DICTIONARY", "CLC_MAX_PIXELS")  # the driver's settings the workers must share
 DEFAULT_BATCH = 4  # inputs per actor call: small, so that work spreads evenly and progress moves
 MANIFEST_NAME = "manifest.jsonl"
@@ -233,11 +234,18 @@ def connect(address: str | None = None) -> None:
         raise UsageError("the Ray engine needs Ray: pip install 'clccodec[ray]'") from None
     if ray.is_initialized():
         return
+    local = address is None and "RAY_ADDRESS" not in os.environ
+    saved = os.environ.get(WORKER_NICENESS)
+    if local and saved is None:  # Ray runs workers at niceness 15: beside any other load a local job would crawl
+        os.environ[WORKER_NICENESS] = "0"  # (read when the runtime starts; the workers inherit it from there)
     try:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
                  configure_logging=True)
     except (ConnectionError, ValueError, RuntimeError) as e:
         raise UsageError(f"cannot connect to the Ray cluster at {address or '$RAY_ADDRESS'}: {e}") from None
+    finally:
+        if local and saved is None:
+            os.environ.pop(WORKER_NICENESS, None)
 
 
 def run_job(direction: str, sources: list[str], dst: str, options: dict, *, suffixes: frozenset[str],
