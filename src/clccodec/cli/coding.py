@@ -110,9 +110,8 @@ def encode(
         if near is not None and (targets or slices is not None):
             raise UsageError(f"{'--lossless' if lossless else '--near-lossless'} cannot be combined with "
                              f"{', '.join(targets) if targets else '--slices'}")
-        if check_engine(engine, inputs, output, {"--address": address is not None, "--workers": workers is not None,
-                                                   "--worker-cpus": worker_cpus != 1.0,
-                                                   "--manifest": manifest is not None}):
+        if check_engine(engine, inputs, output, address=address, workers=workers, worker_cpus=worker_cpus,
+                        manifest=manifest):
             return run_on_ray("encode", inputs, output, quiet, quality=quality, refs=refs, effort=effort,
                               target_bpp=target_bpp, target_size=target_size, target_psnr=target_psnr,
                               strict_target=strict_target, slices=slices, strip=strip, alpha=not no_alpha,
@@ -193,9 +192,8 @@ def decode(
 
         if detail not in DETAIL_MODES:
             raise UsageError(f"--detail must be one of {', '.join(map(repr, DETAIL_MODES))}, got {detail!r}")
-        if check_engine(engine, inputs, output, {"--address": address is not None, "--workers": workers is not None,
-                                                   "--worker-cpus": worker_cpus != 1.0,
-                                                   "--manifest": manifest is not None}):
+        if check_engine(engine, inputs, output, address=address, workers=workers, worker_cpus=worker_cpus,
+                        manifest=manifest):
             return run_on_ray("decode", inputs, output, quiet, output_quality=output_quality, exact=exact,
                               partial=partial, detail=detail, seed=seed, max_pixels=max_pixels, model=model,
                               dictionary=dictionary_arg(dictionary), device=device, address=address,

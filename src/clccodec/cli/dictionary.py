@@ -118,8 +118,8 @@ def build_dict(
             raise UsageError(f"{output.parent}: folder does not exist")
         from .distributed import check_engine
 
-        on_ray = check_engine(engine, [str(folder)], str(output), {
-            "--address": address is not None, "--workers": workers is not None, "--worker-cpus": worker_cpus != 1.0})
+        on_ray = check_engine(engine, [str(folder)], str(output), address=address, workers=workers,
+                              worker_cpus=worker_cpus)
         opts = BuildOptions(clusters=clusters, crop=crop, stride=stride, features=features, weights=weights,
                             seed=seed, batch=batch, license=license_note or DEFAULT_LICENSE, pattern=glob,
                             pictures=pictures, kmeans=kmeans)

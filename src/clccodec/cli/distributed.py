@@ -14,11 +14,14 @@ from .app import err
 ENGINES = ("local", "ray")
 
 
-def check_engine(engine: str, inputs: list[str], output: Optional[str], ray_options: dict[str, bool]) -> bool:
-    """True for the Ray engine; its usage errors, and Ray options given (True in `ray_options`) without it."""
+def check_engine(engine: str, inputs: list[str], output: Optional[str], *, address: Optional[str],
+                 workers: Optional[int], worker_cpus: float, manifest: Optional[str] = None) -> bool:
+    """True for the Ray engine; its usage errors, and Ray options given without it."""
     if engine not in ENGINES:
         raise UsageError(f"--engine must be 'local' or 'ray', got {engine!r}")
     if engine == "local":
+        ray_options = {"--address": address is not None, "--workers": workers is not None,
+                       "--worker-cpus": worker_cpus != 1.0, "--manifest": manifest is not None}
         given = [name for name, on in ray_options.items() if on]
         if given:
             raise UsageError(f"{given[0]} needs --engine ray")

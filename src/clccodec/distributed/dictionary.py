@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .jobs import connect, worker_process_startup
+from .jobs import connect, default_workers, worker_process_startup
 
 
 class CropWorker:
@@ -121,8 +121,7 @@ def build_dictionary_on_ray(folder: str | Path, model_path: str | Path, opts, re
     import ray
     import ray.data
 
-    if workers is None:
-        workers = max(1, int(ray.cluster_resources().get("CPU", 1) // worker_cpus))
+    workers = workers or default_workers(worker_cpus)
     fields = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(opts).items()}
 
     def run(mode: str, items: list[dict], on_row=None) -> dict[str, dict]:

@@ -12,11 +12,12 @@ inputs itself, as bytes, through pyarrow (so ICC profiles and EXIF are kept as l
 or cannot be read is that row's error: Ray Data's own file reader fails the whole job on one missing file), and
 writes each output atomically (storage.py).
 
-Every input gives one manifest row (MANIFEST_SCHEMA): its output, "written" / "skipped" / "failed", bytes, bpp,
+Every input gives one manifest row (manifest_schema()): its output, "written" / "skipped" / "failed", bytes, bpp,
 quality, references, size, seconds and the error. A corrupt input is a failed row, never a failed job; an actor
-that dies is restarted by Ray and its batch retried (Ray Data's default for actor pools: max_restarts=-1,
-max_task_retries=-1); a rerun skips every output that is already there and complete (parsed: a .clc file with all
-its sections and checksums, an image that loads to its end) and writes nothing else; `force` recodes them all.
+that dies is restarted by Ray and its batch retried (up to MAX_RETRIES times: an input that kills every worker
+fails the job rather than hanging it); a rerun skips every output that is already there and complete (parsed: a
+.clc file with all its sections and checksums, an image that loads to its end) and writes nothing else; `force`
+recodes them all.
 """
 
 from __future__ import annotations
@@ -139,7 +140,7 @@ class CodingWorker:
     with the local library calls. config["crash_once"] (tests only): a marker path; the first worker to write an
     output while it does not exist creates it and kills its own process, before the rest of its batch."""
 
-    config: dict = {}  # set on the subclass each job makes (worker_class): no constructor arguments to keep
+    config: dict = {}  # set on the subclass each job makes (run_job): no constructor arguments to keep
 
     def __init__(self) -> None:
         worker_process_startup()
@@ -258,6 +259,7 @@ def run_job(direction: str, sources: list[str], dst: str, options: dict, *, suff
     check_number("worker_gpus", worker_gpus, 0)
     check_number("batch_size", batch_size, 1, integer=True)
     t0 = time.perf_counter()
+    model, dictionary = local_file("model", model), local_file("dictionary", dictionary)  # before Ray starts
     dst = os.fspath(dst)
     dst = dst if storage.is_uri(dst) else os.path.abspath(dst)
     pairs = plan([os.fspath(s) for s in sources], dst, suffixes, out_suffix)
@@ -271,12 +273,7 @@ def run_job(direction: str, sources: list[str], dst: str, options: dict, *, suff
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
     ctx.print_on_execution_start = False
-    if workers is None:
-        res = ray.cluster_resources()
-        workers = max(1, int(res.get("CPU", 1) // worker_cpus))
-        if worker_gpus:
-            workers = max(1, min(workers, int(res.get("GPU", 0) // worker_gpus)))
-    model, dictionary = local_file("model", model), local_file("dictionary", dictionary)
+    workers = workers or default_workers(worker_cpus, worker_gpus)
     if worker_gpus == 0 and device == "auto":
         device = "cpu"  # Ray does not hide the GPUs from actors that reserve none: they must not use them
     report = JobReport(manifest=manifest, workers=workers)
@@ -298,6 +295,17 @@ def run_job(direction: str, sources: list[str], dst: str, options: dict, *, suff
     write_manifest(manifest, report.rows)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+def default_workers(worker_cpus: float, worker_gpus: float = 0.0) -> int:
+    """As many workers as the connected cluster's CPUs (and GPUs, where workers take some) hold."""
+    import ray
+
+    res = ray.cluster_resources()
+    n = int(res.get("CPU", 1) // worker_cpus)
+    if worker_gpus:
+        n = min(n, int(res.get("GPU", 0) // worker_gpus))
+    return max(1, n)
 
 
 def local_file(what: str, value: Any) -> Any:

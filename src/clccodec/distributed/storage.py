@@ -4,8 +4,8 @@ A location is a string: a local path, or a URI that `pyarrow.fs.FileSystem.from_
 fsspec filesystem (wrapped for pyarrow) where pyarrow does not know the scheme. Every function takes and returns
 location strings, so that rows of a Ray dataset stay plain strings and each worker resolves them itself.
 
-Writes are atomic: on a local filesystem a hidden temporary file beside the target, renamed into place when
-complete (as io/files.write_atomic); on S3 and GCS one upload, which the store makes visible only when it is
+Writes are atomic: on a local filesystem io/files.write_atomic (a hidden temporary file beside the target,
+renamed into place when complete); on S3 and GCS one upload, which the store makes visible only when it is
 complete; elsewhere (HDFS, fsspec filesystems) a temporary name, then a rename. A reader, a rerun or a crashed
 worker never sees a half-written file at its final name.
 """
@@ -143,14 +143,6 @@ def write_atomic(location: str, data: bytes) -> None:
                 pass
             raise
         return
-    tmp = os.path.join(parent, f".{os.path.basename(path)}.{secrets.token_hex(4)}.part")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    from ..io.files import write_atomic as write_local
+
+    write_local(path, data, force=True)  # (a rerun replaces an incomplete output)
