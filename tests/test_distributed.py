@@ -131,6 +131,19 @@ def test_a_worker_killed_mid_batch_is_retried(runtime, photos, tmp_path, tiny_mo
     assert got == want
 
 
+def test_an_input_that_kills_every_worker_is_a_failed_row(runtime, photos, tmp_path, tiny_model_path):
+    """A batch whose worker dies on every try (Ray restarts it MAX_RETRIES times) fails its input, not the job."""
+    from clccodec.distributed.jobs import MAX_RETRIES
+
+    kw = dict(quality=3, model=tiny_model_path, dictionary=False, workers=2, batch_size=1)
+    report = encode_dataset([photos], tmp_path / "out", _crash_on="b.jpg", **kw)
+    rows = {Path(r["input"]).name: r for r in report.rows}
+    assert [rows[n]["status"] for n in ("a.png", "b.jpg", "c.png")] == ["written", "failed", "written"]
+    assert f"b.jpg: its worker died {MAX_RETRIES + 1} times" in rows["b.jpg"]["error"]
+    assert sorted(files(tmp_path / "out")) == ["a.clc", "c.clc", "manifest.jsonl"]
+    assert manifest(tmp_path / "out" / "manifest.jsonl")["b.jpg"]["status"] == "failed"
+
+
 def test_decode_dataset_matches_the_local_decoder(runtime, photos, tmp_path):
     import clccodec
     import pyarrow.parquet as pq

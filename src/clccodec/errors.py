@@ -73,6 +73,11 @@ class TargetMissedError(ClcError):
     exit_code = 6
 
 
+class WorkerLostError(ClcError):
+    """A distributed batch whose worker process died on every try: in a coding job, its inputs' error (failed
+    rows, exit 1 like any failed input); in a dictionary build, the build's."""
+
+
 class UsageError(ClcError):
     """Invalid options or arguments (bad quality, output exists, ...)."""
 

@@ -33,15 +33,15 @@ def encode_dataset(sources: Sequence[Location], dst: Location, quality: float | 
                    workers: int | None = None, worker_cpus: float = 1.0, worker_gpus: float = 0.0,
                    batch_size: int = DEFAULT_BATCH, force: bool = False, manifest: Location | None = None,
                    progress: Callable[[int, int], None] | None = None,
-                   _crash_once: str | None = None) -> JobReport:
+                   _crash_once: str | None = None, _crash_on: str | None = None) -> JobReport:
     """Encode every image of `sources` (files, folders, prefixes: local paths or URIs) to .clc files under `dst`
     on Ray, the same bytes as clccodec.encode gives. The coding options are Codec.encode_full's
     (`strict_target`: a target out of reach fails that input instead of writing the nearest file). `address`:
     a Ray cluster (None: a local runtime, or $RAY_ADDRESS); `workers` actors (default: the cluster's CPUs /
     `worker_cpus`), each with `worker_cpus` threads and `worker_gpus` GPUs, coding `batch_size` inputs per call.
     `force`: recode outputs that are already there and complete (skipped by default). `manifest`: where the
-    rows go (default DST/manifest.jsonl; .parquet for Parquet). `progress(done, total)` after each input.
-    (`_crash_once`, for tests: jobs.CodingWorker's.)"""
+    rows go (default DST/manifest.jsonl; .parquet for Parquet). `progress(done, total)` as inputs finish.
+    (`_crash_once`, `_crash_on`: test hooks, jobs.CodingWorker's config["crash"].)"""
     from ..io.images import IMAGE_SUFFIXES
     from .jobs import run_job
 
@@ -52,7 +52,8 @@ def encode_dataset(sources: Sequence[Location], dst: Location, quality: float | 
     return run_job("encode", list(sources), dst, options, suffixes=IMAGE_SUFFIXES | {".avif"}, out_suffix=".clc",
                    model=model, dictionary=dictionary, device=device, address=address, workers=workers,
                    worker_cpus=worker_cpus, worker_gpus=worker_gpus, batch_size=batch_size, force=force,
-                   manifest=manifest, progress=progress, crash_once=_crash_once)
+                   manifest=manifest, progress=progress,
+                   crash={"once": _crash_once, "on": _crash_on})
 
 
 def decode_dataset(sources: Sequence[Location], dst: Location, *, output_format: str = "png",

@@ -3,7 +3,7 @@
 The build's first pass (every crop of every image through the model: nearly all of its time) runs on Ray, one
 image per call; each worker loads the model once and gives each image's crop features (and its PNG, with
 --pictures). The driver then does what the local build does with them (dictionary/build.py `finish`: PCA,
-k-means, the entries), and a second, short Ray pass computes the int8 values of the K entries only, from the
+k-means, the entries), and a second, short pass on the same workers computes the int8 values of the K entries only, from the
 images they come from (the local build keeps every crop's values from its one pass: N x C x h x w bytes that
 do not scale). Both passes use build.CropCoder, the local build's calls, so the file is the local build's
 (a test checks it on one machine; across machines and thread counts float sums may differ in their last bits,
@@ -24,34 +24,30 @@ from pathlib import Path
 
 import numpy as np
 
-from .jobs import connect, default_workers, worker_process_startup
+from ..errors import WorkerLostError
+from .jobs import WorkerPool, connect, default_workers, worker_process_startup
 
 
 class CropWorker:
-    """One Ray actor of the build: config["mode"] "features" (an image -> its crops' features, corners, source
-    fields and PNG) or "values" (an image and corners -> those crops' int8 values)."""
+    """One Ray actor of the build, for both passes: an item with no "corners" gives an image's crops' features,
+    corners, source fields and PNG; one with corners gives those crops' int8 values."""
 
-    config: dict = {}
-
-    def __init__(self) -> None:
+    def __init__(self, config: dict) -> None:
         worker_process_startup()
         import torch
 
         from ..dictionary.build import BuildOptions, CropCoder
         from ..model.weights import load_weights
 
-        c = self.config
+        c = config
         torch.set_num_threads(max(1, c["threads"]))
         self.opts = BuildOptions(**c["opts"])
         device = torch.device("cpu")
         self.coder = CropCoder(load_weights(c["model"], device).eval(), self.opts, device)
 
-    def __call__(self, batch: dict):
-        import pyarrow as pa
-
-        rows = [self.features(str(f), str(r)) if self.config["mode"] == "features" else
-                self.values(str(f), str(r), str(c)) for f, r, c in zip(batch["file"], batch["rel"], batch["corners"])]
-        return pa.Table.from_pylist(rows, schema=schema(self.config["mode"]))
+    def run(self, items: list[dict]) -> list[dict]:
+        return [self.values(i["file"], i["rel"], i["corners"]) if "corners" in i else self.features(i["file"], i["rel"])
+                for i in items]
 
     def features(self, path: str, rel: str) -> dict:
         from ..dictionary.build import crop_grid, crops_of, sha256_file
@@ -87,23 +83,13 @@ class CropWorker:
         return {"rel": rel, "shape": json.dumps(v.shape), "values": np.ascontiguousarray(v).tobytes()}
 
 
-def schema(mode: str):
-    import pyarrow as pa
-
-    if mode == "features":
-        return pa.schema([("rel", pa.string()), ("skipped", pa.string()), ("sha256", pa.string()),
-                          ("width", pa.int64()), ("height", pa.int64()), ("corners", pa.string()),
-                          ("dims", pa.int64()), ("features", pa.large_binary()), ("picture", pa.large_binary())])
-    return pa.schema([("rel", pa.string()), ("shape", pa.string()), ("values", pa.large_binary())])
-
-
 def build_dictionary_on_ray(folder: str | Path, model_path: str | Path, opts, reporter=None, *,
                             address: str | None = None, workers: int | None = None, worker_cpus: float = 1.0):
     """build.build_dictionary's result (a ReferenceDictionary and its BuildReport) with the crop passes on Ray
     (CPU workers); `model_path` a weights file every worker can read."""
     import torch
 
-    from ..dictionary.build import Crops, CropCoder, Reporter, dictionary_images, finish
+    from ..dictionary.build import CropCoder, Reporter, dictionary_images
     from ..errors import check_number
     from ..model.weights import load_weights
 
@@ -118,35 +104,38 @@ def build_dictionary_on_ray(folder: str | Path, model_path: str | Path, opts, re
     model_path = os.path.abspath(model_path)
     coder = CropCoder(load_weights(model_path, torch.device("cpu")).eval(), opts, torch.device("cpu"))
     connect(address)
-    import ray
-    import ray.data
-
     workers = workers or default_workers(worker_cpus)
     fields = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(opts).items()}
 
-    def run(mode: str, items: list[dict], on_row=None) -> dict[str, dict]:
-        config = {"mode": mode, "opts": fields, "model": model_path, "threads": max(1, int(worker_cpus))}
-        worker = type("CropWorker", (CropWorker,), {"config": config})
-        ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), 8 * workers)))
-        ds = ds.map_batches(worker, batch_size=1, batch_format="numpy", num_cpus=worker_cpus,
-                            compute=ray.data.ActorPoolStrategy(size=min(workers, len(items))))
+    config = {"opts": fields, "model": model_path, "threads": max(1, int(worker_cpus))}
+    with WorkerPool(CropWorker, config, min(workers, max(1, len(files))), num_cpus=worker_cpus) as pool:
+        return build_passes(pool, folder, files, opts, rep, coder, workers)
+
+
+def build_passes(pool: WorkerPool, folder: Path, files: list[Path], opts, rep, coder, workers: int) -> tuple:
+    """The features pass on the pool, the driver's clustering (build.finish) and the values pass on the pool."""
+    from ..dictionary.build import Crops, finish
+
+    def run(items: list[dict], on_row=None) -> dict[str, dict]:
         out = {}
-        for row in ds.iter_rows():
-            out[row["rel"]] = row
-            if on_row:
-                on_row()
+        for batch, rows in pool.map([[i] for i in items]):
+            if isinstance(rows, WorkerLostError):  # a dictionary needs every image the listing found
+                raise WorkerLostError(f"{batch[0]['rel']}: {rows}") from None
+            for row in rows:
+                out[row["rel"]] = row
+                if on_row:
+                    on_row()
         return out
 
     t0 = time.perf_counter()
     rels = [p.relative_to(folder).as_posix() for p in files]
     rep.stage(f"Features ({opts.features}) on {workers} Ray workers", len(files))
-    rows = run("features", [{"file": str(p), "rel": r, "corners": ""} for p, r in zip(files, rels)], rep.advance) \
-        if files else {}
+    rows = run([{"file": str(p), "rel": r} for p, r in zip(files, rels)], rep.advance) if files else {}
     crops = Crops(np.zeros((0, 0), np.float32), [], [], [])
     feats = []
     for rel in rels:  # the local build's order
         row = rows.pop(rel)  # (each image's feature bytes freed as they are copied)
-        if row["skipped"] is not None:
+        if "skipped" in row:
             crops.skipped.append(row["skipped"])
             continue
         s, grid = len(crops.sources), json.loads(row["corners"])
@@ -167,7 +156,7 @@ def build_dictionary_on_ray(folder: str | Path, model_path: str | Path, opts, re
             wanted.setdefault(s, []).append((y, x))
         items = [{"file": str(folder / crops.sources[s]["file"]), "rel": crops.sources[s]["file"],
                   "corners": json.dumps(c)} for s, c in wanted.items()]
-        got = run("values", items)
+        got = run(items)
         by_crop = {}
         for s, c in wanted.items():
             row = got[crops.sources[s]["file"]]

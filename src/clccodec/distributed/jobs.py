@@ -1,45 +1,48 @@
-"""Batch encoding and decoding on Ray Data: the `clc encode/decode --engine ray` jobs and their Python functions.
+"""Batch encoding and decoding on Ray: the `clc encode/decode --engine ray` jobs and their Python functions.
 
     from clccodec.distributed import encode_dataset, decode_dataset
     report = encode_dataset(["photos/", "s3://bucket/more/"], "s3://bucket/clc/", quality=3)
     report = decode_dataset(["s3://bucket/clc/"], "decoded/", address="auto")
 
 The driver lists the inputs (files as given; folders and prefixes recursively) and plans one output per input
-under the destination (a folder's files keep their relative paths, with the new suffix); a Ray dataset of those
-(input, output) rows is mapped by a pool of actors, each of which loads the model and dictionary once and codes
-its batches with the same library calls as the local CLI (so the files are the same bytes). Each actor reads its
-inputs itself, as bytes, through pyarrow (so ICC profiles and EXIF are kept as locally, and a file that vanished
-or cannot be read is that row's error: Ray Data's own file reader fails the whole job on one missing file), and
-writes each output atomically (storage.py).
+under the destination (a folder's files keep their relative paths, with the new suffix); batches of those
+(input, output) pairs go to a pool of Ray actors (WorkerPool), each of which loads the model and dictionary once
+and codes its batches with the same library calls as the local CLI (so the files are the same bytes). Each actor
+reads its inputs itself, as bytes, through pyarrow (so ICC profiles and EXIF are kept as locally, and a file that
+vanished or cannot be read is that row's error), and writes each output atomically (storage.py).
 
 Every input gives one manifest row (manifest_schema()): its output, "written" / "skipped" / "failed", bytes, bpp,
 quality, references, size, seconds and the error. A corrupt input is a failed row, never a failed job; an actor
-that dies is restarted by Ray and its batch retried (up to MAX_RETRIES times: an input that kills every worker
-fails the job rather than hanging it); a rerun skips every output that is already there and complete (parsed: a
-.clc file with all its sections and checksums, an image that loads to its end) and writes nothing else; `force`
-recodes them all.
+that dies is restarted by Ray and its batch retried (up to MAX_RETRIES times: the inputs of a batch that kills its
+worker every time are failed rows, and the job goes on); a rerun skips every output that is already there and
+complete (parsed: a .clc file with all its sections and checksums, an image that loads to its end) and writes
+nothing else; `force` recodes them all.
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import posixpath
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import ClcError, UsageError, check_number
+from ..errors import ClcError, UsageError, WorkerLostError, check_number
 from . import storage
 
 STATUSES = ("written", "skipped", "failed")
 MAX_RETRIES = 3  # a batch whose worker died is retried this often; an input that kills every worker fails the job
 WORKER_NICENESS = "RAY_worker_niceness"  # Ray's setting for its worker processes' priority
 ENVIRONMENT = ("CLC_MODEL", "CLC_DICTIONARY", "CLC_MAX_PIXELS")  # the driver's settings the workers must share
-DEFAULT_BATCH = 4  # inputs per actor call: small, so that work spreads evenly and progress moves
+DEFAULT_BATCH = 1  # inputs per actor call: a call costs milliseconds, and one input per call spreads work evenly
 MANIFEST_NAME = "manifest.jsonl"
+
+
+def empty_row(src: str, dst: str) -> dict:
+    return {"input": src, "output": dst, "status": "failed", "bytes": None, "bpp": None, "quality": None,
+            "refs": None, "width": None, "height": None, "seconds": None, "error": None}
 
 
 def manifest_schema():
@@ -136,20 +139,19 @@ def worker_process_startup() -> None:
 
 
 class CodingWorker:
-    """One Ray actor: a model (and dictionary) loaded once, then batches of (input, output) rows coded one by one
-    with the local library calls. config["crash_once"] (tests only): a marker path; the first worker to write an
-    output while it does not exist creates it and kills its own process, before the rest of its batch."""
+    """One Ray actor: a model (and dictionary) loaded once, then batches of (input, output) pairs coded one by one
+    with the local library calls. Test hooks, config["crash"]: "once" a marker path (the first worker to write an
+    output while it does not exist creates it and kills its own process, before the rest of its batch), "on" an
+    input's file name (a worker that starts coding it kills its own process, every time)."""
 
-    config: dict = {}  # set on the subclass each job makes (run_job): no constructor arguments to keep
-
-    def __init__(self) -> None:
+    def __init__(self, config: dict) -> None:
         worker_process_startup()
         import torch
 
-        c = self.config
+        c = config
         torch.set_num_threads(max(1, c["threads"]))
         self.direction, self.options, self.force = c["direction"], dict(c["options"]), c["force"]
-        self.crash_once = c.get("crash_once")
+        self.crash = c.get("crash") or {}
         if self.direction == "encode":
             from ..api import Codec
 
@@ -159,17 +161,14 @@ class CodingWorker:
 
             self.codec = Decoder(c["model"], c["dictionary"], c["device"], bool(self.options.get("exact")))
 
-    def __call__(self, batch: dict) -> Any:
-        import pyarrow as pa
-
-        rows = [self.code(str(i), str(o)) for i, o in zip(batch["input"], batch["output"])]
-        schema = manifest_schema()
-        return pa.Table.from_pylist(rows, schema=schema)
+    def run(self, pairs: list[tuple[str, str]]) -> list[dict]:
+        return [self.code(src, dst) for src, dst in pairs]
 
     def code(self, src: str, dst: str) -> dict:
-        row = {"input": src, "output": dst, "status": "failed", "bytes": None, "bpp": None, "quality": None,
-               "refs": None, "width": None, "height": None, "seconds": None, "error": None}
+        row = empty_row(src, dst)
         t = time.perf_counter()
+        if posixpath.basename(src) == self.crash.get("on"):
+            os._exit(1)
         try:
             if not self.force:
                 try:
@@ -185,8 +184,8 @@ class CodingWorker:
             except OSError as e:
                 raise UsageError(f"{dst}: cannot write ({e})") from None
             row |= fields | {"status": "written", "bytes": len(out)}
-            if self.crash_once and not os.path.exists(self.crash_once):
-                open(self.crash_once, "w").close()
+            if self.crash.get("once") and not os.path.exists(self.crash["once"]):
+                open(self.crash["once"], "w").close()
                 os._exit(1)
         except ClcError as e:  # (an image read from bytes is named "image" by its reader: name the input)
             msg = str(e)
@@ -253,7 +252,7 @@ def run_job(direction: str, sources: list[str], dst: str, options: dict, *, suff
             out_suffix: str, model: str | os.PathLike | None, dictionary: Any, device: str, address: str | None,
             workers: int | None, worker_cpus: float, worker_gpus: float, batch_size: int, force: bool,
             manifest: str | None, progress: Callable[[int, int], None] | None,
-            crash_once: str | None = None) -> JobReport:
+            crash: dict | None = None) -> JobReport:
     check_number("workers", workers, 1, integer=True, optional=True)
     check_number("worker_cpus", worker_cpus, 0.01)
     check_number("worker_gpus", worker_gpus, 0)
@@ -266,35 +265,78 @@ def run_job(direction: str, sources: list[str], dst: str, options: dict, *, suff
     storage.make_dirs(dst)
     manifest = os.fspath(manifest) if manifest is not None else storage.join(dst, MANIFEST_NAME)
     connect(address)
-    import ray
-    import ray.data
-
-    logging.getLogger("ray.data").setLevel(logging.ERROR)  # its execution summaries: the CLI reports itself
-    ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = False
-    ctx.print_on_execution_start = False
     workers = workers or default_workers(worker_cpus, worker_gpus)
     if worker_gpus == 0 and device == "auto":
         device = "cpu"  # Ray does not hide the GPUs from actors that reserve none: they must not use them
     report = JobReport(manifest=manifest, workers=workers)
-    if pairs:
-        ds = ray.data.from_items([{"input": i, "output": o} for i, o in pairs],
-                                 override_num_blocks=max(1, min(len(pairs), 8 * workers)))
-        config = {"direction": direction, "options": options, "model": model, "dictionary": dictionary,
-                  "device": device, "threads": max(1, int(worker_cpus)), "force": force, "crash_once": crash_once}
-        worker = type("CodingWorker", (CodingWorker,), {"config": config})
-        ds = ds.map_batches(worker, batch_size=batch_size, batch_format="numpy", num_cpus=worker_cpus,
-                            num_gpus=worker_gpus or None, runtime_env=worker_environment(),
-                            max_restarts=-1, max_task_retries=MAX_RETRIES,
-                            compute=ray.data.ActorPoolStrategy(size=min(workers, len(pairs))))
-        for row in ds.iter_rows():
-            report.rows.append({k: v.item() if hasattr(v, "item") else v for k, v in dict(row).items()})
-            if progress is not None:
-                progress(len(report.rows), len(pairs))
+    config = {"direction": direction, "options": options, "model": model, "dictionary": dictionary,
+              "device": device, "threads": max(1, int(worker_cpus)), "force": force, "crash": crash}
+    batches = [pairs[i : i + batch_size] for i in range(0, len(pairs), batch_size)]
+    if batches:
+        with WorkerPool(CodingWorker, config, min(workers, len(batches)), num_cpus=worker_cpus,
+                        num_gpus=worker_gpus, runtime_env=worker_environment()) as pool:
+            for batch, rows in pool.map(batches):
+                if isinstance(rows, WorkerLostError):
+                    rows = [empty_row(i, o) | {"error": f"{i}: {rows}"} for i, o in batch]
+                report.rows += rows
+                if progress is not None:
+                    progress(len(report.rows), len(pairs))
     report.rows.sort(key=lambda r: r["input"])
     write_manifest(manifest, report.rows)
     report.seconds = time.perf_counter() - t0
     return report
+
+
+class WorkerPool:
+    """`size` Ray actors cls(config), each reserving num_cpus / num_gpus, for as many map() calls as needed:
+
+        with WorkerPool(CodingWorker, config, 4, num_cpus=1) as pool:
+            for batch, result in pool.map(batches): ...
+
+    Ray Core actors rather than Ray Data's map_batches: Ray Data adds its own helper actors, a driver-side
+    executor and a start-up of several seconds, 10-25 % of a whole job's time on a small machine
+    (docs/distributed.md, *Measured here*)."""
+
+    def __init__(self, cls: type, config: dict, size: int, *, num_cpus: float, num_gpus: float = 0.0,
+                 runtime_env: dict | None = None) -> None:
+        import ray
+
+        remote = ray.remote(cls).options(num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=-1,
+                                         max_task_retries=MAX_RETRIES, runtime_env=runtime_env)
+        self.actors = [remote.remote(config) for _ in range(max(1, size))]
+
+    def __enter__(self) -> WorkerPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        import ray
+
+        for actor in self.actors:
+            ray.kill(actor)
+
+    def map(self, batches: list[list]) -> Iterator[tuple[list, Any]]:
+        """(batch, actor.run(batch)) for every batch, in the order they finish; each actor is given the next batch
+        as soon as it finishes one. Ray restarts an actor whose process dies and retries its batch; a batch that
+        fails MAX_RETRIES + 1 times comes back as a WorkerLostError in place of its result, and the map goes on."""
+        import ray
+        from ray.exceptions import RayActorError
+
+        todo = list(reversed(batches))
+        running: dict = {}  # result ref -> (actor, batch)
+        idle = list(self.actors)
+        while todo or running:
+            while idle and todo:
+                actor, batch = idle.pop(), todo.pop()
+                running[actor.run.remote(batch)] = (actor, batch)
+            [ref], _ = ray.wait(list(running), num_returns=1)
+            actor, batch = running.pop(ref)
+            idle.append(actor)
+            try:
+                result = ray.get(ref)
+            except RayActorError as e:
+                result = WorkerLostError(f"its worker died {MAX_RETRIES + 1} times "
+                                         f"({e.__class__.__name__}); the job went on without it")
+            yield batch, result
 
 
 def default_workers(worker_cpus: float, worker_gpus: float = 0.0) -> int:
