@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     from common import blas_here
 
     from clccodec.dictionary.retrieval import IVF_PROBES, flat_index, ivf_index, ivf_lists
-    from clccodec.dictionary.store import CANDIDATES_PER_QUERY
+    from clccodec.dictionary.retrieval import CANDIDATES_PER_QUERY
 
     probes = args.probes or IVF_PROBES
     queries, d = query_sets(args.images)

@@ -24,7 +24,7 @@ same pixels on every machine, several times slower).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -34,14 +34,14 @@ from PIL import Image
 from .decoding.decoder import DecodeResult, Decoder, check_decode_args, decode, decode_file, decode_with, \
     get_decoder, to_pil
 from .decoding.torch_backend import TorchBackend
-from .defaults import DEFAULT_DETAIL, DEFAULT_EFFORT, DEFAULT_NEAR_LOSSLESS_QUALITY, DEFAULT_QUALITY, \
-    DEFAULT_REFS, NEAR_MAX
-from .encoding.effort import EFFORT_MAX, EFFORT_MIN, Progress
+from .defaults import DEFAULT_DETAIL, DEFAULT_EFFORT, DEFAULT_QUALITY, DEFAULT_REFS
+from .encoding.backends import EncodeResult, check_encode_args
+from .encoding.effort import Progress
 from .encoding.encoder import ImageEncoder
 from .encoding.ratecontrol import Target
-from .errors import ModelError, UsageError, check_number
+from .errors import ModelError
 from .format import container
-from .format.container import MAX_REFS, quantize_quality
+from .format.container import quantize_quality
 from .format.ids import file_id
 from .io.files import FileSource, check_output, read_info, read_source, write_atomic
 from .io.images import ImageSource, LoadedImage, load_image, pad_to_multiple, to_tensor
@@ -50,16 +50,6 @@ from .model.network import CLCModel
 from .model.quality import QUALITY_MAX, QUALITY_MIN
 from .model.residual import apply_residual, pack_residual
 
-
-
-@dataclass
-class EncodeResult:
-    data: bytes
-    reconstruction: np.ndarray | None  # the pixels a decoder gets (uint8 HxWx3), when asked for
-    notes: list[str]  # about the input (alpha dropped, ...) and a target that was not met
-    quality: float = DEFAULT_QUALITY  # the quality coded (the one found, with a target)
-    refs: int = 0  # the references the file uses
-    target_note: str = ""  # a target out of reach: what was reached (also among the notes)
 
 
 class Codec:
@@ -113,23 +103,10 @@ class Codec:
         (model/residual.py; NEAR_MAX at most; not with targets or `slices`). `fallback` False: write exactly `refs` references
         even where the file would be smaller without them (to measure what they do; by default every effort may
         drop them, see effort.py). `progress(done, total)` is called during refinement."""
-        if quality is None:
-            quality = DEFAULT_QUALITY if near_lossless is None else DEFAULT_NEAR_LOSSLESS_QUALITY
-        check_number("quality", quality, QUALITY_MIN, QUALITY_MAX)
-        check_number("refs", refs, 0, MAX_REFS, integer=True)
-        check_number("effort", effort, EFFORT_MIN, EFFORT_MAX, integer=True)
-        n_slices = len(self.model.cfg.slices)
-        check_number(f"slices (the model codes {n_slices})", slices, 0, n_slices, integer=True, optional=True)
-        check_number("target_bpp", target_bpp, 0, optional=True)
-        check_number("target_size", target_size, 1, integer=True, optional=True)
-        check_number("target_psnr", target_psnr, 0, optional=True)
-        check_number("near_lossless", near_lossless, 0, NEAR_MAX, integer=True, optional=True)
-        targets = [Target(k, float(v)) for k, v in (("bpp", target_bpp), ("size", target_size),
-                                                    ("psnr", target_psnr)) if v is not None]
-        if len(targets) > 1:
-            raise UsageError("give at most one of target_bpp, target_size and target_psnr")
-        if near_lossless is not None and (targets or slices is not None):
-            raise UsageError("near_lossless codes every sample within a bound: it takes no target and no slices")
+        quality, given = check_encode_args(quality, refs, effort, target_bpp=target_bpp, target_size=target_size,
+                                           target_psnr=target_psnr, slices=slices, near_lossless=near_lossless,
+                                           slice_count=len(self.model.cfg.slices))
+        targets = [Target(k, v) for k, v in given]
         img = image if isinstance(image, LoadedImage) else load_image(image)
         if not alpha and img.alpha is not None:
             img = replace(img, alpha=None)

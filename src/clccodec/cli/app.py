@@ -150,6 +150,14 @@ def make_codec(model: Optional[Path], dictionary: Optional[str], device: str):
     return Codec(model, dictionary_arg(dictionary), device)
 
 
+def make_encoder(model: Optional[Path], dictionary: Optional[str], device: str):
+    """The encoder (encoding.backends.Encoder: the numpy encoder on a CPU where it can, torch for the rest)."""
+    from ..encoding.backends import Encoder
+
+    retain_freed_memory()
+    return Encoder(model, dictionary_arg(dictionary), device)
+
+
 def make_decoder(model: Optional[Path], dictionary: Optional[str], device: str, exact: bool = False):
     """The decoder (decoding.decoder.Decoder: the numpy backend on a CPU, torch where it must)."""
     from ..decoding.decoder import Decoder

@@ -14,7 +14,7 @@ from ..errors import TargetMissedError, UsageError
 from ..encoding.effort import EFFORT_MAX, EFFORT_MIN, FIRST_REFINING_EFFORT
 from ..model.quality import QUALITY_MAX, QUALITY_MIN
 from .app import EXIT_CODES_HELP, AddressOpt, DeviceOpt, DictOpt, EngineOpt, ExactOpt, ForceOpt, ManifestOpt, \
-    ModelOpt, QuietOpt, WorkerCpusOpt, WorkersOpt, app, dictionary_arg, err, examples, guard, make_codec, \
+    ModelOpt, QuietOpt, WorkerCpusOpt, WorkersOpt, app, dictionary_arg, err, examples, guard, make_encoder, \
     make_decoder
 from .batch import Job, SlowWorkStatus, check_jobs, plan_outputs, read_input, refinement_progress, run_batch, \
     write_output
@@ -124,7 +124,7 @@ def encode(
         if image_suffix and not quiet:
             err.print(f"clc: warning: {image_suffix[0]}: .clc data in a file named like an image (use a .clc name)",
                       markup=False)
-        codec = make_codec(model, dictionary, device)
+        codec = make_encoder(model, dictionary, device)
         show_progress = effort >= FIRST_REFINING_EFFORT and len(jobs) == 1 and not quiet
 
         def work(job: Job) -> str:

@@ -48,7 +48,8 @@ ATTENTION_ROWS = 4096  # query positions per attention block: bounds memory, not
 # -- the rANS decoder -----------------------------------------------------------------------------------------------
 
 class _Coder:
-    """One entropy model's integer tables, decoded with rANS exactly as CompressAI's EntropyModel.decompress."""
+    """One entropy model's integer tables, coded with rANS exactly as CompressAI's EntropyModel.compress and
+    decompress."""
 
     def __init__(self, state: dict, prefix: str) -> None:
         self.cdf = state[prefix + "_quantized_cdf"].astype(np.int32).tolist()
@@ -61,6 +62,12 @@ class _Coder:
         values = rans_module().RansDecoder().decode_with_indexes(
             padded(string, indexes.size), indexes.reshape(-1).tolist(), self.cdf, self.lengths, self.offsets)
         return np.asarray(values, dtype=np.int32).reshape(indexes.shape)
+
+    def encode(self, symbols: np.ndarray, indexes: np.ndarray) -> bytes:
+        """CompressAI's EntropyModel.compress of integer symbols with their tables' indexes."""
+        return rans_module().RansEncoder().encode_with_indexes(
+            symbols.reshape(-1).astype(np.int32).tolist(), indexes.reshape(-1).astype(np.int32).tolist(), self.cdf,
+            self.lengths, self.offsets)
 
 
 # -- fixed-point arithmetic (exact.py's, on numpy arrays) ------------------------------------------------------------
@@ -200,6 +207,9 @@ class NumpyModel:
         """`on_grid`: names of weights the file stored as W_FRAC grid integers (no re-gridding needed)."""
         self.cfg = cfg
         self.model_id = state_model_id(cfg, state)
+        # the encoder half's tensors (encoding/numpy_encoder.py), kept as loaded: a decoder never touches them
+        self.analysis_state = {k: v for k, v in state.items()
+                               if k.startswith(("g_a.", "h_a.")) or k in ("log_gain", "log_scale_a")}
         self.z_coder = _Coder(state, "entropy_bottleneck.")
         self.y_coder = _Coder(state, "entropy.gaussian.")
         self.z_medians = state["entropy_bottleneck.quantiles"][:, 0, 1].astype(np.float32)
@@ -276,12 +286,19 @@ class NumpyModel:
     def decode_latents(self, streams: EntropyStrings, size: tuple[int, int],
                        tokens: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
         """CLCModel.decompress up to the synthesis: the slices y_hat_s (C, h, w) and the final y_a."""
-        cfg = self.cfg
         zh, zw = -(-size[0] // PAD_MULTIPLE), -(-size[1] // PAD_MULTIPLE)
-        idx = np.broadcast_to(np.arange(cfg.Nz, dtype=np.int32)[:, None, None], (cfg.Nz, zh, zw))
-        z_hat = (self.z_coder.decode(streams.hyper, idx).astype(np.float32) + self.z_medians[:, None, None])
+        idx = np.broadcast_to(np.arange(self.cfg.Nz, dtype=np.int32)[:, None, None], (self.cfg.Nz, zh, zw))
+        z_hat = self.z_coder.decode(streams.hyper, idx).astype(np.float32) + self.z_medians[:, None, None]
+        return self.code_latents(z_hat, tokens,
+                                 lambda i, mu, scales: self.y_coder.decode(streams.slices[i], scales) + mu)
+
+    def code_latents(self, z_hat: np.ndarray, tokens: np.ndarray | None,
+                     symbols: Callable[[int, np.ndarray, np.ndarray], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """The slice loop of both directions (entropy.SliceEntropyModel._code): z_hat (Nz, h/4, w/4) float32 ->
+        y_hat_s (C, h, w) and the final y_a; symbols(i, mu, scale indexes) codes slice i and returns its y_hat."""
+        cfg = self.cfg
         z_hat = z_hat.astype(np.float64)
-        band = latent_band(4 * zw)
+        band = latent_band(4 * z_hat.shape[-1])
         feat = map_bands(self.hyper_synthesis, z_hat, band // 4, halo=3, up=4)
         late: Callable[[np.ndarray], np.ndarray] | None = None  # network.CLCModel._decoder_context
         if cfg.query_slices and tokens is not None:
@@ -290,7 +307,6 @@ class NumpyModel:
                                              halo=2)
         else:
             y_a = map_bands(lambda f: self.clm(f, tokens), feat, band, halo=2)
-        # SliceEntropyModel._code, decoding
         nf, base = feat.shape[0], feat.shape[0] + y_a.shape[0]
         ctx = np.empty((base + sum(cfg.slices), *feat.shape[1:]))
         ctx[:nf], ctx[nf:base] = feat, y_a
@@ -300,7 +316,7 @@ class NumpyModel:
                 ctx[nf:base] = late(ctx[base:n])
             out = map_bands(lambda x: _run(self.param_nets[i], x), ctx[:n], band, halo=self.halos[0])
             scales = np.clip(np.round(out[s:]), 0, cfg.scale_levels - 1).astype(np.int32)
-            ctx[n : n + s] = self.y_coder.decode(streams.slices[i], scales) + out[:s]
+            ctx[n : n + s] = symbols(i, out[:s], scales)
             r = map_bands(lambda x: _run(self.lrp_nets[i], x), ctx[: n + s], band, halo=self.halos[1])
             ctx[n : n + s] += np.clip(r, -0.5, 0.5)
             n += s
@@ -379,7 +395,8 @@ def to_pixels(x_hat: np.ndarray) -> np.ndarray:
 # -- the decoder -----------------------------------------------------------------------------------------------------
 
 class NumpyDictionary:
-    """The decoder's view of a .clcdict: its id and its int8 values (no retrieval index, no features)."""
+    """A .clcdict without torch: its id and int8 values (the decoder's), its extractor and retrieval keys (the
+    numpy encoder's)."""
 
     def __init__(self, data: bytes, name: str) -> None:
         d = clcdict.unpack(data, name)
@@ -388,6 +405,8 @@ class NumpyDictionary:
         self.file_id = file_id(self.id)
         self.values = d.values
         self.pictures = Pictures(d.pictures)
+        self.extractor = d.extractor
+        self.retrieval = d  # mean, components and keys: the encoder's retrieval index
 
     @classmethod
     def load(cls, path: str | Path) -> "NumpyDictionary":

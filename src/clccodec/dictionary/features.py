@@ -25,8 +25,8 @@ from torch import Tensor, nn
 
 from ..errors import UsageError
 from ..format.ids import EXTRACTOR_ID_BYTES
+from .retrieval import QUERY_MAX_PIXELS, SPP_LEVELS
 
-SPP_LEVELS = (1, 2, 4)
 EXTRACTORS = ("latent", "resnet50")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -165,7 +165,6 @@ def tile_features(fmap: Tensor, tile: int, signed: bool) -> Tensor:
     return torch.cat([spp(t, signed) for t in tiles], 0)
 
 
-QUERY_MAX_PIXELS = 1 << 22  # larger images are queried at a reduced size: bounded time and memory
 
 
 def query_view(x: Tensor) -> Tensor:

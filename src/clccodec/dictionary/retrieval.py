@@ -16,6 +16,17 @@ from __future__ import annotations
 
 import numpy as np
 
+# How an encoder queries a dictionary (dictionary/store.py with torch, encoding/numpy_encoder.py without): the
+# features are the SPP of the extractor's map on these pyramid levels; images above QUERY_MAX_PIXELS are queried
+# at a reduced size (bounded time and memory); each query vector fetches m + CANDIDATES_PER_QUERY hits (enough to
+# fill m after de-duplication), merged by distance, from the unrotated image with one global query.
+SPP_LEVELS = (1, 2, 4)
+QUERY_MAX_PIXELS = 1 << 22
+CANDIDATES_PER_QUERY = 8
+DEFAULT_QUERY = "global"
+DEFAULT_MERGE = "distance"
+DEFAULT_ROTATE = False
+
 
 def gpu_faiss_available() -> bool:
     """True when this FAISS build has GPU support and sees a GPU (faiss-gpu + CUDA)."""

@@ -21,7 +21,8 @@ from ..format.ids import file_id
 from ..format import clcdict
 from ..format.clcdict import DictData
 from .features import FeatureExtractor, LatentExtractor, ResNet50Extractor, query_features
-from .retrieval import RetrievalIndex, merge_results
+from .retrieval import CANDIDATES_PER_QUERY, DEFAULT_MERGE, DEFAULT_QUERY, DEFAULT_ROTATE, RetrievalIndex, \
+    merge_results
 
 RESNET_WEIGHTS_ENV = "CLC_RESNET50_WEIGHTS"
 
@@ -30,10 +31,6 @@ RESNET_WEIGHTS_ENV = "CLC_RESNET50_WEIGHTS"
 # extra 180-degree view cost a second analysis pass and saved no bits (v4 weights: -0.84 % against -0.61 % without
 # it); per-tile queries covered the image's tokens no better than random entries. Encoder-only: changing it never
 # affects decoding of existing files.
-DEFAULT_QUERY = "global"
-DEFAULT_MERGE = "distance"
-DEFAULT_ROTATE = False
-CANDIDATES_PER_QUERY = 8  # hits fetched per query vector before merging (enough to fill M after de-duplication)
 
 
 class ReferenceDictionary:

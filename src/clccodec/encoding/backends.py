@@ -1,0 +1,117 @@
+"""clccodec.Encoder: encodes with the backend that serves each call fastest, like decoding.decoder.Decoder.
+
+On a CPU, the encodes the torch-free encoder does whole (numpy_encoder.py: effort 0, a quality rather than a
+target, every slice, no near-lossless layer, a dictionary without pictures, no reconstruction asked for) run
+without importing torch; everything else goes to the torch Codec (api.py), loaded on first need. The CLI encodes
+through this class. Importing this module imports neither torch nor the numpy encoder.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..defaults import DEFAULT_EFFORT, DEFAULT_NEAR_LOSSLESS_QUALITY, DEFAULT_QUALITY, DEFAULT_REFS, NEAR_MAX, \
+    default_model_path
+from ..errors import UsageError, check_number
+from .effort import EFFORT_MAX, EFFORT_MIN, Progress
+
+
+@dataclass
+class EncodeResult:
+    data: bytes
+    reconstruction: np.ndarray | None  # the pixels a decoder gets (uint8 HxWx3), when asked for
+    notes: list[str]  # about the input (alpha dropped, ...) and a target that was not met
+    quality: float = DEFAULT_QUALITY  # the quality coded (the one found, with a target)
+    refs: int = 0  # the references the file uses
+    target_note: str = ""  # a target out of reach: what was reached (also among the notes)
+
+
+def check_encode_args(quality: float | None, refs: Any, effort: Any, *, target_bpp: Any = None,
+                      target_size: Any = None, target_psnr: Any = None, slices: Any = None,
+                      near_lossless: Any = None, slice_count: int | None = None) -> tuple[float, list[tuple]]:
+    """The checks of every encode's arguments (UsageError with a one-line message): the quality to code (the
+    default one for None) and the targets given, as (kind, value) pairs. `slice_count`: the model's, the bound
+    of `slices` (None: not known here)."""
+    from ..format.container import MAX_REFS
+    from ..model.quality import QUALITY_MAX, QUALITY_MIN
+
+    if quality is None:
+        quality = DEFAULT_QUALITY if near_lossless is None else DEFAULT_NEAR_LOSSLESS_QUALITY
+    check_number("quality", quality, QUALITY_MIN, QUALITY_MAX)
+    check_number("refs", refs, 0, MAX_REFS, integer=True)
+    check_number("effort", effort, EFFORT_MIN, EFFORT_MAX, integer=True)
+    name = "slices" if slice_count is None else f"slices (the model codes {slice_count})"
+    check_number(name, slices, 0, slice_count, integer=True, optional=True)
+    check_number("target_bpp", target_bpp, 0, optional=True)
+    check_number("target_size", target_size, 1, integer=True, optional=True)
+    check_number("target_psnr", target_psnr, 0, optional=True)
+    check_number("near_lossless", near_lossless, 0, NEAR_MAX, integer=True, optional=True)
+    targets = [(k, float(v)) for k, v in (("bpp", target_bpp), ("size", target_size), ("psnr", target_psnr))
+               if v is not None]
+    if len(targets) > 1:
+        raise UsageError("give at most one of target_bpp, target_size and target_psnr")
+    if near_lossless is not None and (targets or slices is not None):
+        raise UsageError("near_lossless codes every sample within a bound: it takes no target and no slices")
+    return float(quality), targets
+
+
+class Encoder:
+    """Encodes images with the numpy encoder where it serves the call (a CPU device, numpy_encoder's cases) and
+    with the torch Codec otherwise. The backend most calls will use is built at once (a bad model or dictionary
+    fails here); the torch one on first need."""
+
+    def __init__(self, model: str | os.PathLike | None = None, dictionary: str | os.PathLike | bool | None = None,
+                 device: str = "auto") -> None:
+        """`dictionary`: None (the default dictionary, if it fits the model), False (none) or a path."""
+        from ..decoding.decoder import choose_backend
+
+        self.model_path = Path(model or default_model_path())
+        self.dictionary_arg, self.device = dictionary, device
+        self._codec: Any = None
+        self._numpy: Any = None
+        if choose_backend(device) == "numpy":
+            from .numpy_encoder import NumpyEncoder
+
+            self._numpy = NumpyEncoder(self.model_path, dictionary)
+        else:
+            _ = self.codec
+
+    @property
+    def codec(self):
+        """The torch Codec (api.Codec) of the same model, dictionary and device."""
+        if self._codec is None:
+            from ..api import Codec
+
+            self._codec = Codec(self.model_path, self.dictionary_arg, self.device)
+        return self._codec
+
+    def encode_full(self, image, quality: float | None = None, refs: int = DEFAULT_REFS, reconstruct: bool = False,
+                    exact: bool = False, *, effort: int = DEFAULT_EFFORT, target_bpp: float | None = None,
+                    target_size: int | None = None, target_psnr: float | None = None, slices: int | None = None,
+                    strip: bool = False, alpha: bool = True, near_lossless: int | None = None,
+                    fallback: bool = True, progress: Progress | None = None) -> EncodeResult:
+        """api.Codec.encode_full: the same arguments, results and errors (a numpy-encoded file has the bytes of
+        the torch encoder's up to the analysis's float rounding, and decodes to the same pixels)."""
+        kw = dict(effort=effort, target_bpp=target_bpp, target_size=target_size, target_psnr=target_psnr,
+                  slices=slices, strip=strip, alpha=alpha, near_lossless=near_lossless, fallback=fallback,
+                  progress=progress)
+        if self._numpy is not None and not reconstruct:
+            from ..io.images import LoadedImage, load_image
+
+            q, targets = check_encode_args(quality, refs, effort, target_bpp=target_bpp, target_size=target_size,
+                                           target_psnr=target_psnr, slices=slices, near_lossless=near_lossless,
+                                           slice_count=len(self._numpy.model.cfg.slices))
+            img = image if isinstance(image, LoadedImage) else load_image(image)
+            if self._numpy.supported(img, refs=int(refs), effort=int(effort), targets=bool(targets), slices=slices,
+                                     near_lossless=near_lossless, fallback=fallback):
+                data, notes, kept = self._numpy.encode(img, q, int(refs), strip=strip, alpha=alpha)
+                from ..format.container import quantize_quality
+
+                return EncodeResult(data, None, notes, quantize_quality(q), kept)
+            image = img
+        return self.codec.encode_full(image, quality, refs, reconstruct, exact, **kw)

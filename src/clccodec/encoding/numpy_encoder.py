@@ -1,0 +1,232 @@
+"""The torch-free encoder: numpy and CompressAI's compiled rANS coder, for a one-shot `clc encode` on a CPU.
+
+A one-shot encode through torch spends more time importing torch and loading the model than coding. This
+encoder codes the default file (effort 0: the latent with the M retrieved references and without, the smaller
+file kept) with:
+
+* the analysis g_a (rate-scaled for the quality, and plain for the retrieval query) and the hyper-analysis h_a
+  in float32, with the numpy decoder's convolution kernels (a stride-2 convolution runs as a stride-1 one on its
+  four sub-sampled phases);
+* the retrieval of the dictionary's latent keys (SPP of the plain latent, the dictionary's PCA, FAISS);
+* the probability path of the numpy decoder (decoding/numpy_backend.py: exact, the same symbols as torch's),
+  with the rounding and rANS coding of CompressAI's entropy models.
+
+Its files need not be byte-identical to the torch encoder's: the analysis is float, so the last bits of a latent
+can differ and a value next to a rounding boundary round the other way. Every file decodes to the same pixels on
+both decoders, because the decoders never see the analysis. `supported` says which encodes it does; the others
+(efforts above 0, targets, block copy, near-lossless, previews, ResNet-50 dictionaries, queries of images above
+QUERY_MAX_PIXELS) stay with the torch encoder.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from ..decoding.numpy_backend import BLOCK_BYTES, NumpyBackend, _reparam, conv2d, relu
+from ..dictionary.retrieval import CANDIDATES_PER_QUERY, DEFAULT_MERGE, DEFAULT_QUERY, DEFAULT_ROTATE, \
+    QUERY_MAX_PIXELS, SPP_LEVELS, RetrievalIndex, merge_results
+from ..format import container
+from ..format.alpha import pack_alpha
+from ..format.container import ClcFile, quantize_quality
+from ..errors import UsageError
+from ..format.ids import NO_DICTIONARY, file_id
+from ..io.images import LoadedImage, load_image
+from ..model.bands import analysis_band, latent_band, map_bands
+from ..model.config import PAD_MULTIPLE
+
+
+def conv2d_stride2(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """nn.Conv2d(k=5, stride=2, padding=2) of x (C, H, W), H and W even, as matrix products over the strided
+    5 x 5 columns of a few rows at a time (decoding/numpy_backend.conv2d's blocks)."""
+    o, c, k, _ = w.shape
+    assert k == 5 and x.shape[1] % 2 == 0 and x.shape[2] % 2 == 0
+    h, wd = x.shape[1] // 2, x.shape[2] // 2
+    xp = np.pad(x, ((0, 0), (2, 2), (2, 2)))
+    win = np.lib.stride_tricks.sliding_window_view(xp, (5, 5), axis=(1, 2))[:, ::2, ::2]  # (C, h, w, 5, 5)
+    win = win.transpose(0, 3, 4, 1, 2)  # (C, 5, 5, h, w): F.unfold's order, the weights' (O, C, 5, 5)
+    wm = w.reshape(o, -1)
+    out = np.empty((o, h * wd), np.result_type(x, w))
+    rows = max(1, BLOCK_BYTES // (c * 25 * wd * x.itemsize))
+    for r in range(0, h, rows):
+        block = np.matmul(wm, win[..., r : r + rows, :].reshape(c * 25, -1))
+        block += b[:, None]
+        out[:, r * wd : (r + rows) * wd] = block
+    return out.reshape(o, h, wd)
+
+
+def gdn(x: np.ndarray, gamma: np.ndarray, beta: np.ndarray) -> np.ndarray:
+    """x / sqrt(beta + gamma x^2) at every position of x (C, H, W), in place."""
+    c = x.shape[0]
+    flat = x.reshape(c, -1)
+    step = max(1, (1 << 22) // (c * x.itemsize))
+    for s in range(0, flat.shape[1], step):
+        r = flat[:, s : s + step]
+        norm = np.matmul(gamma, r * r)
+        norm += beta[:, None]
+        r /= np.sqrt(norm, out=norm)
+    return x
+
+
+def adaptive_avg_pool(x: np.ndarray, n: int) -> np.ndarray:
+    """F.adaptive_avg_pool2d(x, n) of x (C, H, W): cell i spans rows floor(i H / n) .. ceil((i + 1) H / n)."""
+    c, h, w = x.shape
+    out = np.empty((c, n, n), np.float32)
+    for i in range(n):
+        r0, r1 = (i * h) // n, -(-(i + 1) * h // n)
+        for j in range(n):
+            c0, c1 = (j * w) // n, -(-(j + 1) * w // n)
+            out[:, i, j] = x[:, r0:r1, c0:c1].mean(axis=(1, 2), dtype=np.float64)
+    return out
+
+
+def spp(y: np.ndarray) -> np.ndarray:
+    """features.spp of a latent (C, h, w): (1, 2 C 21) means of the values and of their magnitudes."""
+    return np.concatenate([adaptive_avg_pool(src, n).reshape(-1) for src in (y, np.abs(y))
+                           for n in SPP_LEVELS])[None].astype(np.float32)
+
+
+class NumpyAnalysis:
+    """g_a and h_a of a loaded NumpyModel in float32 (transforms.analysis, transforms.hyper_analysis)."""
+
+    def __init__(self, model) -> None:
+        st = model.analysis_state
+        self.model = model
+        self.g_a: list[tuple] = []
+        for i in range(7):
+            p = f"g_a.{i}."
+            if i % 2 == 0:
+                self.g_a.append(("conv", st[p + "weight"].astype(np.float32), st[p + "bias"].astype(np.float32)))
+            else:
+                self.g_a.append(("gdn", _reparam(st, p + "gamma"), _reparam(st, p + "beta")))
+        self.h_a = [(st[f"h_a.{i}.weight"].astype(np.float32), st[f"h_a.{i}.bias"].astype(np.float32))
+                    for i in (0, 2, 4)]
+        self.log_gain = st["log_gain"].astype(np.float32)
+        self.log_scale = st["log_scale_a"].astype(np.float32) if model.cfg.rate_scales else None
+
+    def gdns(self, quality: float | None) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each GDN's (gamma, beta), with quality's rate scales s folded in: s x / sqrt(beta + gamma x^2) =
+        x / sqrt((beta + gamma x^2) / s^2) (synthesis.folded_gdns)."""
+        gdns = [(g, b) for kind, g, b in self.g_a if kind == "gdn"]
+        if quality is None or self.log_scale is None:
+            return gdns
+        s2 = np.split(self.model.table_at(self.log_scale, quality) ** 2, np.cumsum([len(b) for _, b in gdns])[:-1])
+        return [(g / v[:, None], b / v) for (g, b), v in zip(gdns, s2)]
+
+    def analyse(self, x: np.ndarray, quality: float | None = None) -> np.ndarray:
+        """network.CLCModel.analyse of x (3, H, W) float32 in [0, 1], H and W multiples of 64, band by band."""
+        gdns = self.gdns(quality)
+
+        def g_a(t: np.ndarray) -> np.ndarray:
+            k = 0
+            for kind, p1, p2 in self.g_a:
+                if kind == "conv":
+                    t = conv2d_stride2(t, p1, p2)
+                else:
+                    t = gdn(t, *gdns[k])
+                    k += 1
+            return t
+
+        return map_bands(g_a, x, analysis_band(x.shape[-1]), halo=64, down=16)
+
+    def scaled(self, y: np.ndarray, quality: float) -> np.ndarray:
+        return y * self.model.table_at(self.log_gain, quality)[:, None, None]
+
+    def hyper_analyse(self, y_s: np.ndarray) -> np.ndarray:
+        (w0, b0), (w1, b1), (w2, b2) = self.h_a
+
+        def h_a(t: np.ndarray) -> np.ndarray:
+            return conv2d_stride2(relu(conv2d_stride2(relu(conv2d(t, w0, b0)), w1, b1)), w2, b2)
+
+        return map_bands(h_a, y_s, latent_band(y_s.shape[-1]), halo=8, down=4)
+
+
+class NumpyEncoder:
+    """Encodes images at effort 0 without torch (the CLI's encoder on a CPU where `supported`)."""
+
+    def __init__(self, model: str | Path, dictionary: str | Path | bool | None = None) -> None:
+        """`model`: a weights file; `dictionary`: None (the default one, if it fits), False (none) or a path."""
+        self.backend = NumpyBackend(model, dictionary)
+        self.model = self.backend.model
+        self.model_id = file_id(self.model.model_id)
+        self.analysis = NumpyAnalysis(self.model)
+        self._index: RetrievalIndex | None = None
+
+    def supported(self, img: LoadedImage, *, refs: int, effort: int, targets: bool, slices: int | None,
+                  near_lossless: int | None, fallback: bool = True) -> bool:
+        """Whether this encoder codes such an encode as the torch one would (else use the torch encoder)."""
+        if effort != 0 or targets or near_lossless is not None or not fallback:
+            return False
+        if refs and img.width * img.height > QUERY_MAX_PIXELS:  # queried at a reduced size: not here
+            return False
+        if slices is not None and slices < len(self.model.cfg.slices):
+            return False
+        d = self.backend.dictionary if refs else None
+        return d is None or (d.extractor == "latent" and not len(d.pictures) and DEFAULT_QUERY == "global"
+                             and not DEFAULT_ROTATE)
+
+    def encode(self, image, quality: float, refs: int, *, strip: bool = False, alpha: bool = True
+               ) -> tuple[bytes, list[str], int]:
+        """The .clc bytes of an image (a path, bytes or a LoadedImage) at effort 0, the notes about the input and
+        the references kept (Codec.encode_full's file, up to the analysis's last bits)."""
+        img = image if isinstance(image, LoadedImage) else load_image(image)
+        if not self.supported(img, refs=refs, effort=0, targets=False, slices=None, near_lossless=None):
+            raise UsageError("this encode needs the torch encoder (clccodec.Codec)")
+        if not alpha and img.alpha is not None:
+            img = replace(img, alpha=None)
+        q = quantize_quality(float(quality))
+        x = padded(img.pixels)
+        d = self.backend.dictionary if refs else None
+        indices = self.retrieve(self.analysis.analyse(x), int(refs)) if d is not None else []
+        y_s = self.analysis.scaled(self.analysis.analyse(x, q), q)
+        z = self.analysis.hyper_analyse(y_s)
+        medians = self.model.z_medians[:, None, None]
+        z_symbols = np.round(z - medians).astype(np.int32)
+        z_string = self.model.z_coder.encode(z_symbols, np.broadcast_to(
+            np.arange(len(medians), dtype=np.int32)[:, None, None], z_symbols.shape))
+        z_hat = z_symbols.astype(np.float32) + medians
+        y64 = y_s.astype(np.float64)
+        alpha_section = pack_alpha(img.alpha) if img.alpha is not None else b""
+        counts = sorted({0, len(indices)})  # effort 0: the smaller of the files without and with references
+        files = [self._file(img, q, z_hat, z_string, y64, indices[:m], strip, alpha_section) for m in counts]
+        best = min(range(len(counts)), key=lambda i: len(files[i]))  # (the first on a tie: no references)
+        return files[best], list(img.notes), counts[best]
+
+    def retrieve(self, y: np.ndarray, m: int) -> list[int]:
+        """dictionary/store.ReferenceDictionary.retrieve with the latent extractor, global query, no rotation."""
+        d = self.backend.dictionary
+        if self._index is None:
+            self._index = RetrievalIndex(d.retrieval.mean, d.retrieval.components, d.retrieval.keys)
+        m = min(m, len(d.values))
+        hits = self._index.search(spp(y), min(len(d.values), m + CANDIDATES_PER_QUERY))
+        return merge_results([hits], m, DEFAULT_MERGE)
+
+    def _file(self, img: LoadedImage, q: float, z_hat: np.ndarray, z_string: bytes, y64: np.ndarray,
+              indices: list[int], strip: bool, alpha_section: bytes) -> bytes:
+        tokens = self.backend.references(indices) if indices else None
+        slices = np.split(y64, np.cumsum(self.model.cfg.slices)[:-1])
+        strings: list[bytes] = []
+
+        def code(i: int, mu: np.ndarray, scales: np.ndarray) -> np.ndarray:
+            symbols = np.round(slices[i] - mu)
+            strings.append(self.model.y_coder.encode(symbols.astype(np.int32), scales))
+            return symbols + mu
+
+        with np.errstate(all="ignore"):
+            self.model.code_latents(z_hat, tokens, code)
+        d = self.backend.dictionary
+        f = ClcFile(img.width, img.height, self.model_id, q, img.grayscale,
+                    d.file_id if indices else NO_DICTIONARY, indices, 0, z_string, strings,
+                    slices_total=len(self.model.cfg.slices), metadata={} if strip else dict(img.metadata),
+                    alpha=alpha_section)
+        return container.pack(f)
+
+
+def padded(pixels: np.ndarray) -> np.ndarray:
+    """uint8 (H, W, 3) -> float32 (3, H', W') in [0, 1], the last row and column repeated up to multiples of
+    PAD_MULTIPLE (io.images.to_tensor and pad_to_multiple)."""
+    x = pixels.transpose(2, 0, 1).astype(np.float32) / np.float32(255)
+    h, w = x.shape[1:]
+    return np.pad(x, ((0, 0), (0, -h % PAD_MULTIPLE), (0, -w % PAD_MULTIPLE)), mode="edge")
