@@ -11,10 +11,11 @@ Every argument that is an image or a file takes what Pillow's open() takes: a pa
 bytes, or a binary file object; images also a PIL image or a uint8 array (H, W), (H, W, 3) or (H, W, 4). A bad
 argument raises a clccodec.errors.UsageError (a ClcError) with a one-line message.
 
-`Codec` keeps a model (and dictionary) loaded for many calls and decodes with it (the torch backend); the
-module-level `encode` shares one cached Codec per (model, dictionary, device); `decode` and `decode_file` live in
-decoding.decoder (re-exported here) and share one cached Decoder, which picks the fastest backend for each call
-(the numpy one on a CPU: no torch, but for near-lossless files, which need the exact synthesis).
+`Codec` keeps a torch model (and dictionary) loaded for many calls and encodes and decodes with it. The
+module-level `encode` and `encode_file` live in encoding.backends and share one cached Encoder, `decode` and
+`decode_file` in decoding.decoder and share one cached Decoder (all re-exported here); each picks the fastest
+backend for each call: on a CPU the numpy one, without torch, wherever it can (the default encode at effort 0;
+every complete file's decode but near-lossless ones, which need the exact synthesis).
 
 Decoding runs the exact probability path always (every file decodes on every device) and, by default, the fast
 float32 synthesis: pixels within a last bit or two of the exact synthesis, which `exact=True` selects (the
@@ -43,7 +44,7 @@ from .errors import ModelError
 from .format import container
 from .format.container import quantize_quality
 from .format.ids import file_id
-from .io.files import FileSource, check_output, read_info, read_source, write_atomic
+from .io.files import FileSource, read_info, read_source, write_atomic
 from .io.images import ImageSource, LoadedImage, load_image, pad_to_multiple, to_tensor
 from .model.config import PAD_MULTIPLE
 from .model.network import CLCModel
@@ -172,36 +173,10 @@ def get_codec(model: str | os.PathLike | CLCModel | None = None, dictionary: str
     return _CODECS[key]
 
 
-def encode(image: ImageSource, quality: float | None = None, refs: int = DEFAULT_REFS, *,
-           effort: int = DEFAULT_EFFORT, target_bpp: float | None = None, target_size: int | None = None,
-           target_psnr: float | None = None, slices: int | None = None, strip: bool = False, alpha: bool = True,
-           near_lossless: int | None = None, fallback: bool = True, progress: Progress | None = None, model: str | os.PathLike | CLCModel | None = None,
-           dictionary: str | os.PathLike | None | bool = None, device: str = "auto") -> bytes:
-    """Encode an image (a path, bytes, a binary file object, a PIL image or a uint8 array) to the bytes of a
-    .clc file. The arguments: Codec.encode_full's; `model`, `dictionary` (None: the default, False: none),
-    `device`: which codec (loaded once per process)."""
-    return get_codec(model, dictionary, device).encode(
-        image, quality, refs, effort=effort, target_bpp=target_bpp, target_size=target_size,
-        target_psnr=target_psnr, slices=slices, strip=strip, alpha=alpha, near_lossless=near_lossless,
-        fallback=fallback, progress=progress)
+from .encoding.backends import Encoder, encode, encode_file, get_encoder  # noqa: E402 - re-exported (no torch)
 
 
-def encode_file(src: ImageSource, dst: str | os.PathLike, quality: float | None = None,
-                refs: int = DEFAULT_REFS, *, force: bool = False, effort: int = DEFAULT_EFFORT,
-                target_bpp: float | None = None, target_size: int | None = None, target_psnr: float | None = None,
-                slices: int | None = None, strip: bool = False, alpha: bool = True,
-                near_lossless: int | None = None, fallback: bool = True, progress: Progress | None = None, model: str | os.PathLike | CLCModel | None = None,
-                dictionary: str | os.PathLike | None | bool = None, device: str = "auto") -> int:
-    """Encode an image to a .clc file, written atomically (`force`: replace an existing one); returns the number
-    of bytes written. The other arguments: encode's."""
-    check_output(dst, force)
-    data = encode(src, quality, refs, effort=effort, target_bpp=target_bpp, target_size=target_size,
-                  target_psnr=target_psnr, slices=slices, strip=strip, alpha=alpha, near_lossless=near_lossless,
-                  fallback=fallback, progress=progress, model=model, dictionary=dictionary, device=device)
-    write_atomic(dst, data, force)
-    return len(data)
-
-
-__all__ = ["Codec", "Decoder", "encode", "decode", "encode_file", "decode_file", "get_codec", "get_decoder",
+__all__ = ["Codec", "Decoder", "Encoder", "encode", "decode", "encode_file", "decode_file", "get_codec", "get_decoder",
+           "get_encoder",
            "read_info",
            "write_atomic", "ModelError", "DEFAULT_QUALITY", "DEFAULT_REFS", "QUALITY_MIN", "QUALITY_MAX"]

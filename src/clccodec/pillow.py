@@ -75,7 +75,7 @@ class ClcImageFile(ImageFile.ImageFile):
 def _save(im: Image.Image, fp: IO[bytes], filename: str | bytes) -> None:
     import inspect
 
-    from .api import encode
+    from .encoding.backends import encode
 
     keywords = set(inspect.signature(encode).parameters) - {"image"}  # every keyword of clccodec.encode
     options = {k: v for k, v in im.encoderinfo.items() if k in keywords}

@@ -146,16 +146,17 @@ class CodingWorker:
 
     def __init__(self, config: dict) -> None:
         worker_process_startup()
-        import torch
-
         c = config
-        torch.set_num_threads(max(1, c["threads"]))
+        from threadpoolctl import threadpool_limits
+
+        # the actor's CPUs: numpy's BLAS was loaded before Ray set OMP_NUM_THREADS (which torch follows)
+        threadpool_limits(c["threads"])
         self.direction, self.options, self.force = c["direction"], dict(c["options"]), c["force"]
         self.crash = c.get("crash") or {}
         if self.direction == "encode":
-            from ..api import Codec
+            from ..encoding.backends import Encoder
 
-            self.codec = Codec(c["model"], c["dictionary"], c["device"])
+            self.codec = Encoder(c["model"], c["dictionary"], c["device"])
         else:
             from ..decoding.decoder import Decoder
 

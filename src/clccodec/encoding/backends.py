@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,6 +19,9 @@ from ..defaults import DEFAULT_EFFORT, DEFAULT_NEAR_LOSSLESS_QUALITY, DEFAULT_QU
     default_model_path
 from ..errors import UsageError, check_number
 from .effort import EFFORT_MAX, EFFORT_MIN, Progress
+
+if TYPE_CHECKING:
+    from ..io.images import ImageSource
 
 
 @dataclass
@@ -90,8 +93,8 @@ class Encoder:
             self._codec = Codec(self.model_path, self.dictionary_arg, self.device)
         return self._codec
 
-    def encode_full(self, image, quality: float | None = None, refs: int = DEFAULT_REFS, reconstruct: bool = False,
-                    exact: bool = False, *, effort: int = DEFAULT_EFFORT, target_bpp: float | None = None,
+    def encode_full(self, image: ImageSource, quality: float | None = None, refs: int = DEFAULT_REFS,
+                    reconstruct: bool = False, exact: bool = False, *, effort: int = DEFAULT_EFFORT, target_bpp: float | None = None,
                     target_size: int | None = None, target_psnr: float | None = None, slices: int | None = None,
                     strip: bool = False, alpha: bool = True, near_lossless: int | None = None,
                     fallback: bool = True, progress: Progress | None = None) -> EncodeResult:
@@ -108,10 +111,62 @@ class Encoder:
                                            slice_count=len(self._numpy.model.cfg.slices))
             img = image if isinstance(image, LoadedImage) else load_image(image)
             if self._numpy.supported(img, refs=int(refs), effort=int(effort), targets=bool(targets), slices=slices,
-                                     near_lossless=near_lossless, fallback=fallback):
-                data, notes, kept = self._numpy.encode(img, q, int(refs), strip=strip, alpha=alpha)
+                                     near_lossless=near_lossless):
+                data, notes, kept = self._numpy.encode(img, q, int(refs), strip=strip, alpha=alpha,
+                                                       fallback=fallback)
                 from ..format.container import quantize_quality
 
                 return EncodeResult(data, None, notes, quantize_quality(q), kept)
             image = img
         return self.codec.encode_full(image, quality, refs, reconstruct, exact, **kw)
+
+
+# -- module-level convenience (clccodec.encode, clccodec.encode_file) -------------------------------------------------
+
+_ENCODERS: dict[tuple, Encoder] = {}
+
+
+def get_encoder(model: str | os.PathLike | None = None, dictionary: str | os.PathLike | bool | None = None,
+                device: str = "auto") -> Encoder:
+    """The Encoder for (model, dictionary, device), loaded once per process."""
+    key = (str(model), str(dictionary), str(device))
+    if key not in _ENCODERS:
+        _ENCODERS[key] = Encoder(model, dictionary, device)
+    return _ENCODERS[key]
+
+
+def encode(image: ImageSource, quality: float | None = None, refs: int = DEFAULT_REFS, *, effort: int = DEFAULT_EFFORT,
+           target_bpp: float | None = None, target_size: int | None = None, target_psnr: float | None = None,
+           slices: int | None = None, strip: bool = False, alpha: bool = True, near_lossless: int | None = None,
+           fallback: bool = True, progress: Progress | None = None, model: Any = None,
+           dictionary: str | os.PathLike | bool | None = None, device: str = "auto") -> bytes:
+    """Encode an image (a path, bytes, a binary file object, a PIL image or a uint8 array) to the bytes of a
+    .clc file. The arguments: api.Codec.encode_full's; `model` (a weights file, or a loaded CLCModel),
+    `dictionary` (None: the default, False: none), `device`: which encoder (loaded once per process: without
+    torch on a CPU where it can, Encoder)."""
+    kw = dict(effort=effort, target_bpp=target_bpp, target_size=target_size, target_psnr=target_psnr,
+              slices=slices, strip=strip, alpha=alpha, near_lossless=near_lossless, fallback=fallback,
+              progress=progress)
+    if model is not None and not isinstance(model, (str, os.PathLike)):  # a loaded torch model
+        from ..api import get_codec
+
+        return get_codec(model, dictionary, device).encode(image, quality, refs, **kw)
+    return get_encoder(model, dictionary, device).encode_full(image, quality, refs, **kw).data
+
+
+def encode_file(src: ImageSource, dst: str | os.PathLike, quality: float | None = None, refs: int = DEFAULT_REFS, *,
+                force: bool = False, effort: int = DEFAULT_EFFORT, target_bpp: float | None = None,
+                target_size: int | None = None, target_psnr: float | None = None, slices: int | None = None,
+                strip: bool = False, alpha: bool = True, near_lossless: int | None = None, fallback: bool = True,
+                progress: Progress | None = None, model: Any = None,
+                dictionary: str | os.PathLike | bool | None = None, device: str = "auto") -> int:
+    """Encode an image to a .clc file, written atomically (`force`: replace an existing one); returns the number
+    of bytes written. The other arguments: encode's."""
+    from ..io.files import check_output, write_atomic
+
+    check_output(dst, force)
+    data = encode(src, quality, refs, effort=effort, target_bpp=target_bpp, target_size=target_size,
+                  target_psnr=target_psnr, slices=slices, strip=strip, alpha=alpha, near_lossless=near_lossless,
+                  fallback=fallback, progress=progress, model=model, dictionary=dictionary, device=device)
+    write_atomic(dst, data, force)
+    return len(data)

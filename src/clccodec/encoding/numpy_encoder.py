@@ -155,9 +155,9 @@ class NumpyEncoder:
         self._index: RetrievalIndex | None = None
 
     def supported(self, img: LoadedImage, *, refs: int, effort: int, targets: bool, slices: int | None,
-                  near_lossless: int | None, fallback: bool = True) -> bool:
+                  near_lossless: int | None) -> bool:
         """Whether this encoder codes such an encode as the torch one would (else use the torch encoder)."""
-        if effort != 0 or targets or near_lossless is not None or not fallback:
+        if effort != 0 or targets or near_lossless is not None:
             return False
         if refs and img.width * img.height > QUERY_MAX_PIXELS:  # queried at a reduced size: not here
             return False
@@ -167,10 +167,11 @@ class NumpyEncoder:
         return d is None or (d.extractor == "latent" and not len(d.pictures) and DEFAULT_QUERY == "global"
                              and not DEFAULT_ROTATE)
 
-    def encode(self, image, quality: float, refs: int, *, strip: bool = False, alpha: bool = True
-               ) -> tuple[bytes, list[str], int]:
+    def encode(self, image, quality: float, refs: int, *, strip: bool = False, alpha: bool = True,
+               fallback: bool = True) -> tuple[bytes, list[str], int]:
         """The .clc bytes of an image (a path, bytes or a LoadedImage) at effort 0, the notes about the input and
-        the references kept (Codec.encode_full's file, up to the analysis's last bits)."""
+        the references kept (Codec.encode_full's file, up to the analysis's last bits; `fallback` False: exactly
+        `refs` references, even where the file would be smaller without)."""
         img = image if isinstance(image, LoadedImage) else load_image(image)
         if not self.supported(img, refs=refs, effort=0, targets=False, slices=None, near_lossless=None):
             raise UsageError("this encode needs the torch encoder (clccodec.Codec)")
@@ -189,7 +190,7 @@ class NumpyEncoder:
         z_hat = z_symbols.astype(np.float32) + medians
         y64 = y_s.astype(np.float64)
         alpha_section = pack_alpha(img.alpha) if img.alpha is not None else b""
-        counts = sorted({0, len(indices)})  # effort 0: the smaller of the files without and with references
+        counts = sorted({0, len(indices)} if fallback else {len(indices)})  # effort 0: the smaller file
         files = [self._file(img, q, z_hat, z_string, y64, indices[:m], strip, alpha_section) for m in counts]
         best = min(range(len(counts)), key=lambda i: len(files[i]))  # (the first on a tie: no references)
         return files[best], list(img.notes), counts[best]

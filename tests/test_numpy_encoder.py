@@ -1,0 +1,164 @@
+"""The torch-free encoder (encoding/numpy_encoder.py) and the Encoder that picks it (encoding/backends.py): the torch
+encoder's analysis up to float rounding, the same references and latents, files both decoders read, the torch
+encoder for everything it does not do, and no torch import on the CLI's default encode."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from compressai.layers import GDN
+from PIL import Image
+
+from clccodec.api import Codec, Decoder
+from clccodec.defaults import default_model_path
+from clccodec.decoding import numpy_backend as lite
+from clccodec.dictionary import features
+from clccodec.encoding import numpy_encoder as npe
+from clccodec.encoding.backends import Encoder
+from clccodec.errors import UsageError
+from clccodec.format import container
+from clccodec.io.images import load_image, pad_to_multiple, to_tensor
+from clccodec.model.config import TINY
+from clccodec.model.network import CLCModel
+from clccodec.model.synthesis import gdn_parameters
+from clccodec.model.weights import prepare_for_export, save_weights
+
+from .conftest import run_clc, synthetic_photo
+from .test_lite import probe_modules
+
+
+def test_kernels_are_torchs():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(6, 14, 10)).astype(np.float32)
+    w = rng.normal(size=(9, 6, 5, 5)).astype(np.float32)
+    b = rng.normal(size=9).astype(np.float32)
+    want = F.conv2d(torch.from_numpy(x)[None], torch.from_numpy(w), torch.from_numpy(b), stride=2, padding=2)[0]
+    assert np.allclose(npe.conv2d_stride2(x, w, b), want.numpy(), atol=1e-4)
+
+    g = GDN(6)
+    with torch.no_grad():
+        g.beta.add_(torch.rand(6))
+        g.gamma.add_(0.1 * torch.rand(6, 6))
+    gamma_t, beta = gdn_parameters(g, torch.device("cpu"))
+    with torch.no_grad():
+        want = g(torch.from_numpy(x)[None])[0].numpy()
+    assert np.allclose(npe.gdn(x.copy(), gamma_t.T.numpy(), beta.numpy()), want, rtol=1e-5, atol=1e-6)
+
+    for shape in ((6, 7, 5), (6, 2, 3), (6, 12, 8)):  # cells that do not divide (and overlap below 4 x 4)
+        y = rng.normal(size=shape).astype(np.float32)
+        want = features.spp(torch.from_numpy(y)[None]).numpy()
+        assert np.allclose(npe.spp(y), want, atol=1e-6)
+
+
+def export(tmp_path, cfg) -> str:
+    torch.manual_seed(7)
+    m = CLCModel(cfg)
+    prepare_for_export(m)
+    path = tmp_path / "m.pt"
+    save_weights(m, path)
+    return path
+
+
+@pytest.mark.parametrize("rate_scales", [False, True])
+def test_the_analysis_is_the_torch_encoders(tmp_path, rate_scales):
+    """g_a (plain and at a quality), the gains and h_a in numpy: torch's values to float32 rounding."""
+    path = export(tmp_path, dataclasses.replace(TINY, rate_scales=rate_scales))
+    m = Codec(path, False, "cpu").model
+    a = npe.NumpyAnalysis(lite.NumpyModel.load(path))
+    pixels = synthetic_photo(150, 200, seed=5)
+    x_t = pad_to_multiple(to_tensor(pixels), 64)
+    x = npe.padded(pixels)
+    assert np.array_equal(x, x_t[0].numpy())  # the same padded input
+    with torch.no_grad():
+        for q in (None, 2.5):
+            y_t = m.analyse(x_t, q)[0].numpy()
+            y = a.analyse(x, q)
+            assert np.abs(y - y_t).max() <= 1e-4 * np.abs(y_t).max()
+        y_s_t = m.scaled_latent(m.analyse(x_t, 2.5), 2.5)
+        z_t = m._hyper_analyse(y_s_t)[0].numpy()
+    y_s = a.scaled(a.analyse(x, 2.5), 2.5)
+    assert np.abs(y_s - y_s_t[0].numpy()).max() <= 1e-4 * np.abs(y_s).max()
+    assert np.abs(a.hyper_analyse(y_s) - z_t).max() <= 1e-4 * np.abs(z_t).max()
+
+
+def latents(f: bytes, lm, d) -> np.ndarray:
+    c = container.unpack(f)
+    tokens = d.tokens(c.ref_indices) if c.ref_indices else None
+    return lm.decode_latents(c, (c.height, c.width), tokens)[0]
+
+
+@pytest.mark.parametrize("image", ["rgb", "gray", "rgba"])
+def test_default_files_are_the_torch_encoders(shipped_codec, tmp_path, image):
+    """The shipped model and dictionary: the same references, header, metadata and alpha; the same latents up to
+    a rounding flip at float's edge; sizes within a few bytes; and the file decodes on both decoders."""
+    pixels = synthetic_photo(96, 136, seed=2)
+    im = Image.fromarray(pixels)
+    if image == "gray":
+        im = im.convert("L")
+    elif image == "rgba":
+        im.putalpha(Image.fromarray(np.tile(np.arange(136, dtype=np.uint8), (96, 1))))
+    exif = Image.Exif()
+    exif[0x010F] = "numpy encoder test"
+    im.save(tmp_path / "p.png", exif=exif.tobytes())
+    enc = npe.NumpyEncoder(default_model_path())
+    img = load_image(tmp_path / "p.png")
+    data, notes, kept = enc.encode(img, 3.0, 3, fallback=image != "rgb")
+    want = shipped_codec.encode_full(img, 3.0, 3, fallback=image != "rgb")
+    got, ref = container.unpack(data), container.unpack(want.data)
+    assert (kept, notes) == (want.refs, want.notes)
+    assert kept == 3 or image != "rgb"
+    for field in ("width", "height", "model_id", "quality", "grayscale", "dictionary_id", "ref_indices", "metadata",
+                  "alpha"):
+        assert getattr(got, field) == getattr(ref, field), field
+    assert abs(len(data) - len(want.data)) <= max(8, len(want.data) // 200)
+    d = enc.backend.dictionary
+    y, y_t = latents(data, enc.model, d), latents(want.data, enc.model, d)
+    assert np.mean(y == y_t) >= 0.995
+    fast = shipped_codec.decode_pixels(data)[0]  # torch's fast and exact synthesis, and the numpy decoder
+    exact = shipped_codec.decode_pixels(data, exact=True)[0]
+    lite_px = Decoder(device="cpu").decode_full(data).pixels
+    assert np.abs(lite_px.astype(int) - exact.astype(int)).max() <= 1
+    assert np.abs(fast.astype(int) - exact.astype(int)).max() <= 1
+
+
+def test_the_encoder_takes_numpy_where_it_can_and_torch_for_the_rest(tiny_model_path, photo_png):
+    """In a fresh process: the default encode imports no torch; effort 1, a target, near-lossless and a preview go
+    to the torch Codec and give its bytes."""
+    code = f"""
+import sys
+from clccodec.encoding.backends import Encoder
+e = Encoder({str(tiny_model_path)!r}, False, "cpu")
+r = e.encode_full({str(photo_png)!r}, 3)
+assert "torch" not in sys.modules, "torch imported"
+sys.stdout.buffer.write(r.data)
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=300)
+    assert r.returncode == 0, r.stderr.decode()
+    e = Encoder(tiny_model_path, False, "cpu")
+    assert e.encode_full(photo_png, 3).data == r.stdout
+    c = Codec(tiny_model_path, False, "cpu")
+    for kw in ({"effort": 1}, {"target_bpp": 0.5}, {"near_lossless": 2}, {"slices": 1}):
+        assert e.encode_full(photo_png, None if "target_bpp" in kw else 3, **kw).data == \
+            c.encode_full(photo_png, None if "target_bpp" in kw else 3, **kw).data, kw
+    with_pixels = e.encode_full(photo_png, 3, reconstruct=True)
+    assert with_pixels.reconstruction is not None and with_pixels.reconstruction.shape == (96, 136, 3)
+    with pytest.raises(UsageError, match="quality must be a number between"):
+        e.encode_full(photo_png, 11)
+    with pytest.raises(UsageError, match="at most one of target_bpp"):
+        e.encode_full(photo_png, target_bpp=0.5, target_size=900)
+
+
+def test_cli_encode_imports_no_torch(tmp_path, photo_png):
+    out = tmp_path / "p.clc"
+    assert probe_modules("encode", str(photo_png), "-o", str(out), names=("torch", "sklearn")) == []
+    r = run_clc("decode", str(out), "-o", str(tmp_path / "p.png"))
+    assert r.returncode == 0, r.stderr.decode()
+    assert Image.open(tmp_path / "p.png").size == (136, 96)
+    assert probe_modules("encode", str(photo_png), "-o", str(tmp_path / "e1.clc"), "--effort", "1",
+                         names=("torch",)) == ["torch"]
