@@ -94,8 +94,9 @@ class Encoder:
         return self._codec
 
     def encode_full(self, image: ImageSource, quality: float | None = None, refs: int = DEFAULT_REFS,
-                    reconstruct: bool = False, exact: bool = False, *, effort: int = DEFAULT_EFFORT, target_bpp: float | None = None,
-                    target_size: int | None = None, target_psnr: float | None = None, slices: int | None = None,
+                    reconstruct: bool = False, exact: bool = False, *, effort: int = DEFAULT_EFFORT,
+                    target_bpp: float | None = None, target_size: int | None = None,
+                    target_psnr: float | None = None, slices: int | None = None,
                     strip: bool = False, alpha: bool = True, near_lossless: int | None = None,
                     fallback: bool = True, progress: Progress | None = None) -> EncodeResult:
         """api.Codec.encode_full: the same arguments, results and errors (a numpy-encoded file has the bytes of
