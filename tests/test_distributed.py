@@ -139,9 +139,28 @@ def test_an_input_that_kills_every_worker_is_a_failed_row(runtime, photos, tmp_p
     report = encode_dataset([photos], tmp_path / "out", _crash_on="b.jpg", **kw)
     rows = {Path(r["input"]).name: r for r in report.rows}
     assert [rows[n]["status"] for n in ("a.png", "b.jpg", "c.png")] == ["written", "failed", "written"]
-    assert f"b.jpg: its worker died {MAX_RETRIES + 1} times" in rows["b.jpg"]["error"]
+    assert f"b.jpg: its worker died (retried {MAX_RETRIES} times)" in rows["b.jpg"]["error"]
     assert sorted(files(tmp_path / "out")) == ["a.clc", "c.clc", "manifest.jsonl"]
     assert manifest(tmp_path / "out" / "manifest.jsonl")["b.jpg"]["status"] == "failed"
+
+
+def test_more_workers_than_the_cluster_holds_still_finish_the_job(runtime, photos, tmp_path, tiny_model_path):
+    """4 workers of one CPU on a 2-CPU runtime: the two that cannot be placed get no work, and the job ends."""
+    report = encode_dataset([photos], tmp_path / "out", quality=3, model=tiny_model_path, dictionary=False,
+                            workers=4)
+    assert report.count("written") == 3 and report.workers == 4
+
+
+def test_workers_that_cannot_start_fail_the_job_with_their_error(runtime, photos, tmp_path, tiny_model_path):
+    """A dictionary that does not fit the model fails in every worker's constructor: the job stops with that
+    error (not a failed row per input), and the manifest is still written."""
+    from clccodec.defaults import default_dictionary_path
+    from clccodec.errors import WorkerLostError
+
+    with pytest.raises(WorkerLostError, match="no Ray worker could start: DictionaryMismatchError: dictionary"):
+        encode_dataset([photos], tmp_path / "out", quality=3, model=tiny_model_path,
+                       dictionary=default_dictionary_path(), workers=2)
+    assert (tmp_path / "out" / "manifest.jsonl").read_text() == ""
 
 
 def test_decode_dataset_matches_the_local_decoder(runtime, photos, tmp_path):

@@ -3,7 +3,7 @@
 The build's first pass (every crop of every image through the model: nearly all of its time) runs on Ray, one
 image per call; each worker loads the model once and gives each image's crop features (and its PNG, with
 --pictures). The driver then does what the local build does with them (dictionary/build.py `finish`: PCA,
-k-means, the entries), and a second, short pass on the same workers computes the int8 values of the K entries only, from the
+k-means, the entries), and a second, short Ray pass computes the int8 values of the K entries only, from the
 images they come from (the local build keeps every crop's values from its one pass: N x C x h x w bytes that
 do not scale). Both passes use build.CropCoder, the local build's calls, so the file is the local build's
 (a test checks it on one machine; across machines and thread counts float sums may differ in their last bits,
@@ -108,24 +108,27 @@ def build_dictionary_on_ray(folder: str | Path, model_path: str | Path, opts, re
     fields = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(opts).items()}
 
     config = {"opts": fields, "model": model_path, "threads": max(1, int(worker_cpus))}
-    with WorkerPool(CropWorker, config, min(workers, max(1, len(files))), num_cpus=worker_cpus) as pool:
-        return build_passes(pool, folder, files, opts, rep, coder, workers)
-
-
-def build_passes(pool: WorkerPool, folder: Path, files: list[Path], opts, rep, coder, workers: int) -> tuple:
-    """The features pass on the pool, the driver's clustering (build.finish) and the values pass on the pool."""
-    from ..dictionary.build import Crops, finish
 
     def run(items: list[dict], on_row=None) -> dict[str, dict]:
+        """One pass on its own pool of workers (none holds the cluster's CPUs during the clustering)."""
         out = {}
-        for batch, rows in pool.map([[i] for i in items]):
-            if isinstance(rows, WorkerLostError):  # a dictionary needs every image the listing found
-                raise WorkerLostError(f"{batch[0]['rel']}: {rows}") from None
-            for row in rows:
-                out[row["rel"]] = row
-                if on_row:
-                    on_row()
+        with WorkerPool(CropWorker, config, min(workers, len(items)), num_cpus=worker_cpus) as pool:
+            for batch, rows in pool.map([[i] for i in items]):
+                if isinstance(rows, WorkerLostError):  # a dictionary needs every image the listing found
+                    raise WorkerLostError(f"{batch[0]['rel']}: {rows}; the build stopped") from None
+                for row in rows:
+                    out[row["rel"]] = row
+                    if on_row:
+                        on_row()
         return out
+
+    return build_passes(run, folder, files, opts, rep, coder, workers)
+
+
+def build_passes(run, folder: Path, files: list[Path], opts, rep, coder, workers: int) -> tuple:
+    """The features pass (`run(items, on_row)`: one pass on Ray), the driver's clustering (build.finish) and the
+    values pass."""
+    from ..dictionary.build import Crops, finish
 
     t0 = time.perf_counter()
     rels = [p.relative_to(folder).as_posix() for p in files]

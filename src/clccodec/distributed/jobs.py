@@ -33,7 +33,7 @@ from ..errors import ClcError, UsageError, WorkerLostError, check_number
 from . import storage
 
 STATUSES = ("written", "skipped", "failed")
-MAX_RETRIES = 3  # a batch whose worker died is retried this often; an input that kills every worker fails the job
+MAX_RETRIES = 3  # a batch whose worker died is retried this often; then its inputs are failed rows
 WORKER_NICENESS = "RAY_worker_niceness"  # Ray's setting for its worker processes' priority
 ENVIRONMENT = ("CLC_MODEL", "CLC_DICTIONARY", "CLC_MAX_PIXELS")  # the driver's settings the workers must share
 DEFAULT_BATCH = 1  # inputs per actor call: a call costs milliseconds, and one input per call spreads work evenly
@@ -273,17 +273,19 @@ def run_job(direction: str, sources: list[str], dst: str, options: dict, *, suff
     config = {"direction": direction, "options": options, "model": model, "dictionary": dictionary,
               "device": device, "threads": max(1, int(worker_cpus)), "force": force, "crash": crash}
     batches = [pairs[i : i + batch_size] for i in range(0, len(pairs), batch_size)]
-    if batches:
-        with WorkerPool(CodingWorker, config, min(workers, len(batches)), num_cpus=worker_cpus,
-                        num_gpus=worker_gpus, runtime_env=worker_environment()) as pool:
-            for batch, rows in pool.map(batches):
-                if isinstance(rows, WorkerLostError):
-                    rows = [empty_row(i, o) | {"error": f"{i}: {rows}"} for i, o in batch]
-                report.rows += rows
-                if progress is not None:
-                    progress(len(report.rows), len(pairs))
-    report.rows.sort(key=lambda r: r["input"])
-    write_manifest(manifest, report.rows)
+    try:
+        if batches:
+            with WorkerPool(CodingWorker, config, min(workers, len(batches)), num_cpus=worker_cpus,
+                            num_gpus=worker_gpus, runtime_env=worker_environment()) as pool:
+                for batch, rows in pool.map(batches):
+                    if isinstance(rows, WorkerLostError):
+                        rows = [empty_row(i, o) | {"error": f"{i}: {rows}"} for i, o in batch]
+                    report.rows += rows
+                    if progress is not None:
+                        progress(len(report.rows), len(pairs))
+    finally:  # (a job that fails midway still says what it did)
+        report.rows.sort(key=lambda r: r["input"])
+        write_manifest(manifest, report.rows)
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -296,7 +298,9 @@ class WorkerPool:
 
     Ray Core actors rather than Ray Data's map_batches: Ray Data adds its own helper actors, a driver-side
     executor and a start-up of several seconds, 10-25 % of a whole job's time on a small machine
-    (docs/distributed.md, *Measured here*)."""
+    (docs/distributed.md, *Measured here*). An actor gets work once it has started (one the cluster cannot place
+    yet holds none); one whose constructor fails is dropped, and when none could start, map() raises
+    WorkerLostError with the constructor's error."""
 
     def __init__(self, cls: type, config: dict, size: int, *, num_cpus: float, num_gpus: float = 0.0,
                  runtime_env: dict | None = None) -> None:
@@ -305,6 +309,9 @@ class WorkerPool:
         remote = ray.remote(cls).options(num_cpus=num_cpus, num_gpus=num_gpus, max_restarts=-1,
                                          max_task_retries=MAX_RETRIES, runtime_env=runtime_env)
         self.actors = [remote.remote(config) for _ in range(max(1, size))]
+        self.ready: set[int] = set()  # actors known to have started
+        self.failed: set[int] = set()  # actors whose constructor raised
+        self.start_error = ""
 
     def __enter__(self) -> WorkerPool:
         return self
@@ -316,28 +323,58 @@ class WorkerPool:
             ray.kill(actor)
 
     def map(self, batches: list[list]) -> Iterator[tuple[list, Any]]:
-        """(batch, actor.run(batch)) for every batch, in the order they finish; each actor is given the next batch
-        as soon as it finishes one. Ray restarts an actor whose process dies and retries its batch; a batch that
-        fails MAX_RETRIES + 1 times comes back as a WorkerLostError in place of its result, and the map goes on."""
+        """(batch, actor.run(batch)) for every batch, in the order they finish; each started actor is given the
+        next batch as soon as it finishes one. Ray restarts an actor whose process dies and retries its batch; a
+        batch that still fails (MAX_RETRIES retries, or its worker ran out of memory) comes back as a
+        WorkerLostError in place of its result, and the map goes on."""
         import ray
-        from ray.exceptions import RayActorError
+        from ray.exceptions import OutOfMemoryError, RayActorError, RayError
 
         todo = list(reversed(batches))
-        running: dict = {}  # result ref -> (actor, batch)
-        idle = list(self.actors)
+        running: dict = {}  # result ref -> (actor number, batch)
+        starting = {self.actors[i].__ray_ready__.remote(): i for i in range(len(self.actors))
+                    if i not in self.ready | self.failed}
+        idle = sorted(self.ready)
         while todo or running:
             while idle and todo:
-                actor, batch = idle.pop(), todo.pop()
-                running[actor.run.remote(batch)] = (actor, batch)
-            [ref], _ = ray.wait(list(running), num_returns=1)
-            actor, batch = running.pop(ref)
-            idle.append(actor)
+                i, batch = idle.pop(), todo.pop()
+                running[self.actors[i].run.remote(batch)] = (i, batch)
+            waiting = list(running) + (list(starting) if todo else [])
+            if not waiting:
+                raise WorkerLostError(f"no Ray worker could start: {self.start_error}")
+            [ref], _ = ray.wait(waiting, num_returns=1)
+            if ref in starting:
+                i = starting.pop(ref)
+                try:
+                    ray.get(ref)
+                    self.ready.add(i)
+                    idle.append(i)
+                except RayError as e:
+                    self.failed.add(i)
+                    self.start_error = cause_line(e)
+                continue
+            i, batch = running.pop(ref)
             try:
                 result = ray.get(ref)
             except RayActorError as e:
-                result = WorkerLostError(f"its worker died {MAX_RETRIES + 1} times "
-                                         f"({e.__class__.__name__}); the job went on without it")
+                if e.actor_init_failed:  # never started: the batch goes to another worker
+                    self.failed.add(i)
+                    self.ready.discard(i)
+                    self.start_error = cause_line(e)
+                    todo.append(batch)
+                    continue
+                result = WorkerLostError(f"its worker died (retried {MAX_RETRIES} times)")
+            except OutOfMemoryError:
+                result = WorkerLostError("its worker ran out of memory")
+            idle.append(i)
             yield batch, result
+
+
+def cause_line(e: Exception) -> str:
+    """The last line of a Ray error's text that names an exception (a worker's traceback ends with it)."""
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+    named = [ln for ln in lines if not ln.startswith(("File ", "^", "~")) and "Error" in ln.split(":")[0]]
+    return (named or lines or [e.__class__.__name__])[-1].replace("clccodec.errors.", "")
 
 
 def default_workers(worker_cpus: float, worker_gpus: float = 0.0) -> int:
