@@ -12,9 +12,13 @@ Measured, in this order, on the same machine in one run (so ratios compare like 
   retrieval included) and of decode_pixels with the default (fast) synthesis and with exact=True; encode +
   decode is the sum of the medians; and the torch-free decoder's (clccodec.LiteDecoder: the numpy backend)
   decode, first call and median, with its load in a fresh process;
+* the torch-free encoder (clccodec.Encoder on a CPU: the numpy encoder at effort 0), median, and whether its
+  file is the torch Codec's, byte for byte;
 * one-shot CLI: median wall seconds of whole `clc` processes (python start, imports, model load, coding, file
   writing): `--help`, `--version`, `encode --help`, `info FILE.clc`, `encode`, `decode`, `decode --exact`;
-  and which heavy modules (torch, compressai, faiss, sklearn) each light command imported.
+  and which heavy modules (torch, compressai, faiss, sklearn) each light command, `encode` and `decode` imported;
+* the yardstick: AVIF 4:4:4 (libavif through Pillow, speed 6, quality 60) encode and decode, in process and as
+  whole processes, with our one-shot times over AVIF's.
 The image is benchmarks/common.py's synthetic photo-like pattern (or --image, cropped/tiled to the size).
 """
 
@@ -99,6 +103,47 @@ def heavy_imports(args: list[str], env: dict) -> list[str]:
     return json.loads(line[-1][6:]) if line else ["?"]
 
 
+AVIF_OPTIONS = {"quality": 60, "subsampling": "4:4:4", "speed": 6}
+AVIF_PROCESS = """
+import sys
+from PIL import Image
+im = Image.open(sys.argv[2])
+if sys.argv[1] == "encode":
+    im.save(sys.argv[3], quality=60, subsampling="4:4:4", speed=6)
+else:
+    im.load()
+    im.save(sys.argv[3])
+"""
+
+
+def avif_times(pixels, repeat: int, process_repeat: int) -> dict:
+    """AVIF 4:4:4 through Pillow: in-process encode and decode medians, and whole processes (python, Pillow,
+    the file read and written, as a one-shot `clc` does)."""
+    import io
+
+    from PIL import Image
+
+    im = Image.fromarray(pixels)
+
+    def enc() -> bytes:
+        buf = io.BytesIO()
+        im.save(buf, "AVIF", **AVIF_OPTIONS)
+        return buf.getvalue()
+
+    data = enc()
+    out: dict = {"bytes": len(data)}
+    out["encode_s"], _ = median_time(enc, repeat)
+    out["decode_s"], _ = median_time(lambda: Image.open(io.BytesIO(data)).load(), repeat)
+    with tempfile.TemporaryDirectory() as tmp:
+        src, avif = Path(tmp) / "a.png", Path(tmp) / "a.avif"
+        im.save(src)
+        avif.write_bytes(data)
+        for name, a, b in (("encode", src, Path(tmp) / "e.avif"), ("decode", avif, Path(tmp) / "d.png")):
+            out[f"process_{name}_s"], _ = median_time(lambda: subprocess.run(
+                [sys.executable, "-c", AVIF_PROCESS, name, str(a), str(b)], check=True), process_repeat)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -151,6 +196,11 @@ def main(argv: list[str] | None = None) -> int:
                            capture_output=True, text=True, check=True)
     res["lite_fresh_process"] = json.loads(r.stdout.strip().splitlines()[-1])
     res["exact_over_fast"] = res["decode_exact_s"] / res["decode_s"]
+    encoder = clccodec.Encoder(args.model, device="cpu")
+    res["encode_numpy_s"], res["encode_numpy_runs"] = median_time(
+        lambda: encoder.encode_full(pixels, args.quality, args.refs), args.repeat)
+    res["numpy_file_is_torchs"] = encoder.encode_full(pixels, args.quality, args.refs).data == data
+    res["avif"] = avif_times(pixels, args.repeat, max(1, args.cli_repeat))
 
     env = dict(os.environ)
     if args.model:
@@ -171,7 +221,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, cmd in commands.items() if args.cli_repeat > 0 else ():
             t, runs = cli_wall(cmd, args.cli_repeat, env)
             cli[name] = {"wall_s": t, "runs": runs}
-            if name in ("--help", "--version", "encode --help", "info FILE.clc", "decode"):
+            if name in ("--help", "--version", "encode --help", "info FILE.clc", "encode", "decode"):
                 cli[name]["heavy_imports"] = heavy_imports(cmd, env)
     res["cli"] = cli
     res["blas"] = {"in_process": blas_here(), "clc": blas_in_clc()}
@@ -188,6 +238,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  in-process: encode {res['encode_s']:.3f} s, decode (default) {res['decode_s']:.3f} s, decode exact "
           f"{res['decode_exact_s']:.3f} s; encode + decode {res['encode_plus_decode_s']:.3f} s; exact / default "
           f"{res['exact_over_fast']:.2f}x")
+    print(f"  torch-free encoder: encode {res['encode_numpy_s']:.3f} s, the torch Codec's bytes: "
+          f"{res['numpy_file_is_torchs']}")
+    av = res["avif"]
+    print(f"  AVIF 4:4:4 (Pillow, speed 6, q 60): in process encode {av['encode_s']:.3f} s, decode "
+          f"{av['decode_s']:.4f} s; whole process encode {av['process_encode_s']:.3f} s, decode "
+          f"{av['process_decode_s']:.3f} s")
     lf = res["lite_fresh_process"]
     print(f"  torch-free decoder: decode {res['decode_lite_s']:.3f} s (max |diff| to exact "
           f"{res['lite_vs_exact_max_abs']}); fresh process: import {lf['import_s']:.2f} s, load "
@@ -196,7 +252,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{100 * res['fast_vs_exact_differing_pixels']:.3f} % of samples differ")
     for name, c in cli.items():
         heavy = f"  heavy imports: {', '.join(c['heavy_imports']) or 'none'}" if "heavy_imports" in c else ""
-        print(f"  clc {name:<16} {c['wall_s']:.3f} s{heavy}")
+        versus = {"encode": "process_encode_s", "decode": "process_decode_s"}.get(name)
+        ratio = f"  ({c['wall_s'] / av[versus]:.1f}x AVIF's process)" if versus else ""
+        print(f"  clc {name:<16} {c['wall_s']:.3f} s{ratio}{heavy}")
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=1) + "\n")
         print(f"wrote {args.json}", file=sys.stderr)
