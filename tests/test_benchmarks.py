@@ -98,6 +98,8 @@ def smoke_latency(tmp: Path, model: Path, photos: Path) -> None:
     res = read(tmp / "latency.json")
     assert res["encode_s"] > 0 and res["decode_exact_s"] > 0 and res["fast_vs_exact_max_abs"] <= 3
     assert res["lite_vs_exact_max_abs"] <= 3 and res["lite_fresh_process"]["torch"] is False
+    assert res["encode_numpy_s"] > 0 and isinstance(res["numpy_file_is_torchs"], bool)
+    assert res["avif"]["bytes"] > 0 and res["avif"]["process_encode_s"] > res["avif"]["encode_s"] > 0
     assert "openblas" in res["blas"]["in_process"] and "openblas" in res["blas"]["clc"]
 
 
@@ -116,6 +118,8 @@ def smoke_fast_vs_exact(tmp: Path, model: Path, photos: Path) -> None:
         "--json", tmp / "fve.json")
     row = read(tmp / "fve.json")["results"][0]
     assert row["images"] == 1 and row["fast"]["max_abs_diff"] <= 3 and row["lite"]["max_abs_diff"] <= 3
+    e = row["numpy_encoder"]
+    assert e["identical_files"] in (0, 1) and abs(e["bytes_over_torch"] - 1) < 0.05 and e["encode_s"] > 0
 
 
 def smoke_cross_device(tmp: Path, model: Path, photos: Path) -> None:

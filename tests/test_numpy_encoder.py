@@ -93,8 +93,14 @@ def latents(f: bytes, lm, d) -> np.ndarray:
     return lm.decode_latents(c, (c.height, c.width), tokens)[0]
 
 
-@pytest.mark.parametrize("image", ["rgb", "gray", "rgba"])
-def test_default_files_are_the_torch_encoders(shipped_codec, tmp_path, image):
+@pytest.fixture(scope="module")
+def shipped_numpy():
+    return npe.NumpyEncoder(default_model_path())
+
+
+@pytest.mark.parametrize("image,effort,fallback", [("rgb", 0, False), ("gray", 0, True), ("rgba", 1, True),
+                                                   ("rgb", 2, True)])
+def test_files_are_the_torch_encoders(shipped_codec, shipped_numpy, tmp_path, image, effort, fallback):
     """The shipped model and dictionary: the same references, header, metadata and alpha; the same latents up to
     a rounding flip at float's edge; sizes within a few bytes; and the file decodes on both decoders."""
     pixels = synthetic_photo(96, 136, seed=2)
@@ -106,35 +112,47 @@ def test_default_files_are_the_torch_encoders(shipped_codec, tmp_path, image):
     exif = Image.Exif()
     exif[0x010F] = "numpy encoder test"
     im.save(tmp_path / "p.png", exif=exif.tobytes())
-    enc = npe.NumpyEncoder(default_model_path())
     img = load_image(tmp_path / "p.png")
-    data, notes, kept = enc.encode(img, 3.0, 3, fallback=image != "rgb")
-    want = shipped_codec.encode_full(img, 3.0, 3, fallback=image != "rgb")
-    got, ref = container.unpack(data), container.unpack(want.data)
-    assert (kept, notes) == (want.refs, want.notes)
-    assert kept == 3 or image != "rgb"
+    r, notes = shipped_numpy.encode(img, 3.0, 3, effort=effort, fallback=fallback)
+    want = shipped_codec.encode_full(img, 3.0, 3, effort=effort, fallback=fallback)
+    got, ref = container.unpack(r.data), container.unpack(want.data)
+    assert (r.refs, r.quality, notes) == (want.refs, want.quality, want.notes)
+    assert r.refs == 3 or fallback  # (fallback False: the file with references, whatever its size)
     for field in ("width", "height", "model_id", "quality", "grayscale", "dictionary_id", "ref_indices", "metadata",
                   "alpha"):
         assert getattr(got, field) == getattr(ref, field), field
-    assert abs(len(data) - len(want.data)) <= max(8, len(want.data) // 200)
-    d = enc.backend.dictionary
-    y, y_t = latents(data, enc.model, d), latents(want.data, enc.model, d)
+    assert abs(len(r.data) - len(want.data)) <= max(8, len(want.data) // 200)
+    d = shipped_numpy.backend.dictionary
+    y, y_t = latents(r.data, shipped_numpy.model, d), latents(want.data, shipped_numpy.model, d)
     assert np.mean(y == y_t) >= 0.995
-    fast = shipped_codec.decode_pixels(data)[0]  # torch's fast and exact synthesis, and the numpy decoder
-    exact = shipped_codec.decode_pixels(data, exact=True)[0]
-    lite_px = Decoder(device="cpu").decode_full(data).pixels
+    fast = shipped_codec.decode_pixels(r.data)[0]  # torch's fast and exact synthesis, and the numpy decoder
+    exact = shipped_codec.decode_pixels(r.data, exact=True)[0]
+    lite_px = Decoder(device="cpu").decode_full(r.data).pixels
     assert np.abs(lite_px.astype(int) - exact.astype(int)).max() <= 1
     assert np.abs(fast.astype(int) - exact.astype(int)).max() <= 1
 
 
+@pytest.mark.parametrize("kind,value", [("bpp", 0.6), ("size", 700), ("psnr", 31.0), ("bpp", 0.001)])
+def test_targets_find_the_torch_encoders_quality(shipped_codec, shipped_numpy, kind, value):
+    """Rate control on the torch-free encoder: the quality the torch encoder finds, a file within a few bytes of
+    its file, and the same note when the target is out of reach."""
+    pixels = synthetic_photo(96, 136, seed=4)
+    r, notes = shipped_numpy.encode(pixels, None, 3, target=(kind, value))
+    want = shipped_codec.encode_full(pixels, refs=3, **{f"target_{kind}": value})
+    assert (r.quality, r.refs, r.note or "", notes) == (want.quality, want.refs, want.target_note, want.notes)
+    assert abs(len(r.data) - len(want.data)) <= max(8, len(want.data) // 200)
+
+
 def test_the_encoder_takes_numpy_where_it_can_and_torch_for_the_rest(tiny_model_path, photo_png):
-    """In a fresh process: the default encode imports no torch; effort 1, a target, near-lossless and a preview go
-    to the torch Codec and give its bytes."""
+    """In a fresh process: the default encode, effort 2 and a target import no torch; effort 3, near-lossless, a
+    preview and a reconstruction go to the torch Codec and give its bytes."""
     code = f"""
 import sys
 from clccodec.encoding.backends import Encoder
 e = Encoder({str(tiny_model_path)!r}, False, "cpu")
 r = e.encode_full({str(photo_png)!r}, 3)
+e.encode_full({str(photo_png)!r}, 3, effort=2)
+e.encode_full({str(photo_png)!r}, target_bpp=0.5)
 assert "torch" not in sys.modules, "torch imported"
 sys.stdout.buffer.write(r.data)
 """
@@ -143,9 +161,8 @@ sys.stdout.buffer.write(r.data)
     e = Encoder(tiny_model_path, False, "cpu")
     assert e.encode_full(photo_png, 3).data == r.stdout
     c = Codec(tiny_model_path, False, "cpu")
-    for kw in ({"effort": 1}, {"target_bpp": 0.5}, {"near_lossless": 2}, {"slices": 1}):
-        assert e.encode_full(photo_png, None if "target_bpp" in kw else 3, **kw).data == \
-            c.encode_full(photo_png, None if "target_bpp" in kw else 3, **kw).data, kw
+    for kw in ({"effort": 3}, {"near_lossless": 2}, {"slices": 1}):
+        assert e.encode_full(photo_png, 3, **kw).data == c.encode_full(photo_png, 3, **kw).data, kw
     with_pixels = e.encode_full(photo_png, 3, reconstruct=True)
     assert with_pixels.reconstruction is not None and with_pixels.reconstruction.shape == (96, 136, 3)
     with pytest.raises(UsageError, match="quality must be a number between"):
@@ -160,5 +177,5 @@ def test_cli_encode_imports_no_torch(tmp_path, photo_png):
     r = run_clc("decode", str(out), "-o", str(tmp_path / "p.png"))
     assert r.returncode == 0, r.stderr.decode()
     assert Image.open(tmp_path / "p.png").size == (136, 96)
-    assert probe_modules("encode", str(photo_png), "-o", str(tmp_path / "e1.clc"), "--effort", "1",
+    assert probe_modules("encode", str(photo_png), "-o", str(tmp_path / "e3.clc"), "--effort", "3",
                          names=("torch",)) == ["torch"]

@@ -1,6 +1,6 @@
 """clccodec.Encoder: encodes with the backend that serves each call fastest, like decoding.decoder.Decoder.
 
-On a CPU, the encodes the torch-free encoder does whole (numpy_encoder.py: effort 0, a quality rather than a
+On a CPU, the encodes the torch-free encoder does whole (numpy_encoder.py: efforts 0-2, with a quality or a
 target, every slice, no near-lossless layer, a dictionary without pictures, no reconstruction asked for) run
 without importing torch; everything else goes to the torch Codec (api.py), loaded on first need. The CLI encodes
 through this class. Importing this module imports neither torch nor the numpy encoder.
@@ -111,13 +111,12 @@ class Encoder:
                                            target_psnr=target_psnr, slices=slices, near_lossless=near_lossless,
                                            slice_count=len(self._numpy.model.cfg.slices))
             img = image if isinstance(image, LoadedImage) else load_image(image)
-            if self._numpy.supported(img, refs=int(refs), effort=int(effort), targets=bool(targets), slices=slices,
+            if self._numpy.supported(img, refs=int(refs), effort=int(effort), slices=slices,
                                      near_lossless=near_lossless):
-                data, notes, kept = self._numpy.encode(img, q, int(refs), strip=strip, alpha=alpha,
-                                                       fallback=fallback)
-                from ..format.container import quantize_quality
-
-                return EncodeResult(data, None, notes, quantize_quality(q), kept)
+                r, notes = self._numpy.encode(img, q, int(refs), effort=int(effort),
+                                              target=targets[0] if targets else None, strip=strip, alpha=alpha,
+                                              fallback=fallback)
+                return EncodeResult(r.data, None, notes, r.quality, r.refs, r.note or "")
             image = img
         return self.codec.encode_full(image, quality, refs, reconstruct, exact, **kw)
 

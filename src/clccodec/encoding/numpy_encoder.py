@@ -1,31 +1,33 @@
 """The torch-free encoder: numpy and CompressAI's compiled rANS coder, for a one-shot `clc encode` on a CPU.
 
 A one-shot encode through torch spends more time importing torch and loading the model than coding. This
-encoder codes the default file (effort 0: the latent with the M retrieved references and without, the smaller
-file kept) with:
+encoder codes what encoder.ImageEncoder codes at efforts 0-2 (the reference counts of effort.effort_plan, chosen
+by size or by real cost on the decoder's pixels), at a quality or at the one that meets a target
+(ratecontrol.py), with:
 
 * the analysis g_a (rate-scaled for the quality, and plain for the retrieval query) and the hyper-analysis h_a
-  in float32, with the numpy decoder's convolution kernels (a stride-2 convolution runs as a stride-1 one on its
-  four sub-sampled phases);
+  in float32, with the numpy decoder's convolution kernels (a stride-2 convolution as a matrix product over
+  its strided columns);
 * the retrieval of the dictionary's latent keys (SPP of the plain latent, the dictionary's PCA, FAISS);
 * the probability path of the numpy decoder (decoding/numpy_backend.py: exact, the same symbols as torch's),
-  with the rounding and rANS coding of CompressAI's entropy models.
+  with the rounding and rANS coding of CompressAI's entropy models, and its fast synthesis for real costs.
 
 Its files need not be byte-identical to the torch encoder's: the analysis is float, so the last bits of a latent
-can differ and a value next to a rounding boundary round the other way. Every file decodes to the same pixels on
-both decoders, because the decoders never see the analysis. `supported` says which encodes it does; the others
-(efforts above 0, targets, block copy, near-lossless, previews, ResNet-50 dictionaries, queries of images above
-QUERY_MAX_PIXELS) stay with the torch encoder.
+can differ and a value next to a rounding boundary round the other way (and a real cost or PSNR measured on
+pixels a last bit apart can tip a close choice). Every file decodes to the same pixels on both decoders, because
+the decoders never see the analysis. `supported` says which encodes it does; the others (efforts above 2,
+block copy, near-lossless, previews, ResNet-50 dictionaries, queries of images above QUERY_MAX_PIXELS) stay
+with the torch encoder.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from ..decoding.numpy_backend import BLOCK_BYTES, NumpyBackend, _reparam, conv2d, relu
+from ..decoding.numpy_backend import BLOCK_BYTES, NumpyBackend, _reparam, conv2d, relu, to_pixels
 from ..dictionary.retrieval import CANDIDATES_PER_QUERY, DEFAULT_MERGE, DEFAULT_QUERY, DEFAULT_ROTATE, \
     QUERY_MAX_PIXELS, SPP_LEVELS, RetrievalIndex, merge_results
 from ..format import container
@@ -33,9 +35,12 @@ from ..format.alpha import pack_alpha
 from ..format.container import ClcFile, quantize_quality
 from ..errors import UsageError
 from ..format.ids import NO_DICTIONARY, file_id
+from ..evaluation.metrics import psnr
 from ..io.images import LoadedImage, load_image
 from ..model.bands import analysis_band, latent_band, map_bands
 from ..model.config import PAD_MULTIPLE
+from .effort import effort_plan, rd_cost
+from .ratecontrol import Target, search_quality
 
 
 def conv2d_stride2(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -94,13 +99,16 @@ class NumpyAnalysis:
     def __init__(self, model) -> None:
         st = model.analysis_state
         self.model = model
-        self.g_a: list[tuple] = []
-        for i in range(7):
+        self.g_a: list[tuple] = []  # transforms.analysis: convolutions (stride 2) and GDNs, in their order
+        i = 0
+        while f"g_a.{i}.weight" in st or f"g_a.{i}.gamma" in st:
             p = f"g_a.{i}."
-            if i % 2 == 0:
+            if p + "weight" in st:
                 self.g_a.append(("conv", st[p + "weight"].astype(np.float32), st[p + "bias"].astype(np.float32)))
             else:
                 self.g_a.append(("gdn", _reparam(st, p + "gamma"), _reparam(st, p + "beta")))
+            i += 1
+        # transforms.hyper_analysis: a 3x3 convolution, then two 5x5 of stride 2, with ReLUs between
         self.h_a = [(st[f"h_a.{i}.weight"].astype(np.float32), st[f"h_a.{i}.bias"].astype(np.float32))
                     for i in (0, 2, 4)]
         self.log_gain = st["log_gain"].astype(np.float32)
@@ -143,8 +151,23 @@ class NumpyAnalysis:
         return map_bands(h_a, y_s, latent_band(y_s.shape[-1]), halo=8, down=4)
 
 
+NUMPY_EFFORT_MAX = 2  # efforts up to this choose among reference counts; above, latent refinement needs torch
+
+
+@dataclass
+class NumpyCoded:
+    """One encode: the file, the quality coded, the references kept, the decoder's pixels (when computed) and a
+    target's note (when it was not met)."""
+
+    data: bytes
+    quality: float
+    refs: int
+    pixels: np.ndarray | None = None
+    note: str | None = None
+
+
 class NumpyEncoder:
-    """Encodes images at effort 0 without torch (the CLI's encoder on a CPU where `supported`)."""
+    """Encodes images without torch (the CLI's encoder on a CPU where `supported`)."""
 
     def __init__(self, model: str | Path, dictionary: str | Path | bool | None = None) -> None:
         """`model`: a weights file; `dictionary`: None (the default one, if it fits), False (none) or a path."""
@@ -154,10 +177,10 @@ class NumpyEncoder:
         self.analysis = NumpyAnalysis(self.model)
         self._index: RetrievalIndex | None = None
 
-    def supported(self, img: LoadedImage, *, refs: int, effort: int, targets: bool, slices: int | None,
+    def supported(self, img: LoadedImage, *, refs: int, effort: int, slices: int | None,
                   near_lossless: int | None) -> bool:
         """Whether this encoder codes such an encode as the torch one would (else use the torch encoder)."""
-        if effort != 0 or targets or near_lossless is not None:
+        if effort > NUMPY_EFFORT_MAX or near_lossless is not None:
             return False
         if refs and img.width * img.height > QUERY_MAX_PIXELS:  # queried at a reduced size: not here
             return False
@@ -167,33 +190,35 @@ class NumpyEncoder:
         return d is None or (d.extractor == "latent" and not len(d.pictures) and DEFAULT_QUERY == "global"
                              and not DEFAULT_ROTATE)
 
-    def encode(self, image, quality: float, refs: int, *, strip: bool = False, alpha: bool = True,
-               fallback: bool = True) -> tuple[bytes, list[str], int]:
-        """The .clc bytes of an image (a path, bytes or a LoadedImage) at effort 0, the notes about the input and
-        the references kept (Codec.encode_full's file, up to the analysis's last bits; `fallback` False: exactly
-        `refs` references, even where the file would be smaller without)."""
+    def encode(self, image, quality: float, refs: int, *, effort: int = 0, target: tuple[str, float] | None = None,
+               strip: bool = False, alpha: bool = True, fallback: bool = True) -> tuple[NumpyCoded, list[str]]:
+        """The encode of an image (a path, bytes or a LoadedImage) at `quality`, or at the quality that meets
+        `target` ((kind, value) as ratecontrol.Target), and the notes about the input: Codec.encode_full's file
+        up to the analysis's last bits (effort.effort_plan's choices; `fallback` False: exactly `refs`
+        references)."""
         img = image if isinstance(image, LoadedImage) else load_image(image)
-        if not self.supported(img, refs=refs, effort=0, targets=False, slices=None, near_lossless=None):
+        if not self.supported(img, refs=refs, effort=effort, slices=None, near_lossless=None):
             raise UsageError("this encode needs the torch encoder (clccodec.Codec)")
         if not alpha and img.alpha is not None:
             img = replace(img, alpha=None)
-        q = quantize_quality(float(quality))
-        x = padded(img.pixels)
-        d = self.backend.dictionary if refs else None
-        indices = self.retrieve(self.analysis.analyse(x), int(refs)) if d is not None else []
-        y_s = self.analysis.scaled(self.analysis.analyse(x, q), q)
-        z = self.analysis.hyper_analyse(y_s)
-        medians = self.model.z_medians[:, None, None]
-        z_symbols = np.round(z - medians).astype(np.int32)
-        z_string = self.model.z_coder.encode(z_symbols, np.broadcast_to(
-            np.arange(len(medians), dtype=np.int32)[:, None, None], z_symbols.shape))
-        z_hat = z_symbols.astype(np.float32) + medians
-        y64 = y_s.astype(np.float64)
-        alpha_section = pack_alpha(img.alpha) if img.alpha is not None else b""
-        counts = sorted({0, len(indices)} if fallback else {len(indices)})  # effort 0: the smaller file
-        files = [self._file(img, q, z_hat, z_string, y64, indices[:m], strip, alpha_section) for m in counts]
-        best = min(range(len(counts)), key=lambda i: len(files[i]))  # (the first on a tie: no references)
-        return files[best], list(img.notes), counts[best]
+        d = self.backend.dictionary
+        image_coder = _ImageCoder(self, img, effort_plan(effort, refs if d is not None else 0, fallback), strip)
+        if target is None:
+            return image_coder.encode(quantize_quality(float(quality))), list(img.notes)
+        t = Target(*target)
+
+        def encode_at(q: float) -> tuple[float, NumpyCoded]:
+            r = image_coder.encode(q, pixels=t.kind == "psnr")
+            if t.kind == "size":
+                return float(len(r.data)), r
+            if t.kind == "bpp":
+                return 8 * len(r.data) / (img.width * img.height), r
+            return psnr(img.pixels, r.pixels), r
+
+        found = search_quality(t, encode_at)
+        r = found.best.result
+        r.note = found.note
+        return r, list(img.notes) + ([found.note] if found.note else [])
 
     def retrieve(self, y: np.ndarray, m: int) -> list[int]:
         """dictionary/store.ReferenceDictionary.retrieve with the latent extractor, global query, no rotation."""
@@ -204,9 +229,54 @@ class NumpyEncoder:
         hits = self._index.search(spp(y), min(len(d.values), m + CANDIDATES_PER_QUERY))
         return merge_results([hits], m, DEFAULT_MERGE)
 
-    def _file(self, img: LoadedImage, q: float, z_hat: np.ndarray, z_string: bytes, y64: np.ndarray,
-              indices: list[int], strip: bool, alpha_section: bytes) -> bytes:
-        tokens = self.backend.references(indices) if indices else None
+
+class _ImageCoder:
+    """One image's encodes at any quality (encoder.ImageEncoder's, for efforts 0-2): the retrieval, the padded
+    input and the last quality's latent are computed once."""
+
+    def __init__(self, enc: NumpyEncoder, img: LoadedImage, plan, strip: bool) -> None:
+        self.enc, self.model, self.img, self.plan, self.strip = enc, enc.model, img, plan, strip
+        self.x = padded(img.pixels)
+        most = max(plan.refs)
+        self.indices = enc.retrieve(enc.analysis.analyse(self.x), most) if most else []
+        self.alpha = pack_alpha(img.alpha) if img.alpha is not None else b""
+
+    def encode(self, q: float, pixels: bool = False) -> NumpyCoded:
+        """The file at quality q with the plan's reference count (the smallest file, or the lowest real cost
+        lambda 255^2 MSE + bpp on the decoder's pixels); `pixels`: also the decoder's pixels."""
+        a, model = self.enc.analysis, self.model
+        y_s = a.scaled(a.analyse(self.x, q), q)
+        z = a.hyper_analyse(y_s)
+        medians = model.z_medians[:, None, None]
+        z_symbols = np.round(z - medians).astype(np.int32)
+        z_string = model.z_coder.encode(z_symbols, np.broadcast_to(
+            np.arange(len(medians), dtype=np.int32)[:, None, None], z_symbols.shape))
+        z_hat = z_symbols.astype(np.float32) + medians
+        y64 = y_s.astype(np.float64)
+        best: tuple[float, NumpyCoded, tuple] | None = None
+        for m in self.plan.refs:  # (sorted: on a tie the fewer references win, as in the torch encoder)
+            data, latents = self._file(q, z_hat, z_string, y64, self.indices[:m])
+            coded = NumpyCoded(data, q, len(self.indices[:m]))
+            if self.plan.by_cost and len(self.plan.refs) > 1:
+                coded.pixels = self._pixels(latents, q)
+                cost = rd_cost(self.img.pixels, coded.pixels, len(data), q)
+            else:
+                cost = float(len(data))
+            if best is None or cost < best[0]:
+                best = (cost, coded, latents)
+        assert best is not None
+        _, coded, latents = best
+        if pixels and coded.pixels is None:
+            coded.pixels = self._pixels(latents, q)
+        return coded
+
+    def _pixels(self, latents: tuple, q: float) -> np.ndarray:
+        x_hat = self.model.reconstruct(*latents, q)
+        return to_pixels(x_hat[:, : self.img.height, : self.img.width])
+
+    def _file(self, q: float, z_hat: np.ndarray, z_string: bytes, y64: np.ndarray,
+              indices: list[int]) -> tuple[bytes, tuple]:
+        tokens = self.enc.backend.references(indices) if indices else None
         slices = np.split(y64, np.cumsum(self.model.cfg.slices)[:-1])
         strings: list[bytes] = []
 
@@ -216,13 +286,13 @@ class NumpyEncoder:
             return symbols + mu
 
         with np.errstate(all="ignore"):
-            self.model.code_latents(z_hat, tokens, code)
-        d = self.backend.dictionary
-        f = ClcFile(img.width, img.height, self.model_id, q, img.grayscale,
+            latents = self.model.code_latents(z_hat, tokens, code)
+        img, d = self.img, self.enc.backend.dictionary
+        f = ClcFile(img.width, img.height, self.enc.model_id, q, img.grayscale,
                     d.file_id if indices else NO_DICTIONARY, indices, 0, z_string, strings,
-                    slices_total=len(self.model.cfg.slices), metadata={} if strip else dict(img.metadata),
-                    alpha=alpha_section)
-        return container.pack(f)
+                    slices_total=len(self.model.cfg.slices), metadata={} if self.strip else dict(img.metadata),
+                    alpha=self.alpha)
+        return container.pack(f), latents
 
 
 def padded(pixels: np.ndarray) -> np.ndarray:

@@ -17,9 +17,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from pytorch_msssim import ms_ssim as _ms_ssim
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch loads with the first MS-SSIM: PSNR (the torch-free encoder's targets) needs only numpy
+    import torch
 
 PSNR_CAP = 100.0
 MSSSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)
@@ -57,6 +58,8 @@ def scales_for(height: int, width: int, win_size: int = WIN_SIZE) -> int:
 
 
 def _to_nchw(a: np.ndarray) -> torch.Tensor:
+    import torch
+
     t = torch.tensor(a, dtype=torch.float32)  # a copy (inputs may be read-only); float32 as CompressAI uses
     if t.ndim == 2:
         t = t[:, :, None]
@@ -65,6 +68,9 @@ def _to_nchw(a: np.ndarray) -> torch.Tensor:
 
 def ms_ssim(a: np.ndarray, b: np.ndarray) -> tuple[float, int]:
     """MS-SSIM (0..1) between two uint8 RGB images and the number of scales it used (5 = standard)."""
+    import torch
+    from pytorch_msssim import ms_ssim as _ms_ssim
+
     _check(a, b)
     x, y = _to_nchw(a), _to_nchw(b)
     h, w = a.shape[:2]
@@ -77,6 +83,8 @@ def ms_ssim(a: np.ndarray, b: np.ndarray) -> tuple[float, int]:
 
 def _gaussian_window(size: int, sigma: float = 1.5) -> torch.Tensor:
     """Normalised 1-D Gaussian (1, 1, size), float32: the window pytorch-msssim uses."""
+    import torch
+
     coords = torch.arange(size, dtype=torch.float) - size // 2
     g = torch.exp(-(coords**2) / (2 * sigma**2))
     return (g / g.sum()).view(1, 1, -1)
@@ -84,6 +92,8 @@ def _gaussian_window(size: int, sigma: float = 1.5) -> torch.Tensor:
 
 def _blur(x: torch.Tensor, win: torch.Tensor) -> torch.Tensor:
     """Separable valid-mode Gaussian blur of every channel (rows, then columns)."""
+    import torch.nn.functional as F
+
     c = x.shape[1]
     x = F.conv2d(x, win.view(1, 1, 1, -1).transpose(2, 3).repeat(c, 1, 1, 1), groups=c)
     return F.conv2d(x, win.view(1, 1, 1, -1).repeat(c, 1, 1, 1), groups=c)
@@ -105,6 +115,9 @@ def _ssim_and_cs(x: torch.Tensor, y: torch.Tensor, win: torch.Tensor, data_range
 
 def _ms_ssim_reduced(x: torch.Tensor, y: torch.Tensor, k: int) -> float:
     """MS-SSIM over k < 5 scales for small images (the same per-scale terms as pytorch-msssim's ms_ssim)."""
+    import torch
+    import torch.nn.functional as F
+
     side = min(x.shape[-2:])
     win_size = WIN_SIZE if side >= WIN_SIZE else max(1, side - (1 - side % 2))  # largest odd size that fits
     win = _gaussian_window(win_size, 1.5).to(x.dtype)
