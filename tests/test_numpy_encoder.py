@@ -70,7 +70,7 @@ def test_the_analysis_is_the_torch_encoders(tmp_path, rate_scales):
     """g_a (plain and at a quality), the gains and h_a in numpy: torch's values to float32 rounding."""
     path = export(tmp_path, dataclasses.replace(TINY, rate_scales=rate_scales))
     m = Codec(path, False, "cpu").model
-    a = npe.NumpyAnalysis(lite.NumpyModel.load(path))
+    a = npe.NumpyAnalysis(lite.NumpyModel.load(path, encoder=True))
     pixels = synthetic_photo(150, 200, seed=5)
     x_t = pad_to_multiple(to_tensor(pixels), 64)
     x = npe.padded(pixels)

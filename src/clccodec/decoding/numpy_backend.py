@@ -203,13 +203,14 @@ class NumpyModel:
     """The decoder half of a CLCModel on numpy arrays (the network shapes of transforms.py, reference.py,
     entropy.py and synthesis.FastSynthesis)."""
 
-    def __init__(self, cfg: ModelConfig, state: dict[str, np.ndarray], on_grid: frozenset[str] = frozenset()) -> None:
-        """`on_grid`: names of weights the file stored as W_FRAC grid integers (no re-gridding needed)."""
+    def __init__(self, cfg: ModelConfig, state: dict[str, np.ndarray], on_grid: frozenset[str] = frozenset(),
+                 encoder: bool = False) -> None:
+        """`on_grid`: names of weights the file stored as W_FRAC grid integers (no re-gridding needed);
+        `encoder`: also keep the encoder half's tensors (a decoder does without their memory)."""
         self.cfg = cfg
         self.model_id = state_model_id(cfg, state)
-        # the encoder half's tensors (encoding/numpy_encoder.py), kept as loaded: a decoder never touches them
-        self.analysis_state = {k: v for k, v in state.items()
-                               if k.startswith(("g_a.", "h_a.")) or k in ("log_gain", "log_scale_a")}
+        self.analysis_state = {k: v for k, v in state.items()  # encoding/numpy_encoder.py's
+                               if k.startswith(("g_a.", "h_a.")) or k in ("log_gain", "log_scale_a")} if encoder else {}
         self.z_coder = _Coder(state, "entropy_bottleneck.")
         self.y_coder = _Coder(state, "entropy.gaussian.")
         self.z_medians = state["entropy_bottleneck.quantiles"][:, 0, 1].astype(np.float32)
@@ -239,8 +240,8 @@ class NumpyModel:
                 self.layers.append(("igdn", _reparam(state, p + "gamma"), _reparam(state, p + "beta")))
 
     @classmethod
-    def load(cls, path: str | Path) -> "NumpyModel":
-        """A weights file (weights.save_weights), with the torch loader's error messages."""
+    def load(cls, path: str | Path, encoder: bool = False) -> "NumpyModel":
+        """A weights file (weights.save_weights), with the torch loader's error messages (`encoder`: __init__'s)."""
         path = Path(path)
         try:
             blob = ptfile.load(path)
@@ -252,7 +253,7 @@ class NumpyModel:
             raise ModelError(f"{path} is not a clccodec weights file")
         try:
             on_grid = frozenset(k for k, frac in (blob.get("grids") or {}).items() if frac == W_FRAC)
-            return cls(ModelConfig.from_dict(blob["config"]), widened_state(blob), on_grid)
+            return cls(ModelConfig.from_dict(blob["config"]), widened_state(blob), on_grid, encoder)
         except (KeyError, TypeError, ValueError, AttributeError, IndexError, OverflowError) as e:
             raise ModelError(f"weights file {path} does not match its config: {e.__class__.__name__}: {e}") from None
 
@@ -398,7 +399,8 @@ class NumpyDictionary:
     """A .clcdict without torch: its id and int8 values (the decoder's), its extractor and retrieval keys (the
     numpy encoder's)."""
 
-    def __init__(self, data: bytes, name: str) -> None:
+    def __init__(self, data: bytes, name: str, encoder: bool = False) -> None:
+        """`encoder`: also keep what the encoder retrieves with (the PCA and the keys)."""
         d = clcdict.unpack(data, name)
         self.model_id = bytes(d.model_id)
         self.id = clcdict.dictionary_id(self.model_id, d.values, d.pictures)
@@ -406,11 +408,11 @@ class NumpyDictionary:
         self.values = d.values
         self.pictures = Pictures(d.pictures)
         self.extractor = d.extractor
-        self.retrieval = d  # mean, components and keys: the encoder's retrieval index
+        self.retrieval = d if encoder else None  # mean, components and keys: the encoder's retrieval index
 
     @classmethod
-    def load(cls, path: str | Path) -> "NumpyDictionary":
-        return cls(read_bytes(Path(path), DictionaryError, "reference dictionary "), str(path))
+    def load(cls, path: str | Path, encoder: bool = False) -> "NumpyDictionary":
+        return cls(read_bytes(Path(path), DictionaryError, "reference dictionary "), str(path), encoder)
 
     def tokens(self, indices: list[int]) -> np.ndarray:
         """The tokens (R * h * w, C_r) of the given entries, float64 (codec.CLCModel._tokens)."""
@@ -425,10 +427,11 @@ class NumpyDictionary:
 class NumpyBackend:
     """The decoder's numpy backend: complete files, fast synthesis (decoder.choose_backend)."""
 
-    def __init__(self, model: str | Path, dictionary: str | Path | bool | None = None) -> None:
+    def __init__(self, model: str | Path, dictionary: str | Path | bool | None = None, encoder: bool = False) -> None:
         """`dictionary`: None (the default dictionary, if it fits the model), False (none) or a path (loaded
-        now)."""
-        self.model = NumpyModel.load(model)
+        now); `encoder`: keep what the numpy encoder needs too."""
+        self.encoder = encoder
+        self.model = NumpyModel.load(model, encoder)
         self.model_id = self.model.model_id
         self.slice_count = len(self.model.cfg.slices)
         self.slice_sizes = tuple(self.model.cfg.slices)
@@ -444,7 +447,8 @@ class NumpyBackend:
     def dictionary(self) -> "NumpyDictionary | None":
         if not self._dictionary_loaded:
             self._dictionary_loaded = True
-            self._dictionary = fitting_dictionary(self._dictionary_arg, self.model_id, NumpyDictionary.load)
+            self._dictionary = fitting_dictionary(self._dictionary_arg, self.model_id,
+                                                  lambda p: NumpyDictionary.load(p, self.encoder))
         return self._dictionary
 
     def references(self, indices: list[int]) -> np.ndarray:

@@ -171,7 +171,7 @@ class NumpyEncoder:
 
     def __init__(self, model: str | Path, dictionary: str | Path | bool | None = None) -> None:
         """`model`: a weights file; `dictionary`: None (the default one, if it fits), False (none) or a path."""
-        self.backend = NumpyBackend(model, dictionary)
+        self.backend = NumpyBackend(model, dictionary, encoder=True)
         self.model = self.backend.model
         self.model_id = file_id(self.model.model_id)
         self.analysis = NumpyAnalysis(self.model)
