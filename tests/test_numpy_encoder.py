@@ -21,6 +21,7 @@ from clccodec.decoding import numpy_backend as lite
 from clccodec.dictionary import features
 from clccodec.encoding import numpy_encoder as npe
 from clccodec.encoding.backends import Encoder
+from clccodec.encoding.ratecontrol import Target
 from clccodec.errors import UsageError
 from clccodec.format import container
 from clccodec.io.images import load_image, pad_to_multiple, to_tensor
@@ -137,7 +138,7 @@ def test_targets_find_the_torch_encoders_quality(shipped_codec, shipped_numpy, k
     """Rate control on the torch-free encoder: the quality the torch encoder finds, a file within a few bytes of
     its file, and the same note when the target is out of reach."""
     pixels = synthetic_photo(96, 136, seed=4)
-    r, notes = shipped_numpy.encode(pixels, None, 3, target=(kind, value))
+    r, notes = shipped_numpy.encode(pixels, None, 3, target=Target(kind, value))
     want = shipped_codec.encode_full(pixels, refs=3, **{f"target_{kind}": value})
     assert (r.quality, r.refs, r.note or "", notes) == (want.quality, want.refs, want.target_note, want.notes)
     assert abs(len(r.data) - len(want.data)) <= max(8, len(want.data) // 200)
@@ -149,6 +150,7 @@ def test_the_encoder_takes_numpy_where_it_can_and_torch_for_the_rest(tiny_model_
     code = f"""
 import sys
 from clccodec.encoding.backends import Encoder
+from clccodec.encoding.ratecontrol import Target
 e = Encoder({str(tiny_model_path)!r}, False, "cpu")
 r = e.encode_full({str(photo_png)!r}, 3)
 e.encode_full({str(photo_png)!r}, 3, effort=2)
@@ -179,3 +181,21 @@ def test_cli_encode_imports_no_torch(tmp_path, photo_png):
     assert Image.open(tmp_path / "p.png").size == (136, 96)
     assert probe_modules("encode", str(photo_png), "-o", str(tmp_path / "e3.clc"), "--effort", "3",
                          names=("torch",)) == ["torch"]
+
+
+def test_what_goes_to_torch_is_decided_before_any_work(shipped_numpy, tiny_model_path, tmp_path):
+    """Queries of images padded beyond QUERY_MAX_PIXELS (torch downscales them) and efforts with refinement go to
+    torch; bad arguments fail before the image is read; a loaded torch model is served by torch."""
+    big = load_image(np.zeros((1667, 2500, 3), np.uint8))  # 4.17 MP, padded to 2560 x 1728 = 4.42 MP
+    assert not shipped_numpy.supported(big, refs=3, effort=0, slices=None, near_lossless=None)
+    assert shipped_numpy.supported(big, refs=0, effort=0, slices=None, near_lossless=None)
+    small = load_image(synthetic_photo(64, 64))
+    assert shipped_numpy.supported(small, refs=3, effort=2, slices=5, near_lossless=None)
+    assert not shipped_numpy.supported(small, refs=3, effort=3, slices=None, near_lossless=None)
+    assert not shipped_numpy.supported(small, refs=3, effort=0, slices=2, near_lossless=None)
+    e = Encoder(tiny_model_path, False, "cpu")
+    with pytest.raises(UsageError, match="target bpp must be a positive number"):
+        e.encode_full(tmp_path / "missing.png", target_bpp=0)
+    model = Codec(tiny_model_path, False, "cpu").model
+    photo = synthetic_photo(64, 64)
+    assert Encoder(model, False, "cpu").encode(photo, 3) == Codec(model, False, "cpu").encode(photo, 3)

@@ -14,8 +14,8 @@ argument raises a clccodec.errors.UsageError (a ClcError) with a one-line messag
 `Codec` keeps a torch model (and dictionary) loaded for many calls and encodes and decodes with it. The
 module-level `encode` and `encode_file` live in encoding.backends and share one cached Encoder, `decode` and
 `decode_file` in decoding.decoder and share one cached Decoder (all re-exported here); each picks the fastest
-backend for each call: on a CPU the numpy one, without torch, wherever it can (the default encode at effort 0;
-every complete file's decode but near-lossless ones, which need the exact synthesis).
+backend for each call: on a CPU the numpy one, without torch, wherever it can (encodes at efforts 0-2, with a
+quality or a target; every complete file's decode but near-lossless ones, which need the exact synthesis).
 
 Decoding runs the exact probability path always (every file decodes on every device) and, by default, the fast
 float32 synthesis: pixels within a last bit or two of the exact synthesis, which `exact=True` selects (the
@@ -39,7 +39,6 @@ from .defaults import DEFAULT_DETAIL, DEFAULT_EFFORT, DEFAULT_QUALITY, DEFAULT_R
 from .encoding.backends import EncodeResult, check_encode_args
 from .encoding.effort import Progress
 from .encoding.encoder import ImageEncoder
-from .encoding.ratecontrol import Target
 from .errors import ModelError
 from .format import container
 from .format.container import quantize_quality
@@ -104,10 +103,9 @@ class Codec:
         (model/residual.py; NEAR_MAX at most; not with targets or `slices`). `fallback` False: write exactly `refs` references
         even where the file would be smaller without them (to measure what they do; by default every effort may
         drop them, see effort.py). `progress(done, total)` is called during refinement."""
-        quality, given = check_encode_args(quality, refs, effort, target_bpp=target_bpp, target_size=target_size,
-                                           target_psnr=target_psnr, slices=slices, near_lossless=near_lossless,
-                                           slice_count=len(self.model.cfg.slices))
-        targets = [Target(k, v) for k, v in given]
+        quality, targets = check_encode_args(quality, refs, effort, target_bpp=target_bpp, target_size=target_size,
+                                             target_psnr=target_psnr, slices=slices, near_lossless=near_lossless,
+                                             slice_count=len(self.model.cfg.slices))
         img = image if isinstance(image, LoadedImage) else load_image(image)
         if not alpha and img.alpha is not None:
             img = replace(img, alpha=None)

@@ -150,12 +150,13 @@ def make_codec(model: Optional[Path], dictionary: Optional[str], device: str):
     return Codec(model, dictionary_arg(dictionary), device)
 
 
-def make_encoder(model: Optional[Path], dictionary: Optional[str], device: str):
-    """The encoder (encoding.backends.Encoder: the numpy encoder on a CPU where it can, torch for the rest)."""
+def make_encoder(model: Optional[Path], dictionary: Optional[str], device: str, torch_calls: bool = False):
+    """The encoder (encoding.backends.Encoder: the numpy encoder on a CPU where it can, torch for the rest;
+    `torch_calls`: the options need torch)."""
     from ..encoding.backends import Encoder
 
     retain_freed_memory()
-    return Encoder(model, dictionary_arg(dictionary), device)
+    return Encoder(model, dictionary_arg(dictionary), device, torch_calls=torch_calls)
 
 
 def make_decoder(model: Optional[Path], dictionary: Optional[str], device: str, exact: bool = False):

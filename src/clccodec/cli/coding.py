@@ -11,7 +11,7 @@ import typer
 from ..defaults import DEFAULT_EFFORT, DEFAULT_NEAR_LOSSLESS_QUALITY, DEFAULT_QUALITY, DEFAULT_REFS, NEAR_MAX
 from ..format.container import MAX_REFS
 from ..errors import TargetMissedError, UsageError
-from ..encoding.effort import EFFORT_MAX, EFFORT_MIN, FIRST_REFINING_EFFORT
+from ..encoding.effort import EFFORT_MAX, EFFORT_MIN, FIRST_REFINING_EFFORT, NUMPY_EFFORT_MAX
 from ..model.quality import QUALITY_MAX, QUALITY_MIN
 from .app import EXIT_CODES_HELP, AddressOpt, DeviceOpt, DictOpt, EngineOpt, ExactOpt, ForceOpt, ManifestOpt, \
     ModelOpt, QuietOpt, WorkerCpusOpt, WorkersOpt, app, dictionary_arg, err, examples, guard, make_encoder, \
@@ -124,7 +124,8 @@ def encode(
         if image_suffix and not quiet:
             err.print(f"clc: warning: {image_suffix[0]}: .clc data in a file named like an image (use a .clc name)",
                       markup=False)
-        codec = make_encoder(model, dictionary, device)
+        codec = make_encoder(model, dictionary, device,
+                             torch_calls=effort > NUMPY_EFFORT_MAX or near is not None or slices is not None)
         show_progress = effort >= FIRST_REFINING_EFFORT and len(jobs) == 1 and not quiet
 
         def work(job: Job) -> str:

@@ -19,6 +19,7 @@ The band plans are those of the torch decoder (bands.py), so memory stays bounde
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -440,15 +441,18 @@ class NumpyBackend:
         self._dictionary_arg = dictionary
         self._dictionary: NumpyDictionary | None = None
         self._dictionary_loaded = False
+        self._lock = threading.Lock()
         if dictionary not in (None, False):
             _ = self.dictionary
 
     @property
     def dictionary(self) -> "NumpyDictionary | None":
         if not self._dictionary_loaded:
-            self._dictionary_loaded = True
-            self._dictionary = fitting_dictionary(self._dictionary_arg, self.model_id,
-                                                  lambda p: NumpyDictionary.load(p, self.encoder))
+            with self._lock:  # (threads sharing one backend: none may see "loaded" before it is)
+                if not self._dictionary_loaded:
+                    self._dictionary = fitting_dictionary(self._dictionary_arg, self.model_id,
+                                                          lambda p: NumpyDictionary.load(p, self.encoder))
+                    self._dictionary_loaded = True
         return self._dictionary
 
     def references(self, indices: list[int]) -> np.ndarray:

@@ -89,22 +89,8 @@ def decode_dataset(sources: Sequence[Location], dst: Location, *, output_format:
 def check_encode_options(options: dict[str, Any]) -> None:
     """The checks every worker would make on each input, made once before the job starts (the model-dependent
     bound on `slices` is checked by the workers)."""
-    from ..defaults import NEAR_MAX
-    from ..encoding.effort import EFFORT_MAX, EFFORT_MIN
-    from ..errors import UsageError, check_number
-    from ..format.container import MAX_REFS
-    from ..model.quality import QUALITY_MAX, QUALITY_MIN
+    from ..encoding.backends import check_encode_args
 
-    check_number("quality", options["quality"], QUALITY_MIN, QUALITY_MAX, optional=True)
-    check_number("refs", options["refs"], 0, MAX_REFS, integer=True)
-    check_number("effort", options["effort"], EFFORT_MIN, EFFORT_MAX, integer=True)
-    check_number("slices", options["slices"], 0, integer=True, optional=True)
-    check_number("target_bpp", options["target_bpp"], 0, optional=True)
-    check_number("target_size", options["target_size"], 1, integer=True, optional=True)
-    check_number("target_psnr", options["target_psnr"], 0, optional=True)
-    check_number("near_lossless", options["near_lossless"], 0, NEAR_MAX, integer=True, optional=True)
-    targets = [k for k in ("target_bpp", "target_size", "target_psnr") if options[k] is not None]
-    if len(targets) > 1:
-        raise UsageError("give at most one of target_bpp, target_size and target_psnr")
-    if options["near_lossless"] is not None and (targets or options["slices"] is not None):
-        raise UsageError("near_lossless codes every sample within a bound: it takes no target and no slices")
+    check_encode_args(options["quality"], options["refs"], options["effort"], target_bpp=options["target_bpp"],
+                      target_size=options["target_size"], target_psnr=options["target_psnr"],
+                      slices=options["slices"], near_lossless=options["near_lossless"])

@@ -155,8 +155,12 @@ class CodingWorker:
         self.crash = c.get("crash") or {}
         if self.direction == "encode":
             from ..encoding.backends import Encoder
+            from ..encoding.effort import NUMPY_EFFORT_MAX
 
-            self.codec = Encoder(c["model"], c["dictionary"], c["device"])
+            o = self.options
+            self.codec = Encoder(c["model"], c["dictionary"], c["device"],
+                                 torch_calls=o.get("effort", 0) > NUMPY_EFFORT_MAX or o.get("near_lossless") is not None
+                                 or o.get("slices") is not None)
         else:
             from ..decoding.decoder import Decoder
 

@@ -18,10 +18,11 @@ import numpy as np
 from ..defaults import DEFAULT_EFFORT, DEFAULT_NEAR_LOSSLESS_QUALITY, DEFAULT_QUALITY, DEFAULT_REFS, NEAR_MAX, \
     default_model_path
 from ..errors import UsageError, check_number
-from .effort import EFFORT_MAX, EFFORT_MIN, Progress
+from .effort import EFFORT_MAX, EFFORT_MIN, NUMPY_EFFORT_MAX, Progress
 
 if TYPE_CHECKING:
     from ..io.images import ImageSource
+    from .ratecontrol import Target
 
 
 @dataclass
@@ -36,12 +37,13 @@ class EncodeResult:
 
 def check_encode_args(quality: float | None, refs: Any, effort: Any, *, target_bpp: Any = None,
                       target_size: Any = None, target_psnr: Any = None, slices: Any = None,
-                      near_lossless: Any = None, slice_count: int | None = None) -> tuple[float, list[tuple]]:
-    """The checks of every encode's arguments (UsageError with a one-line message): the quality to code (the
-    default one for None) and the targets given, as (kind, value) pairs. `slice_count`: the model's, the bound
-    of `slices` (None: not known here)."""
+                      near_lossless: Any = None, slice_count: int | None = None) -> tuple[float, list[Target]]:
+    """The checks of every encode's arguments (UsageError with a one-line message), before any work: the
+    quality to code (the default one for None) and the target given, if any. `slice_count`: the model's, the
+    bound of `slices` (None: not known here)."""
     from ..format.container import MAX_REFS
     from ..model.quality import QUALITY_MAX, QUALITY_MIN
+    from .ratecontrol import Target
 
     if quality is None:
         quality = DEFAULT_QUALITY if near_lossless is None else DEFAULT_NEAR_LOSSLESS_QUALITY
@@ -54,7 +56,7 @@ def check_encode_args(quality: float | None, refs: Any, effort: Any, *, target_b
     check_number("target_size", target_size, 1, integer=True, optional=True)
     check_number("target_psnr", target_psnr, 0, optional=True)
     check_number("near_lossless", near_lossless, 0, NEAR_MAX, integer=True, optional=True)
-    targets = [(k, float(v)) for k, v in (("bpp", target_bpp), ("size", target_size), ("psnr", target_psnr))
+    targets = [Target(k, float(v)) for k, v in (("bpp", target_bpp), ("size", target_size), ("psnr", target_psnr))
                if v is not None]
     if len(targets) > 1:
         raise UsageError("give at most one of target_bpp, target_size and target_psnr")
@@ -68,21 +70,22 @@ class Encoder:
     with the torch Codec otherwise. The backend most calls will use is built at once (a bad model or dictionary
     fails here); the torch one on first need."""
 
-    def __init__(self, model: str | os.PathLike | None = None, dictionary: str | os.PathLike | bool | None = None,
-                 device: str = "auto") -> None:
-        """`dictionary`: None (the default dictionary, if it fits the model), False (none) or a path."""
+    def __init__(self, model: Any = None, dictionary: Any = None, device: str = "auto", *,
+                 torch_calls: bool = False) -> None:
+        """`model`: a weights file (None: the shipped one) or a loaded CLCModel (then every call is torch's);
+        `dictionary`: None (the default dictionary, if it fits the model), False (none) or a path.
+        `torch_calls`: most calls will need torch (efforts above effort.NUMPY_EFFORT_MAX, near-lossless,
+        previews): load it now, and the numpy encoder only if a call can use it."""
         from ..decoding.decoder import choose_backend
 
-        self.model_path = Path(model or default_model_path())
+        self.model_arg = model
+        self.model_path = Path(model or default_model_path()) if isinstance(model, (str, os.PathLike, type(None))) \
+            else None
         self.dictionary_arg, self.device = dictionary, device
         self._codec: Any = None
         self._numpy: Any = None
-        if choose_backend(device) == "numpy":
-            from .numpy_encoder import NumpyEncoder
-
-            self._numpy = NumpyEncoder(self.model_path, dictionary)
-        else:
-            _ = self.codec
+        self._numpy_possible = self.model_path is not None and choose_backend(device) == "numpy"
+        _ = self.numpy_encoder if self._numpy_possible and not torch_calls else self.codec  # a bad model fails here
 
     @property
     def codec(self):
@@ -90,8 +93,23 @@ class Encoder:
         if self._codec is None:
             from ..api import Codec
 
-            self._codec = Codec(self.model_path, self.dictionary_arg, self.device)
+            self._codec = Codec(self.model_arg if self.model_path is None else self.model_path, self.dictionary_arg,
+                                self.device)
         return self._codec
+
+    @property
+    def numpy_encoder(self):
+        """The torch-free encoder (numpy_encoder.NumpyEncoder), or None where it cannot serve (a GPU, a loaded
+        torch model)."""
+        if self._numpy is None and self._numpy_possible:
+            from .numpy_encoder import NumpyEncoder
+
+            self._numpy = NumpyEncoder(self.model_path, self.dictionary_arg)
+        return self._numpy
+
+    def encode(self, image: ImageSource, quality: float | None = None, refs: int = DEFAULT_REFS, **kw: Any) -> bytes:
+        """The bytes of a .clc file (the arguments: encode_full's)."""
+        return self.encode_full(image, quality, refs, **kw).data
 
     def encode_full(self, image: ImageSource, quality: float | None = None, refs: int = DEFAULT_REFS,
                     reconstruct: bool = False, exact: bool = False, *, effort: int = DEFAULT_EFFORT,
@@ -104,18 +122,20 @@ class Encoder:
         kw = dict(effort=effort, target_bpp=target_bpp, target_size=target_size, target_psnr=target_psnr,
                   slices=slices, strip=strip, alpha=alpha, near_lossless=near_lossless, fallback=fallback,
                   progress=progress)
-        if self._numpy is not None and not reconstruct:
+        check_encode_args(quality, refs, effort, target_bpp=target_bpp, target_size=target_size,
+                          target_psnr=target_psnr, slices=slices, near_lossless=near_lossless)  # before any loading
+        if self._numpy_possible and not reconstruct and near_lossless is None and effort <= NUMPY_EFFORT_MAX:
             from ..io.images import LoadedImage, load_image
 
+            enc = self.numpy_encoder
+            assert enc is not None
             q, targets = check_encode_args(quality, refs, effort, target_bpp=target_bpp, target_size=target_size,
                                            target_psnr=target_psnr, slices=slices, near_lossless=near_lossless,
-                                           slice_count=len(self._numpy.model.cfg.slices))
+                                           slice_count=len(enc.model.cfg.slices))
             img = image if isinstance(image, LoadedImage) else load_image(image)
-            if self._numpy.supported(img, refs=int(refs), effort=int(effort), slices=slices,
-                                     near_lossless=near_lossless):
-                r, notes = self._numpy.encode(img, q, int(refs), effort=int(effort),
-                                              target=targets[0] if targets else None, strip=strip, alpha=alpha,
-                                              fallback=fallback)
+            if enc.supported(img, refs=int(refs), effort=int(effort), slices=slices, near_lossless=near_lossless):
+                r, notes = enc.encode(img, q, int(refs), effort=int(effort), target=targets[0] if targets else None,
+                                      strip=strip, alpha=alpha, fallback=fallback)
                 return EncodeResult(r.data, None, notes, r.quality, r.refs, r.note or "")
             image = img
         return self.codec.encode_full(image, quality, refs, reconstruct, exact, **kw)

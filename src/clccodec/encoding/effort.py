@@ -35,6 +35,7 @@ SELECTION_REFS = (0, 1, 2, 3, 5)  # reference counts tried from effort 2 on
 # Latent refinement iterations per effort (refine.py; tuned on training photos with benchmarks/effort_tune.py).
 REFINE_ITERATIONS = {3: 4, 4: 6, 5: 10, 6: 14, 7: 18, 8: 24, 9: 32}
 FIRST_REFINING_EFFORT = min(REFINE_ITERATIONS)
+NUMPY_EFFORT_MAX = FIRST_REFINING_EFFORT - 1  # the torch-free encoder's efforts (refinement needs torch's autograd)
 
 Progress = Callable[[int, int], None]  # (iterations done, iterations in all)
 

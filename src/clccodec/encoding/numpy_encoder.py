@@ -33,13 +33,13 @@ from ..dictionary.retrieval import CANDIDATES_PER_QUERY, DEFAULT_MERGE, DEFAULT_
 from ..format import container
 from ..format.alpha import pack_alpha
 from ..format.container import ClcFile, quantize_quality
-from ..errors import UsageError
+from ..errors import ModelError, UsageError
 from ..format.ids import NO_DICTIONARY, file_id
 from ..evaluation.metrics import psnr
 from ..io.images import LoadedImage, load_image
 from ..model.bands import analysis_band, latent_band, map_bands
 from ..model.config import PAD_MULTIPLE
-from .effort import effort_plan, rd_cost
+from .effort import NUMPY_EFFORT_MAX, effort_plan, rd_cost
 from .ratecontrol import Target, search_quality
 
 
@@ -113,6 +113,11 @@ class NumpyAnalysis:
                     for i in (0, 2, 4)]
         self.log_gain = st["log_gain"].astype(np.float32)
         self.log_scale = st["log_scale_a"].astype(np.float32) if model.cfg.rate_scales else None
+        cfg = model.cfg
+        convs = [layer[1] for layer in self.g_a if layer[0] == "conv"]
+        if (not convs or convs[0].shape[1] != 3 or convs[-1].shape[0] != cfg.latent_channels
+                or self.h_a[0][0].shape[1] != cfg.latent_channels or self.h_a[-1][0].shape[0] != cfg.Nz):
+            raise ValueError(f"g_a / h_a shapes do not match the config {cfg.name!r}")
 
     def gdns(self, quality: float | None) -> list[tuple[np.ndarray, np.ndarray]]:
         """Each GDN's (gamma, beta), with quality's rate scales s folded in: s x / sqrt(beta + gamma x^2) =
@@ -151,9 +156,6 @@ class NumpyAnalysis:
         return map_bands(h_a, y_s, latent_band(y_s.shape[-1]), halo=8, down=4)
 
 
-NUMPY_EFFORT_MAX = 2  # efforts up to this choose among reference counts; above, latent refinement needs torch
-
-
 @dataclass
 class NumpyCoded:
     """One encode: the file, the quality coded, the references kept, the decoder's pixels (when computed) and a
@@ -174,7 +176,11 @@ class NumpyEncoder:
         self.backend = NumpyBackend(model, dictionary, encoder=True)
         self.model = self.backend.model
         self.model_id = file_id(self.model.model_id)
-        self.analysis = NumpyAnalysis(self.model)
+        try:
+            self.analysis = NumpyAnalysis(self.model)
+        except (KeyError, ValueError, IndexError) as e:
+            raise ModelError(f"weights file {model} has no usable analysis transform: {e.__class__.__name__}: {e}") \
+                from None
         self._index: RetrievalIndex | None = None
 
     def supported(self, img: LoadedImage, *, refs: int, effort: int, slices: int | None,
@@ -182,18 +188,19 @@ class NumpyEncoder:
         """Whether this encoder codes such an encode as the torch one would (else use the torch encoder)."""
         if effort > NUMPY_EFFORT_MAX or near_lossless is not None:
             return False
-        if refs and img.width * img.height > QUERY_MAX_PIXELS:  # queried at a reduced size: not here
-            return False
         if slices is not None and slices < len(self.model.cfg.slices):
             return False
         d = self.backend.dictionary if refs else None
-        return d is None or (d.extractor == "latent" and not len(d.pictures) and DEFAULT_QUERY == "global"
-                             and not DEFAULT_ROTATE)
+        if d is None:
+            return True
+        padded_pixels = -(-img.height // PAD_MULTIPLE) * PAD_MULTIPLE * (-(-img.width // PAD_MULTIPLE) * PAD_MULTIPLE)
+        return (d.extractor == "latent" and not len(d.pictures) and DEFAULT_QUERY == "global" and not DEFAULT_ROTATE
+                and padded_pixels <= QUERY_MAX_PIXELS)  # (larger ones are queried at a reduced size: torch)
 
-    def encode(self, image, quality: float, refs: int, *, effort: int = 0, target: tuple[str, float] | None = None,
+    def encode(self, image, quality: float, refs: int, *, effort: int = 0, target: Target | None = None,
                strip: bool = False, alpha: bool = True, fallback: bool = True) -> tuple[NumpyCoded, list[str]]:
         """The encode of an image (a path, bytes or a LoadedImage) at `quality`, or at the quality that meets
-        `target` ((kind, value) as ratecontrol.Target), and the notes about the input: Codec.encode_full's file
+        `target`, and the notes about the input: Codec.encode_full's file
         up to the analysis's last bits (effort.effort_plan's choices; `fallback` False: exactly `refs`
         references)."""
         img = image if isinstance(image, LoadedImage) else load_image(image)
@@ -205,7 +212,7 @@ class NumpyEncoder:
         image_coder = _ImageCoder(self, img, effort_plan(effort, refs if d is not None else 0, fallback), strip)
         if target is None:
             return image_coder.encode(quantize_quality(float(quality))), list(img.notes)
-        t = Target(*target)
+        t = target
 
         def encode_at(q: float) -> tuple[float, NumpyCoded]:
             r = image_coder.encode(q, pixels=t.kind == "psnr")
