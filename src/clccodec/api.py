@@ -13,9 +13,10 @@ argument raises a clccodec.errors.UsageError (a ClcError) with a one-line messag
 
 `Codec` keeps a torch model (and dictionary) loaded for many calls and encodes and decodes with it. The
 module-level `encode` and `encode_file` live in encoding.backends and share one cached Encoder, `decode` and
-`decode_file` in decoding.decoder and share one cached Decoder (all re-exported here); each picks the fastest
-backend for each call: on a CPU the numpy one, without torch, wherever it can (encodes at efforts 0-2, with a
-quality or a target; every complete file's decode but near-lossless ones, which need the exact synthesis).
+`decode_file` in decoding.decoder and share one cached Decoder (the package exports them all); each picks the
+fastest backend for each call: on a CPU the numpy one, without torch, wherever it can (encodes at efforts 0-2,
+with a quality or a target; every complete file's decode but near-lossless ones, which need the exact
+synthesis).
 
 Decoding runs the exact probability path always (every file decodes on every device) and, by default, the fast
 float32 synthesis: pixels within a last bit or two of the exact synthesis, which `exact=True` selects (the
@@ -36,7 +37,7 @@ from .decoding.decoder import DecodeResult, Decoder, check_decode_args, decode, 
     get_decoder, to_pil
 from .decoding.torch_backend import TorchBackend
 from .defaults import DEFAULT_DETAIL, DEFAULT_EFFORT, DEFAULT_QUALITY, DEFAULT_REFS
-from .encoding.backends import EncodeResult, check_encode_args
+from .encoding.options import EncodeResult, check_encode_args
 from .encoding.effort import Progress
 from .encoding.encoder import ImageEncoder
 from .errors import ModelError
@@ -171,10 +172,6 @@ def get_codec(model: str | os.PathLike | CLCModel | None = None, dictionary: str
     return _CODECS[key]
 
 
-from .encoding.backends import Encoder, encode, encode_file, get_encoder  # noqa: E402 - re-exported (no torch)
-
-
-__all__ = ["Codec", "Decoder", "Encoder", "encode", "decode", "encode_file", "decode_file", "get_codec", "get_decoder",
-           "get_encoder",
+__all__ = ["Codec", "Decoder", "decode", "decode_file", "get_codec", "get_decoder",
            "read_info",
            "write_atomic", "ModelError", "DEFAULT_QUALITY", "DEFAULT_REFS", "QUALITY_MIN", "QUALITY_MAX"]
