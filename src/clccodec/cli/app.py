@@ -76,7 +76,9 @@ ModelOpt = Annotated[Optional[Path], typer.Option("--model", help="Weights file 
 DictOpt = Annotated[Optional[str], typer.Option("--dict", help="Reference dictionary .clcdict (default: the "
                                                 "shipped one, or $CLC_DICTIONARY; 'none' disables).",
                                                 show_default=False)]
-DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")]
+DeviceOpt = Annotated[str, typer.Option(
+    "--device", help="auto, cpu or cuda (auto: a GPU where there is one). On a CPU, encodes at efforts 0-2 and "
+                     "decodes with the default synthesis run without torch.")]
 ForceOpt = Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing output files.")]
 QuietOpt = Annotated[bool, typer.Option("--quiet", help="Print errors only.")]
 # the batch engine (cli/distributed.py): the same jobs on a Ray cluster
