@@ -25,6 +25,7 @@ from clccodec.encoding.ratecontrol import Target
 from clccodec.errors import UsageError
 from clccodec.format import container
 from clccodec.io.images import load_image, pad_to_multiple, to_tensor
+from clccodec.model import bands
 from clccodec.model.config import TINY
 from clccodec.model.network import CLCModel
 from clccodec.model.synthesis import gdn_parameters
@@ -66,9 +67,13 @@ def export(tmp_path, cfg) -> str:
     return path
 
 
-@pytest.mark.parametrize("rate_scales", [False, True])
-def test_the_analysis_is_the_torch_encoders(tmp_path, rate_scales):
-    """g_a (plain and at a quality), the gains and h_a in numpy: torch's values to float32 rounding."""
+@pytest.mark.parametrize("rate_scales,banded", [(False, False), (True, False), (True, True)])
+def test_the_analysis_is_the_torch_encoders(tmp_path, monkeypatch, rate_scales, banded):
+    """g_a (plain and at a quality), the gains and h_a in numpy: torch's values to float32 rounding, also band by
+    band (as for very large images)."""
+    if banded:  # 64-row bands of g_a, 4-row bands of h_a: three and two bands here
+        monkeypatch.setattr(bands, "PIXEL_BAND", 64 * 256)
+        monkeypatch.setattr(bands, "LATENT_BAND", 4 * 16)
     path = export(tmp_path, dataclasses.replace(TINY, rate_scales=rate_scales))
     m = Codec(path, False, "cpu").model
     a = npe.NumpyAnalysis(lite.NumpyModel.load(path, encoder=True))
