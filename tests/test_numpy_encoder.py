@@ -40,8 +40,12 @@ def test_kernels_are_torchs():
     x = rng.normal(size=(6, 14, 10)).astype(np.float32)
     w = rng.normal(size=(9, 6, 5, 5)).astype(np.float32)
     b = rng.normal(size=9).astype(np.float32)
-    want = F.conv2d(torch.from_numpy(x)[None], torch.from_numpy(w), torch.from_numpy(b), stride=2, padding=2)[0]
-    assert np.allclose(npe.conv2d_stride2(x, w, b), want.numpy(), atol=1e-4)
+    for xs in (x, x[:, :13, :9]):  # (odd sizes: a downscaled query view's)
+        want = F.conv2d(torch.from_numpy(xs)[None], torch.from_numpy(w), torch.from_numpy(b), stride=2, padding=2)[0]
+        assert np.allclose(npe.conv2d_stride2(xs, w, b), want.numpy(), atol=1e-4)
+    for h, wd in ((7, 4), (5, 5), (14, 10), (3, 9)):  # area downscaling by ratios that do not divide, and none
+        want = F.interpolate(torch.from_numpy(x)[None], size=(h, wd), mode="area")[0].numpy()
+        assert np.allclose(npe.area_resize(x, h, wd), want, atol=1e-6)
 
     g = GDN(6)
     with torch.no_grad():
@@ -105,10 +109,15 @@ def shipped_numpy():
 
 
 @pytest.mark.parametrize("image,effort,fallback", [("rgb", 0, False), ("gray", 0, True), ("rgba", 1, True),
-                                                   ("rgb", 2, True)])
-def test_files_are_the_torch_encoders(shipped_codec, shipped_numpy, tmp_path, image, effort, fallback):
+                                                   ("rgb", 2, True), ("large", 0, False)])
+def test_files_are_the_torch_encoders(shipped_codec, shipped_numpy, tmp_path, monkeypatch, image, effort, fallback):
     """The shipped model and dictionary: the same references, header, metadata and alpha; the same latents up to
-    a rounding flip at float's edge; sizes within a few bytes; and the file decodes on both decoders."""
+    a rounding flip at float's edge; sizes within a few bytes; and the file decodes on both decoders. "large":
+    an image over the query's pixel limit (lowered here from 4 MP), queried at a reduced size by both."""
+    if image == "large":  # padded 192 x 128 -> a 94 x 64 query view (odd latent sizes on the way)
+        monkeypatch.setattr(features, "QUERY_MAX_PIXELS", 6000)
+        monkeypatch.setattr(npe, "QUERY_MAX_PIXELS", 6000)
+        assert npe.query_view(npe.padded(synthetic_photo(96, 136, seed=2))).shape == (3, 64, 94)
     pixels = synthetic_photo(96, 136, seed=2)
     im = Image.fromarray(pixels)
     if image == "gray":
@@ -189,11 +198,8 @@ def test_cli_encode_imports_no_torch(tmp_path, photo_png):
 
 
 def test_what_goes_to_torch_is_decided_before_any_work(shipped_numpy, tiny_model_path, tmp_path):
-    """Queries of images padded beyond QUERY_MAX_PIXELS (torch downscales them) and efforts with refinement go to
-    torch; bad arguments fail before the image is read; a loaded torch model is served by torch."""
-    big = load_image(np.zeros((1667, 2500, 3), np.uint8))  # 4.17 MP, padded to 2560 x 1728 = 4.42 MP
-    assert not shipped_numpy.supported(big, refs=3, effort=0, slices=None, near_lossless=None)
-    assert shipped_numpy.supported(big, refs=0, effort=0, slices=None, near_lossless=None)
+    """Efforts with refinement and partial files go to torch; bad arguments fail before the image is read; a loaded
+    torch model is served by torch."""
     small = load_image(synthetic_photo(64, 64))
     assert shipped_numpy.supported(small, refs=3, effort=2, slices=5, near_lossless=None)
     assert not shipped_numpy.supported(small, refs=3, effort=3, slices=None, near_lossless=None)

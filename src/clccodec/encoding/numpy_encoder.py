@@ -16,12 +16,12 @@ Its files need not be byte-identical to the torch encoder's: the analysis is flo
 can differ and a value next to a rounding boundary round the other way (and a real cost or PSNR measured on
 pixels a last bit apart can tip a close choice). Every file decodes to the same pixels on both decoders, because
 the decoders never see the analysis. `supported` says which encodes it does; the others (efforts above 2,
-block copy, near-lossless, previews, ResNet-50 dictionaries, queries of images above QUERY_MAX_PIXELS) stay
-with the torch encoder.
+block copy, near-lossless, previews, ResNet-50 dictionaries) stay with the torch encoder.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -44,11 +44,11 @@ from .ratecontrol import Target, search_quality
 
 
 def conv2d_stride2(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """nn.Conv2d(k=5, stride=2, padding=2) of x (C, H, W), H and W even, as matrix products over the strided
-    5 x 5 columns of a few rows at a time (decoding/numpy_backend.conv2d's blocks)."""
+    """nn.Conv2d(k=5, stride=2, padding=2) of x (C, H, W) -> (O, ceil(H / 2), ceil(W / 2)), as matrix products over
+    the strided 5 x 5 columns of a few rows at a time (decoding/numpy_backend.conv2d's blocks)."""
     o, c, k, _ = w.shape
-    assert k == 5 and x.shape[1] % 2 == 0 and x.shape[2] % 2 == 0
-    h, wd = x.shape[1] // 2, x.shape[2] // 2
+    assert k == 5
+    h, wd = -(-x.shape[1] // 2), -(-x.shape[2] // 2)
     xp = np.pad(x, ((0, 0), (2, 2), (2, 2)))
     win = np.lib.stride_tricks.sliding_window_view(xp, (5, 5), axis=(1, 2))[:, ::2, ::2]  # (C, h, w, 5, 5)
     win = win.transpose(0, 3, 4, 1, 2)  # (C, 5, 5, h, w): F.unfold's order, the weights' (O, C, 5, 5)
@@ -85,6 +85,36 @@ def adaptive_avg_pool(x: np.ndarray, n: int) -> np.ndarray:
             c0, c1 = (j * w) // n, -(-(j + 1) * w // n)
             out[:, i, j] = x[:, r0:r1, c0:c1].mean(axis=(1, 2), dtype=np.float64)
     return out
+
+
+def area_resize(x: np.ndarray, h: int, w: int) -> np.ndarray:
+    """F.interpolate(x, (h, w), mode="area") of x (C, H, W) float32, i.e. adaptive average pooling: output row i
+    averages input rows floor(i H / h) .. ceil((i + 1) H / h). Each output cell is a product of a row interval and
+    a column interval, so it is done one axis at a time, from running sums in float64 (one channel at a time)."""
+
+    def cells(n: int, m: int) -> tuple[np.ndarray, np.ndarray]:
+        i = np.arange(m)
+        return (i * n) // m, -(-(i + 1) * n // m)
+
+    (r0, r1), (c0, c1) = cells(x.shape[1], h), cells(x.shape[2], w)
+    out = np.empty((x.shape[0], h, w), np.float32)
+    for ch, plane in enumerate(x):
+        s = np.zeros((plane.shape[0] + 1, plane.shape[1]))
+        np.cumsum(plane, axis=0, dtype=np.float64, out=s[1:])
+        rows = (s[r1] - s[r0]) / (r1 - r0)[:, None]  # (h, W)
+        s = np.zeros((h, plane.shape[1] + 1))
+        np.cumsum(rows, axis=1, out=s[:, 1:])
+        out[ch] = (s[:, c1] - s[:, c0]) / (c1 - c0)
+    return out
+
+
+def query_view(x: np.ndarray) -> np.ndarray:
+    """features.query_view: the image (3, H, W) itself, or (above QUERY_MAX_PIXELS) an area-downscaled copy."""
+    h, w = x.shape[1:]
+    if h * w <= QUERY_MAX_PIXELS:
+        return x
+    s = math.sqrt(QUERY_MAX_PIXELS / (h * w))
+    return area_resize(x, max(64, int(h * s)), max(64, int(w * s)))
 
 
 def spp(y: np.ndarray) -> np.ndarray:
@@ -191,11 +221,8 @@ class NumpyEncoder:
         if slices is not None and slices < len(self.model.cfg.slices):
             return False
         d = self.backend.dictionary if refs else None
-        if d is None:
-            return True
-        padded_pixels = -(-img.height // PAD_MULTIPLE) * PAD_MULTIPLE * (-(-img.width // PAD_MULTIPLE) * PAD_MULTIPLE)
-        return (d.extractor == "latent" and not len(d.pictures) and DEFAULT_QUERY == "global" and not DEFAULT_ROTATE
-                and padded_pixels <= QUERY_MAX_PIXELS)  # (larger ones are queried at a reduced size: torch)
+        return d is None or (d.extractor == "latent" and not len(d.pictures) and DEFAULT_QUERY == "global"
+                             and not DEFAULT_ROTATE)
 
     def encode(self, image, quality: float, refs: int, *, effort: int = 0, target: Target | None = None,
                strip: bool = False, alpha: bool = True, fallback: bool = True) -> tuple[NumpyCoded, list[str]]:
@@ -245,7 +272,7 @@ class _ImageCoder:
         self.enc, self.model, self.img, self.plan, self.strip = enc, enc.model, img, plan, strip
         self.x = padded(img.pixels)
         most = max(plan.refs)
-        self.indices = enc.retrieve(enc.analysis.analyse(self.x), most) if most else []
+        self.indices = enc.retrieve(enc.analysis.analyse(query_view(self.x)), most) if most else []
         self.alpha = pack_alpha(img.alpha) if img.alpha is not None else b""
 
     def encode(self, q: float, pixels: bool = False) -> NumpyCoded:
