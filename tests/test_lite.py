@@ -64,6 +64,24 @@ def torch_latents(m: CLCModel, streams, size, codes):
         return m.entropy.decompress(streams.slices, feat, y_a, late, bands.latent_band(feat.shape[-1]))
 
 
+@pytest.mark.parametrize("c_in,c_out,h,w", [(6, 5, 7, 4), (4, 2, 1, 9)])
+def test_transposed_convolution_by_phases_is_torchs(monkeypatch, c_in, c_out, h, w):
+    """deconv2d (each output phase from its own taps, written in place) and the 3x3 sub-pixel form: g_s's 5x5
+    stride-2 transposed convolution, to float32 rounding, also over several row blocks."""
+    from clccodec.model.subpixel import phase_kernels, subpixel_kernel
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(c_in, h, w)).astype(np.float32)
+    wt = rng.normal(size=(c_in, c_out, 5, 5)).astype(np.float32)
+    b = rng.normal(size=c_out).astype(np.float32)
+    want = torch.nn.functional.conv_transpose2d(torch.from_numpy(x)[None], torch.from_numpy(wt), torch.from_numpy(b),
+                                                stride=2, padding=2, output_padding=1)[0].numpy()
+    assert np.allclose(lite.deconv2d(x, phase_kernels(wt), b), want, atol=1e-4)
+    assert np.allclose(lite.pixel_shuffle(lite.conv2d(x, *subpixel_kernel(wt, b))), want, atol=1e-4)
+    monkeypatch.setattr(lite, "BLOCK_BYTES", 1)  # one row per block
+    assert np.allclose(lite.deconv2d(x, phase_kernels(wt), b), want, atol=1e-4)
+
+
 def test_weights_read_without_torch_are_the_torch_loaders_tensors(tmp_path):
     path = export(tmp_path)
     blob = ptfile.load(path)

@@ -40,7 +40,7 @@ from ..model.grids import A_FRAC, A_MAX, B_FRAC, B_MAX, EXP2_LUT, LUT_SIZE, LUT_
     W_FRAC, W_MAX, attention_logit_scale, log2_on_lut_grid
 from ..model.quality import level_weights
 from ..model.rans import EntropyStrings, check_string, min_bits, padded, rans_module
-from ..model.subpixel import subpixel_kernel
+from ..model.subpixel import PHASE_OFFSETS, phase_kernels, subpixel_kernel
 
 BLOCK_BYTES = 1 << 22  # the row blocks of a convolution hold about this much of its columns or products
 ATTENTION_ROWS = 4096  # query positions per attention block: bounds memory, not results (rows are independent)
@@ -123,6 +123,33 @@ def conv2d(x: np.ndarray, w: np.ndarray, b: np.ndarray | None) -> np.ndarray:
             block += b[:, None]
         out[:, r * wd : (r + rows) * wd] = block
     return out.reshape(o, h, wd)
+
+
+def deconv2d(x: np.ndarray, kernels: dict[tuple[int, int], np.ndarray], b: np.ndarray) -> np.ndarray:
+    """The 5x5 stride-2 transposed convolution of x (C, H, W) -> (O, 2 H, 2 W), each output phase from its own
+    taps (subpixel.phase_kernels: 25 of the 3x3 form's 36), written in place (no pixel_shuffle copy), over row
+    blocks of a few MB like conv2d."""
+    c, h, wd = x.shape
+    o = len(b)
+    out = np.empty((o, 2 * h, 2 * wd), np.result_type(x, kernels[0, 0]))
+    phases = out.reshape(o, h, 2, wd, 2)  # phases[:, i, a, j, b] = out[:, 2 i + a, 2 j + b]
+    xp = np.pad(x, ((0, 0), (1, 1), (1, 1)))
+    rows = max(1, BLOCK_BYTES // (c * 9 * wd * x.itemsize))
+    cols = np.empty((3, 3, c, min(rows, h), wd), x.dtype)
+    for r in range(0, h, rows):
+        n = min(rows, h - r)
+        block = cols[..., :n, :]
+        for u in range(3):
+            for v in range(3):
+                block[u, v] = xp[:, r + u : r + u + n, v : v + wd]
+        for (pa, pb), k in kernels.items():
+            taps = block[PHASE_OFFSETS[pa][0] :]  # (u ranges are suffixes of 0..2: a view; v needs a copy below)
+            if len(PHASE_OFFSETS[pb]) < 3:
+                taps = taps[:, PHASE_OFFSETS[pb][0] :]
+            y = np.matmul(k, taps.reshape(-1, n * wd))
+            y += b[:, None]
+            phases[:, r : r + n, pa, :, pb] = y.reshape(o, n, wd)
+    return out
 
 
 def pixel_shuffle(x: np.ndarray) -> np.ndarray:
@@ -232,11 +259,16 @@ class NumpyModel:
         self.log_scale = state["log_scale_s"].astype(np.float32) if cfg.rate_scales else None
         self.gate = (state["fusion.gate.weight"], state["fusion.gate.bias"])
         self.proj = (state["fusion.proj.weight"], state["fusion.proj.bias"])
-        self.layers: list[tuple] = []  # g_s: ("deconv", sub-pixel kernel, bias) and ("igdn", gamma, beta)
+        # g_s: ("deconv", phase kernels, bias), ("subpixel", 3x3 kernel, bias) and ("igdn", gamma, beta)
+        self.layers: list[tuple] = []
         for i, layer in enumerate(layout.synthesis(cfg)):
             p = f"g_s.{i}."
             if layer.kind == "deconv":
-                self.layers.append(("deconv", *subpixel_kernel(state[p + "weight"], state[p + "bias"])))
+                w, b = state[p + "weight"], state[p + "bias"]
+                if 4 * w.shape[1] < w.shape[0]:  # few outputs (the last layer: 3 colours): conv2d's shifted sums
+                    self.layers.append(("subpixel", *subpixel_kernel(w, b)))
+                else:
+                    self.layers.append(("deconv", phase_kernels(w), b))
             else:
                 self.layers.append(("igdn", _reparam(state, p + "gamma"), _reparam(state, p + "beta")))
 
@@ -356,6 +388,8 @@ class NumpyModel:
         k = 0
         for kind, p1, p2 in self.layers:
             if kind == "deconv":
+                x = deconv2d(x, p1, p2)
+            elif kind == "subpixel":
                 x = pixel_shuffle(conv2d(x, p1, p2))
             else:
                 x = _inverse_gdn(x, *gdns[k])

@@ -38,6 +38,9 @@ OUTPUT_FORMATS = {".png": "PNG", ".ppm": "PPM", ".pgm": "PPM", ".bmp": "BMP", ".
                   ".webp": "WEBP", ".jpg": "JPEG", ".jpeg": "JPEG", ".avif": "AVIF"}
 LOSSY_OUTPUTS = {"JPEG": 95, "AVIF": 90, "WEBP": None}  # their default quality (None: lossless), all 4:4:4
 ALPHA_FORMATS = frozenset({"PNG", "WEBP", "TIFF", "AVIF"})  # the output formats that hold an alpha channel
+# zlib level of PNG outputs: 1 writes a decoded 12 MP photo 4-6x faster than Pillow's default 6 (1.4 s instead of
+# 6-9 s, a fifth of the whole decode) for a file about 10 % larger (Kodak: 11 %)
+PNG_COMPRESS_LEVEL = 1
 
 
 KODAK_PREFIX = "kodim"  # Kodak is the test set: folders that training or dictionaries read must not hold it
@@ -260,5 +263,7 @@ def encode_image(im: Image.Image, fmt: str, metadata: dict[str, bytes] | None = 
         kw = {"quality": q, "subsampling": 0}
     elif fmt == "AVIF":
         kw = {"quality": q, "subsampling": "4:4:4"}
+    elif fmt == "PNG":
+        kw = {"compress_level": PNG_COMPRESS_LEVEL}
     im.save(buf, format=fmt, **kw, **save_options(fmt, metadata))
     return buf.getvalue()
