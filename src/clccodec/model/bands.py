@@ -61,9 +61,9 @@ def map_bands(fn: Callable[..., Tensor], inputs: Tensor | Sequence[Tensor], band
               up: int = 1, down: int = 1) -> Tensor:
     """fn(*inputs) computed band by band along the rows (dim -2).
 
-    Every input has the same number of rows H; the output has H * up / down rows. `band` and `halo` count input
-    rows and must be multiples of `down` (so band edges fall on the output grid); `halo` must cover fn's
-    receptive radius in input rows. With H <= band this is exactly fn(*inputs).
+    Every input has the same number of rows H; the output has ceil(H * up / down) rows (a strided network's, for
+    any H). `band` and `halo` count input rows and must be multiples of `down` (so band edges fall on the output
+    grid); `halo` must cover fn's receptive radius in input rows. With H <= band this is exactly fn(*inputs).
     """
     xs = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
     H = xs[0].shape[-2]
@@ -76,11 +76,11 @@ def map_bands(fn: Callable[..., Tensor], inputs: Tensor | Sequence[Tensor], band
         hi = min(H, lo + band)
         a, b = max(0, lo - halo), min(H, hi + halo)
         y = fn(*[x[..., a:b, :] for x in xs])
-        keep = y[..., (lo - a) * up // down : (hi - a) * up // down, :]
+        keep = y[..., (lo - a) * up // down : -(-(hi - a) * up // down), :]  # (only the last hi may not divide)
         if out is None:  # allocated once: no list of pieces plus a concatenated copy
-            shape = (*keep.shape[:-2], H * up // down, keep.shape[-1])
+            shape = (*keep.shape[:-2], -(-H * up // down), keep.shape[-1])
             out = np.empty(shape, keep.dtype) if isinstance(keep, np.ndarray) else keep.new_empty(shape)
-        out[..., lo * up // down : hi * up // down, :] = keep
+        out[..., lo * up // down : -(-hi * up // down), :] = keep
         del y, keep
     assert out is not None
     return out
