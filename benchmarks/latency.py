@@ -18,7 +18,9 @@ Measured, in this order, on the same machine in one run (so ratios compare like 
   writing): `--help`, `--version`, `encode --help`, `info FILE.clc`, `encode`, `decode`, `decode --exact`;
   and which heavy modules (torch, compressai, faiss, sklearn) each light command, `encode` and `decode` imported;
 * the yardstick: AVIF 4:4:4 (libavif through Pillow, speed 6, quality 60) encode and decode, in process and as
-  whole processes, with our one-shot times over AVIF's.
+  whole processes, with our one-shot times over AVIF's;
+* with --large WxH (e.g. 4000x3000): one-shot `clc encode` and `clc decode` of a pattern that size (default
+  options), wall seconds and the process's peak RSS, beside AVIF's whole processes on the same image.
 The image is benchmarks/common.py's synthetic photo-like pattern (or --image, cropped/tiled to the size).
 """
 
@@ -116,6 +118,64 @@ else:
 """
 
 
+# runs a command's Python code and reports the process's own peak RSS when it exits (its VmHWM: a child's
+# ru_maxrss would include the parent's RSS at the fork)
+PEAK_WRAPPER = """
+import atexit, runpy, sys
+def peak():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            sys.stderr.write("PEAK_KIB " + line.split()[1] + "\\n")
+atexit.register(peak)
+if sys.argv[1] == "-m":
+    sys.argv = [sys.argv[2], *sys.argv[3:]]
+    runpy.run_module(sys.argv[0], run_name="__main__")
+else:
+    code, sys.argv = sys.argv[2], ["-c", *sys.argv[3:]]
+    exec(compile(code, "<command>", "exec"), {"__name__": "__main__"})
+"""
+
+
+def process_run(args: list[str], env: dict | None = None) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MiB) of one whole `python ARGS` process (ARGS: -m MODULE ... or -c CODE ...)."""
+    t = time.perf_counter()
+    r = subprocess.run([sys.executable, "-c", PEAK_WRAPPER, *args], env=env, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE)
+    wall = time.perf_counter() - t
+    err = r.stderr.decode()
+    if r.returncode != 0:
+        raise RuntimeError(f"python {' '.join(args[:5])} failed: {err.strip()[-300:]}")
+    peak = [int(line.split()[1]) for line in err.splitlines() if line.startswith("PEAK_KIB ")]
+    return wall, peak[-1] / 1024
+
+
+def large_oneshot(size: str, quality: float, repeat: int, env: dict) -> dict:
+    """One-shot `clc encode` / `clc decode` of a large synthetic image with default options, and AVIF's whole
+    processes on the same image: median wall seconds and the largest peak RSS of each."""
+    from PIL import Image
+
+    from common import parse_sizes, synthetic
+
+    w, h = parse_sizes(size)[0]
+    out: dict = {"size": f"{w}x{h}"}
+    with tempfile.TemporaryDirectory() as tmp:
+        t = Path(tmp)
+        Image.fromarray(synthetic(h, w)).save(t / "big.png", compress_level=1)
+        commands = {
+            "encode": ["-m", "clccodec", "encode", str(t / "big.png"), "-o", str(t / "big.clc"), "-f", "-q",
+                       f"{quality:g}"],
+            "decode": ["-m", "clccodec", "decode", str(t / "big.clc"), "-o", str(t / "dec.png"), "-f"],
+            "avif_encode": ["-c", AVIF_PROCESS, "encode", str(t / "big.png"), str(t / "big.avif")],
+            "avif_decode": ["-c", AVIF_PROCESS, "decode", str(t / "big.avif"), str(t / "a.png")],
+        }
+        for name, cmd in commands.items():
+            runs = [process_run(cmd, env) for _ in range(repeat)]
+            out[name] = {"wall_s": statistics.median(r[0] for r in runs), "peak_mib": max(r[1] for r in runs),
+                         "runs_s": [r[0] for r in runs]}
+        out["bytes"] = (t / "big.clc").stat().st_size
+    return out
+
+
 def avif_times(pixels, repeat: int, process_repeat: int) -> dict:
     """AVIF 4:4:4 through Pillow: in-process encode and decode medians, and whole processes (python, Pillow,
     the file read and written, as a one-shot `clc` does)."""
@@ -154,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeat", type=int, default=5, help="timed runs of each in-process measurement")
     p.add_argument("--cli-repeat", type=int, default=3, help="timed runs of each CLI command (0: no CLI runs)")
     p.add_argument("--image", help="a photo to crop/tile to the size instead of the synthetic pattern")
+    p.add_argument("--large", help="also time one-shot encode and decode of a WxH image (e.g. 4000x3000)")
+    p.add_argument("--large-repeat", type=int, default=1, help="runs of each large one-shot command (default 1)")
     p.add_argument("--json", help="write the results here")
     args = p.parse_args(argv)
 
@@ -224,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
             if name in ("--help", "--version", "encode --help", "info FILE.clc", "encode", "decode"):
                 cli[name]["heavy_imports"] = heavy_imports(cmd, env)
     res["cli"] = cli
+    if args.large:
+        res["large"] = large_oneshot(args.large, args.quality, args.large_repeat, env)
     res["blas"] = {"in_process": blas_here(), "clc": blas_in_clc()}
     res["environment"] = {"python": platform.python_version(), "platform": platform.platform(),
                           "cpu_count": os.cpu_count(), "loadavg_at_end": list(os.getloadavg())}
@@ -255,6 +319,12 @@ def main(argv: list[str] | None = None) -> int:
         versus = {"encode": "process_encode_s", "decode": "process_decode_s"}.get(name)
         ratio = f"  ({c['wall_s'] / av[versus]:.1f}x AVIF's process)" if versus else ""
         print(f"  clc {name:<16} {c['wall_s']:.3f} s{ratio}{heavy}")
+    if args.large:
+        lg = res["large"]
+        print(f"  {lg['size']} one-shot (default options, {lg['bytes']} bytes):")
+        for name, c in lg.items():
+            if isinstance(c, dict):
+                print(f"    {name:<12} {c['wall_s']:7.2f} s  peak {c['peak_mib']:7.0f} MiB")
     if args.json:
         Path(args.json).write_text(json.dumps(res, indent=1) + "\n")
         print(f"wrote {args.json}", file=sys.stderr)

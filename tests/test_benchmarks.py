@@ -94,13 +94,16 @@ def smoke_speed(tmp: Path, model: Path, photos: Path) -> None:
 
 def smoke_latency(tmp: Path, model: Path, photos: Path) -> None:
     run("latency.py", "--model", model, "--size", "64x64", "--repeat", "1", "--cli-repeat", "0", "--refs", "0",
-        "--json", tmp / "latency.json")
+        "--large", "96x80", "--json", tmp / "latency.json")
     res = read(tmp / "latency.json")
     assert res["encode_s"] > 0 and res["decode_exact_s"] > 0 and res["fast_vs_exact_max_abs"] <= 3
     assert res["lite_vs_exact_max_abs"] <= 3 and res["lite_fresh_process"]["torch"] is False
     assert res["encode_numpy_s"] > 0 and isinstance(res["numpy_file_is_torchs"], bool)
     assert res["avif"]["bytes"] > 0 and res["avif"]["process_encode_s"] > res["avif"]["encode_s"] > 0
     assert "openblas" in res["blas"]["in_process"] and "openblas" in res["blas"]["clc"]
+    large = res["large"]
+    assert large["size"] == "96x80" and large["bytes"] > 0
+    assert all(large[k]["wall_s"] > 0 and large[k]["peak_mib"] > 10 for k in ("encode", "decode", "avif_encode"))
 
 
 def smoke_batch(tmp: Path, model: Path, photos: Path) -> None:
