@@ -326,14 +326,20 @@ class NumpyModel:
         return self.code_latents(z_hat, tokens,
                                  lambda i, mu, scales: self.y_coder.decode(streams.slices[i], scales) + mu)
 
+    def hyper_features(self, z_hat: np.ndarray) -> np.ndarray:
+        """F_h = h_s(z_hat) (F, h, w) of z_hat (Nz, h/4, w/4) float32, band by band."""
+        return map_bands(self.hyper_synthesis, z_hat.astype(np.float64), latent_band(4 * z_hat.shape[-1]) // 4,
+                         halo=3, up=4)
+
     def code_latents(self, z_hat: np.ndarray, tokens: np.ndarray | None,
-                     symbols: Callable[[int, np.ndarray, np.ndarray], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+                     symbols: Callable[[int, np.ndarray, np.ndarray], np.ndarray],
+                     feat: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The slice loop of both directions (entropy.SliceEntropyModel._code): z_hat (Nz, h/4, w/4) float32 ->
-        y_hat_s (C, h, w) and the final y_a; symbols(i, mu, scale indexes) codes slice i and returns its y_hat."""
+        y_hat_s (C, h, w) and the final y_a; symbols(i, mu, scale indexes) codes slice i and returns its y_hat.
+        `feat`: hyper_features(z_hat), when the caller has it (an encoder trying several reference counts)."""
         cfg = self.cfg
-        z_hat = z_hat.astype(np.float64)
-        band = latent_band(4 * z_hat.shape[-1])
-        feat = map_bands(self.hyper_synthesis, z_hat, band // 4, halo=3, up=4)
+        feat = self.hyper_features(z_hat) if feat is None else feat
+        band = latent_band(feat.shape[-1])
         late: Callable[[np.ndarray], np.ndarray] | None = None  # network.CLCModel._decoder_context
         if cfg.query_slices and tokens is not None:
             y_a = map_bands(lambda f: self.clm(f, None), feat, band, halo=2)

@@ -297,10 +297,11 @@ class _ImageCoder:
         z_string = model.z_coder.encode(z_symbols, np.broadcast_to(
             np.arange(len(medians), dtype=np.int32)[:, None, None], z_symbols.shape))
         z_hat = z_symbols.astype(np.float32) + medians
+        feat = model.hyper_features(z_hat)  # (the same for every reference count)
         y64 = y_s.astype(np.float64)
         best: tuple[float, NumpyCoded, tuple] | None = None
         for m in self.plan.refs:  # (sorted: on a tie the fewer references win, as in the torch encoder)
-            data, latents = self._file(q, z_hat, z_string, y64, self.indices[:m])
+            data, latents = self._file(q, z_hat, feat, z_string, y64, self.indices[:m])
             coded = NumpyCoded(data, q, len(self.indices[:m]))
             if self.plan.by_cost and len(self.plan.refs) > 1:
                 coded.pixels = self._pixels(latents, q)
@@ -319,7 +320,7 @@ class _ImageCoder:
         x_hat = self.model.reconstruct(*latents, q)
         return to_pixels(x_hat[:, : self.img.height, : self.img.width])
 
-    def _file(self, q: float, z_hat: np.ndarray, z_string: bytes, y64: np.ndarray,
+    def _file(self, q: float, z_hat: np.ndarray, feat: np.ndarray, z_string: bytes, y64: np.ndarray,
               indices: list[int]) -> tuple[bytes, tuple]:
         tokens = self.enc.backend.references(indices) if indices else None
         slices = np.split(y64, np.cumsum(self.model.cfg.slices)[:-1])
@@ -331,7 +332,7 @@ class _ImageCoder:
             return symbols + mu
 
         with np.errstate(all="ignore"):
-            latents = self.model.code_latents(z_hat, tokens, code)
+            latents = self.model.code_latents(z_hat, tokens, code, feat)
         img, d = self.img, self.enc.backend.dictionary
         f = ClcFile(img.width, img.height, self.enc.model_id, q, img.grayscale,
                     d.file_id if indices else NO_DICTIONARY, indices, 0, z_string, strings,
