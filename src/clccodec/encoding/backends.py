@@ -88,12 +88,11 @@ class Encoder:
             q, targets = check_encode_args(quality, refs, effort, target_bpp=target_bpp, target_size=target_size,
                                            target_psnr=target_psnr, slices=slices, near_lossless=near_lossless,
                                            slice_count=len(enc.model.cfg.slices))
-            img = image if isinstance(image, LoadedImage) else load_image(image)
-            if enc.supported(img, refs=int(refs), effort=int(effort), slices=slices, near_lossless=near_lossless):
+            if enc.supported(refs=int(refs), effort=int(effort), slices=slices, near_lossless=near_lossless):
+                img = image if isinstance(image, LoadedImage) else load_image(image)
                 r, notes = enc.encode(img, q, int(refs), effort=int(effort), target=targets[0] if targets else None,
                                       strip=strip, alpha=alpha, fallback=fallback)
                 return EncodeResult(r.data, None, notes, r.quality, r.refs, r.note or "")
-            image = img
         return self.codec.encode_full(image, quality, refs, reconstruct, exact, **kw)
 
 

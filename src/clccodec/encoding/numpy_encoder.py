@@ -224,7 +224,7 @@ class NumpyEncoder:
                 from None
         self._index: RetrievalIndex | None = None
 
-    def supported(self, img: LoadedImage, *, refs: int, effort: int, slices: int | None,
+    def supported(self, *, refs: int, effort: int, slices: int | None,
                   near_lossless: int | None) -> bool:
         """Whether this encoder codes such an encode as the torch one would (else use the torch encoder)."""
         if effort > NUMPY_EFFORT_MAX or near_lossless is not None:
@@ -242,7 +242,7 @@ class NumpyEncoder:
         up to the analysis's last bits (effort.effort_plan's choices; `fallback` False: exactly `refs`
         references)."""
         img = image if isinstance(image, LoadedImage) else load_image(image)
-        if not self.supported(img, refs=refs, effort=effort, slices=None, near_lossless=None):
+        if not self.supported(refs=refs, effort=effort, slices=None, near_lossless=None):
             raise UsageError("this encode needs the torch encoder (clccodec.Codec)")
         if not alpha and img.alpha is not None:
             img = replace(img, alpha=None)
