@@ -18,7 +18,7 @@ from PIL import Image
 from clccodec.api import Codec, Decoder
 from clccodec.defaults import default_model_path
 from clccodec.decoding import numpy_backend as lite
-from clccodec.dictionary import features
+from clccodec.dictionary import features, retrieval
 from clccodec.encoding import numpy_encoder as npe
 from clccodec.encoding.backends import Encoder
 from clccodec.encoding.ratecontrol import Target
@@ -115,8 +115,7 @@ def test_files_are_the_torch_encoders(shipped_codec, shipped_numpy, tmp_path, mo
     a rounding flip at float's edge; sizes within a few bytes; and the file decodes on both decoders. "large":
     an image over the query's pixel limit (lowered here from 4 MP), queried at a reduced size by both."""
     if image == "large":  # padded 192 x 128 -> a 94 x 64 query view (odd latent sizes on the way)
-        monkeypatch.setattr(features, "QUERY_MAX_PIXELS", 6000)
-        monkeypatch.setattr(npe, "QUERY_MAX_PIXELS", 6000)
+        monkeypatch.setattr(retrieval, "QUERY_MAX_PIXELS", 6000)  # (both encoders' query_size)
         assert npe.query_view(npe.padded(synthetic_photo(96, 136, seed=2))).shape == (3, 64, 94)
     pixels = synthetic_photo(96, 136, seed=2)
     im = Image.fromarray(pixels)

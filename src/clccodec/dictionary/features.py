@@ -15,7 +15,6 @@ globally (the default) or per crop-sized tile (see `query_features`).
 from __future__ import annotations
 
 import hashlib
-import math
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +24,7 @@ from torch import Tensor, nn
 
 from ..errors import UsageError
 from ..format.ids import EXTRACTOR_ID_BYTES
-from .retrieval import QUERY_MAX_PIXELS, SPP_LEVELS
+from .retrieval import SPP_LEVELS, query_size
 
 EXTRACTORS = ("latent", "resnet50")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -169,11 +168,8 @@ def tile_features(fmap: Tensor, tile: int, signed: bool) -> Tensor:
 
 def query_view(x: Tensor) -> Tensor:
     """The image as the retrieval query sees it: itself, or (above about 4 MP) an area-downscaled copy."""
-    h, w = x.shape[-2:]
-    if h * w <= QUERY_MAX_PIXELS:
-        return x
-    s = math.sqrt(QUERY_MAX_PIXELS / (h * w))
-    return F.interpolate(x, size=(max(64, int(h * s)), max(64, int(w * s))), mode="area")
+    size = query_size(*x.shape[-2:])
+    return x if size == tuple(x.shape[-2:]) else F.interpolate(x, size=size, mode="area")
 
 
 def query_features(extractor: FeatureExtractor, x: Tensor, crop: int, mode: str = "global",

@@ -22,6 +22,16 @@ import numpy as np
 # fill m after de-duplication), merged by distance, from the unrotated image with one global query.
 SPP_LEVELS = (1, 2, 4)
 QUERY_MAX_PIXELS = 1 << 22
+
+
+def query_size(h: int, w: int) -> tuple[int, int]:
+    """The size (h, w) at which an image of h x w pixels is queried: itself up to QUERY_MAX_PIXELS, else an
+    area-downscaled view of about that many pixels (features.query_view, and the numpy encoder's)."""
+    if h * w <= QUERY_MAX_PIXELS:
+        return h, w
+    s = (QUERY_MAX_PIXELS / (h * w)) ** 0.5
+    return max(64, int(h * s)), max(64, int(w * s))
+
 CANDIDATES_PER_QUERY = 8
 DEFAULT_QUERY = "global"
 DEFAULT_MERGE = "distance"

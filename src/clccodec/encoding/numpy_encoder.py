@@ -21,7 +21,6 @@ block copy, near-lossless, previews, ResNet-50 dictionaries) stay with the torch
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -29,7 +28,7 @@ import numpy as np
 
 from ..decoding.numpy_backend import BLOCK_BYTES, NumpyBackend, _reparam, conv2d, relu, to_pixels
 from ..dictionary.retrieval import CANDIDATES_PER_QUERY, DEFAULT_MERGE, DEFAULT_QUERY, DEFAULT_ROTATE, \
-    QUERY_MAX_PIXELS, SPP_LEVELS, RetrievalIndex, merge_results
+    SPP_LEVELS, RetrievalIndex, merge_results, query_size
 from ..format import container
 from ..format.alpha import pack_alpha
 from ..format.container import ClcFile, quantize_quality
@@ -115,11 +114,8 @@ def _average_cells(x: np.ndarray, n: int, axis: int) -> np.ndarray:
 
 def query_view(x: np.ndarray) -> np.ndarray:
     """features.query_view: the image (3, H, W) itself, or (above QUERY_MAX_PIXELS) an area-downscaled copy."""
-    h, w = x.shape[1:]
-    if h * w <= QUERY_MAX_PIXELS:
-        return x
-    s = math.sqrt(QUERY_MAX_PIXELS / (h * w))
-    return area_resize(x, max(64, int(h * s)), max(64, int(w * s)))
+    size = query_size(*x.shape[1:])
+    return x if size == x.shape[1:] else area_resize(x, *size)
 
 
 def spp(y: np.ndarray) -> np.ndarray:
@@ -176,7 +172,7 @@ class NumpyAnalysis:
             return t
 
         def g_a(t: np.ndarray) -> np.ndarray:
-            # the first convolution's output (192 channels at half resolution) would be 0.8 GB for a 4 MP band:
+            # the first convolution's output (128 channels at half resolution) would be 0.8 GB for a 4 MP band:
             # run conv, GDN, conv on thinner bands (receptive radius 6 rows, halo 8: ~3 % more of their work
             # at 4000 pixels wide, none on images narrower than HEAD_BAND / 256 rows)
             head = map_bands(lambda u: run(u, slice(0, 3)), t, band_rows(t.shape[-1], HEAD_BAND, 4, 4), halo=8,
