@@ -2,6 +2,7 @@
 
 import dataclasses
 
+import numpy as np
 import pytest
 import torch
 
@@ -102,6 +103,25 @@ def test_map_bands_is_the_whole_computation():
         whole = net(x)
         for band in (4, 8, 12, 40):
             assert torch.allclose(map_bands(net, x, band, halo=8, down=4), whole, rtol=0, atol=1e-12)
+
+
+def test_map_tiles_is_the_whole_computation():
+    """Tiles along both axes, of even sizes, for sizes the tile does not divide (numpy arrays, as the encoder's)."""
+    from clccodec.model.bands import map_tiles
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 5, 2, 2), torch.nn.ReLU(), torch.nn.Conv2d(4, 2, 3, 2, 1))
+    net = net.double()
+
+    def f(u):
+        with torch.no_grad():
+            return net(torch.from_numpy(np.ascontiguousarray(u))[None])[0].numpy()
+
+    for rows, cols in ((96, 52), (93, 90), (40, 130)):
+        x = np.random.default_rng(rows).normal(size=(3, rows, cols))
+        whole = f(x)
+        for side in (16, 36, 200):
+            assert np.allclose(map_tiles(f, x, side, halo=8, down=4), whole, rtol=0, atol=1e-12)
 
 
 def test_exact_synthesis_tables_are_exact_and_sane():

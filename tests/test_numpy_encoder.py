@@ -71,16 +71,20 @@ def export(tmp_path, cfg) -> str:
     return path
 
 
-@pytest.mark.parametrize("rate_scales,banded", [(False, False), (True, False), (True, True)])
-def test_the_analysis_is_the_torch_encoders(tmp_path, monkeypatch, rate_scales, banded):
-    """g_a (plain and at a quality), the gains and h_a in numpy: torch's values to float32 rounding, also band by
-    band (as for very large images)."""
-    if banded:  # 64-row bands of g_a, 4-row bands of h_a: three and two bands here
+@pytest.mark.parametrize("rate_scales,banded,onnx", [(False, False, True), (True, False, True), (True, True, True),
+                                                     (True, False, False), (True, True, False)])
+def test_the_analysis_is_the_torch_encoders(tmp_path, monkeypatch, rate_scales, banded, onnx):
+    """g_a (plain and at a quality; in ONNX Runtime or in numpy), the gains and h_a: torch's values to float32
+    rounding, also band by band and g_a tile by tile (as for very large images)."""
+    if banded:  # 64-row bands of g_a, 4-row bands of h_a: three and two bands here; g_a's layers on 64 x 64 tiles
         monkeypatch.setattr(bands, "PIXEL_BAND", 64 * 256)
         monkeypatch.setattr(bands, "LATENT_BAND", 4 * 16)
+        monkeypatch.setattr(npe, "WHOLE_ANALYSIS", 0)
+        monkeypatch.setattr(npe, "HEAD_TILE", 64)
     path = export(tmp_path, dataclasses.replace(TINY, rate_scales=rate_scales))
     m = Codec(path, False, "cpu").model
-    a = npe.NumpyAnalysis(lite.NumpyModel.load(path, encoder=True))
+    a = npe.NumpyAnalysis(lite.NumpyModel.load(path, encoder=True), onnx=onnx)
+    assert (a.ort is not None) == onnx
     pixels = synthetic_photo(150, 200, seed=5)
     x_t = pad_to_multiple(to_tensor(pixels), 64)
     x = npe.padded(pixels)
@@ -95,6 +99,25 @@ def test_the_analysis_is_the_torch_encoders(tmp_path, monkeypatch, rate_scales, 
     y_s = a.scaled(a.analyse(x, 2.5), 2.5)
     assert np.abs(y_s - y_s_t[0].numpy()).max() <= 1e-4 * np.abs(y_s).max()
     assert np.abs(a.hyper_analyse(y_s) - z_t).max() <= 1e-4 * np.abs(z_t).max()
+
+
+def test_export_onnx_gives_the_encoders_latents(tmp_path):
+    """`clc export-onnx`: the plain g_a, and at a quality the latent the coder rounds, as the numpy analysis
+    computes them; an existing output needs --force."""
+    import onnxruntime as ort
+
+    path = export(tmp_path, dataclasses.replace(TINY, rate_scales=True))
+    a = npe.NumpyAnalysis(lite.NumpyModel.load(path, encoder=True), onnx=False)
+    x = npe.padded(synthetic_photo(150, 200, seed=6))
+    for q, want in ((None, a.analyse(x)), (2.5, a.scaled(a.analyse(x, 2.5), 2.5))):
+        out = tmp_path / f"g_a-{q}.onnx"
+        r = run_clc("export-onnx", "--model", str(path), "-o", str(out), *(["-q", str(q)] if q else []))
+        assert r.returncode == 0, r.stderr.decode()
+        y = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(["y"], {"x": x[None]})[0][0]
+        assert y.shape == want.shape
+        assert np.abs(y - want).max() <= 1e-4 * np.abs(want).max()
+    r = run_clc("export-onnx", "--model", str(path), "-o", str(out))
+    assert r.returncode == 2 and "exists (use --force to overwrite)" in r.stderr.decode()
 
 
 def latents(f: bytes, lm, d) -> np.ndarray:

@@ -1,5 +1,5 @@
-"""`clc train` and `clc export-weights`. The training options, their defaults and help texts are TrainConfig's
-(training/config.py): this module only turns its fields into command-line options."""
+"""`clc train`, `clc export-weights` and `clc export-onnx`. The training options, their defaults and help texts are
+TrainConfig's (training/config.py): this module only turns its fields into command-line options."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import typer
 from ..defaults import DEFAULT_MODEL
 from ..errors import UsageError
 from ..training.config import TrainConfig
-from .app import ForceOpt, app, err, examples, guard, out
+from .app import ForceOpt, ModelOpt, app, err, examples, guard, out
 
 TRAIN_HELP = ("Train the variable-rate model (lambda sampled per crop over the whole quality range).\n\n"
               "Ctrl-C (or SIGTERM) stops after the current step with a checkpoint, as --max-minutes does; the same "
@@ -92,5 +92,36 @@ def export_weights(
             raise UsageError(f"{output} exists (use --force to overwrite)")
         mid = export_checkpoint(checkpoint, output)
         out.print(f"{output}: model id {mid.hex()}", markup=False)
+
+    guard(go)
+
+
+@app.command("export-onnx", no_args_is_help=True)
+def export_onnx(
+    output: Annotated[Path, typer.Option("--output", "-o", help="ONNX file to write.", show_default=False)],
+    model: ModelOpt = None,
+    quality: Annotated[Optional[float], typer.Option(
+        "--quality", "-q", min=0.0, max=8.0, help="Export the latent this quality codes (rate scales and gains "
+        "folded in); default: the plain analysis that the dictionaries and the retrieval use.",
+        show_default=False)] = None,
+    force: ForceOpt = False,
+) -> None:
+    """Export the encoder's analysis transform g_a as an ONNX model (the one the encoder runs in ONNX Runtime).
+
+    Input "x": (N, 3, H, W) float32 RGB in [0, 1], H and W multiples of 16. Output "y": the latent (N, C, H/16,
+    W/16), unrounded.
+
+    Example: clc export-onnx -o analysis-q3.onnx --quality 3
+    """
+
+    def go() -> None:
+        from ..defaults import default_model_path
+        from ..encoding.numpy_encoder import export_onnx
+
+        if output.exists() and not force:
+            raise UsageError(f"{output} exists (use --force to overwrite)")
+        export_onnx(model or default_model_path(), output, quality)
+        out.print(f"{output}: g_a" + (f" at quality {quality:g}" if quality is not None else " (plain)"),
+                  markup=False)
 
     guard(go)

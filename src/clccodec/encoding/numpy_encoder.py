@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..decoding.numpy_backend import BLOCK_BYTES, NumpyBackend, _reparam, conv2d, relu, to_pixels
+from ..decoding.numpy_backend import BLOCK_BYTES, NumpyBackend, NumpyModel, _reparam, conv2d, relu, to_pixels
 from ..dictionary.retrieval import CANDIDATES_PER_QUERY, DEFAULT_MERGE, DEFAULT_QUERY, DEFAULT_ROTATE, \
     SPP_LEVELS, RetrievalIndex, merge_results, query_size
 from ..format import container
@@ -36,13 +36,20 @@ from ..errors import ModelError, UsageError
 from ..format.ids import NO_DICTIONARY, file_id
 from ..evaluation.metrics import psnr
 from ..io.images import LoadedImage, load_image
-from ..model.bands import analysis_band, band_rows, latent_band, map_bands
+from ..model.bands import analysis_band, latent_band, map_bands, map_tiles
 from ..model.config import PAD_MULTIPLE
+from . import onnx_analysis
 from .effort import NUMPY_EFFORT_MAX, effort_plan, rd_cost
 from .ratecontrol import Target, search_quality
 
 
-HEAD_BAND = 1 << 21  # input pixels per band of g_a's first two convolutions (memory: NumpyAnalysis.analyse)
+# g_a on large inputs runs conv, GDN, conv on tiles of HEAD_TILE x HEAD_TILE pixels, then GDN, conv, GDN, conv on
+# tiles of TAIL_TILE x TAIL_TILE of their output (NumpyAnalysis.analyse). At 4000x3000 in ONNX Runtime, with the
+# tail on tiles as large as the head's: 360 px, 8.1 s, +218 MiB; 512 px, 8.2 s, +466 MiB; full-width bands of
+# 0.5 MP, 7.8 s, +864 MiB. Head 300, tail 152: 7.5 s, +54 MiB (numpy: 13-16 s, +30 MiB).
+HEAD_TILE = 300
+TAIL_TILE = 152
+WHOLE_ANALYSIS = 1 << 19  # input pixels up to which g_a runs at once (768x512 in ONNX Runtime: +170 MiB)
 
 
 def conv2d_stride2(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -125,9 +132,11 @@ def spp(y: np.ndarray) -> np.ndarray:
 
 
 class NumpyAnalysis:
-    """g_a and h_a of a loaded NumpyModel in float32 (transforms.analysis, transforms.hyper_analysis)."""
+    """g_a and h_a of a loaded NumpyModel in float32 (transforms.analysis, transforms.hyper_analysis); g_a runs
+    in ONNX Runtime where it is installed (onnx_analysis.py: faster), else in numpy."""
 
-    def __init__(self, model) -> None:
+    def __init__(self, model, onnx: bool = True) -> None:
+        """`onnx`: run g_a in ONNX Runtime if it is installed (False: always numpy)."""
         st = model.analysis_state
         self.model = model
         self.g_a: list[tuple] = []  # transforms.analysis: convolutions (stride 2) and GDNs, in their order
@@ -150,6 +159,15 @@ class NumpyAnalysis:
                 or convs[-1].shape[0] != cfg.latent_channels or self.h_a[0][0].shape[1] != cfg.latent_channels
                 or self.h_a[-1][0].shape[0] != cfg.Nz):
             raise ValueError(f"g_a / h_a shapes do not match the config {cfg.name!r}")
+        self.ort = onnx_analysis.runtime() if onnx else None
+        self._sessions: dict[tuple[int, int | None], onnx_analysis.OnnxLayers] = {}
+
+    def gdn_scales(self, quality: float | None) -> list[np.ndarray]:
+        """Each GDN's rate scales at `quality` (ones for the plain g_a, or without rate scales)."""
+        gdns = [b for kind, _, b in self.g_a if kind == "gdn"]
+        if quality is None or self.log_scale is None:
+            return [np.ones_like(b) for b in gdns]
+        return np.split(self.model.table_at(self.log_scale, quality), np.cumsum([len(b) for b in gdns])[:-1])
 
     def gdns(self, quality: float | None) -> list[tuple[np.ndarray, np.ndarray]]:
         """Each GDN's (gamma, beta), with quality's rate scales s folded in: s x / sqrt(beta + gamma x^2) =
@@ -162,24 +180,42 @@ class NumpyAnalysis:
 
     def analyse(self, x: np.ndarray, quality: float | None = None) -> np.ndarray:
         """network.CLCModel.analyse of x (3, H, W) float32 in [0, 1], H and W multiples of 64, band by band."""
-        gdns = iter(self.gdns(quality))
-        layers = [(p1, p2) if kind == "conv" else next(gdns) for kind, p1, p2 in self.g_a]
-        kinds = [kind for kind, _, _ in self.g_a]
+        if self.ort is not None:
+            scales = self.gdn_scales(quality)
+            first = np.cumsum([0] + [kind == "gdn" for kind, _, _ in self.g_a])  # each layer's first GDN index
 
-        def run(t: np.ndarray, part: slice) -> np.ndarray:
-            for kind, (p1, p2) in zip(kinds[part], layers[part]):
-                t = conv2d_stride2(t, p1, p2) if kind == "conv" else gdn(t, p1, p2)
-            return t
+            def run(t: np.ndarray, part: slice) -> np.ndarray:
+                key = (part.start or 0, part.stop)
+                if key not in self._sessions:
+                    self._sessions[key] = onnx_analysis.OnnxLayers(self.ort, self.g_a[part])
+                return self._sessions[key](t, scales[first[key[0]] : first[part.stop or len(self.g_a)]])
+        else:
+            gdns = iter(self.gdns(quality))
+            layers = [(p1, p2) if kind == "conv" else next(gdns) for kind, p1, p2 in self.g_a]
+            kinds = [kind for kind, _, _ in self.g_a]
+
+            def run(t: np.ndarray, part: slice) -> np.ndarray:
+                if kinds[part][0] == "gdn":
+                    t = t.copy()  # (gdn works in place: not on the caller's array, whose tiles overlap)
+                for kind, (p1, p2) in zip(kinds[part], layers[part]):
+                    t = conv2d_stride2(t, p1, p2) if kind == "conv" else gdn(t, p1, p2)
+                return t
 
         def g_a(t: np.ndarray) -> np.ndarray:
-            # the first convolution's output (128 channels at half resolution) would be 0.8 GB for a 4 MP band:
-            # run conv, GDN, conv on thinner bands (receptive radius 6 rows, halo 8: ~3 % more of their work
-            # at 4000 pixels wide, none on images narrower than HEAD_BAND / 256 rows)
-            head = map_bands(lambda u: run(u, slice(0, 3)), t, band_rows(t.shape[-1], HEAD_BAND, 4, 4), halo=8,
-                             down=4)
-            return run(head, slice(3, None))
+            # the first convolution's output (128 channels at half resolution, and ONNX Runtime's temporaries
+            # beside it) would take GBs for a 4 MP band: the head and the tail on tiles (both have a receptive
+            # radius of 6 input rows and columns: halo 8, ~10 % more work); all at once on smaller inputs
+            if t.shape[-2] * t.shape[-1] <= WHOLE_ANALYSIS:
+                return run(t, slice(0, None))
+            head = map_tiles(lambda u: run(u, slice(0, 3)), t, HEAD_TILE, halo=8, down=4)
+            return map_tiles(lambda u: run(u, slice(3, None)), head, TAIL_TILE, halo=8, down=4)
 
-        return map_bands(g_a, x, analysis_band(x.shape[-1]), halo=64, down=16)
+        y = map_bands(g_a, x, analysis_band(x.shape[-1]), halo=64, down=16)
+        if x.shape[-2] * x.shape[-1] > WHOLE_ANALYSIS:
+            # the sessions' arenas keep what their largest run needed (~100-200 MB), which the probability path
+            # needs next on a large image: the next analysis rebuilds them (~30 ms each)
+            self._sessions.clear()
+        return y
 
     def scaled(self, y: np.ndarray, quality: float) -> np.ndarray:
         return y * self.model.table_at(self.log_gain, quality)[:, None, None]
@@ -191,6 +227,26 @@ class NumpyAnalysis:
             return conv2d_stride2(relu(conv2d_stride2(relu(conv2d(t, w0, b0)), w1, b1)), w2, b2)
 
         return map_bands(h_a, y_s, latent_band(y_s.shape[-1]), halo=8, down=4)
+
+
+def export_onnx(model: str | Path, output: str | Path, quality: float | None = None) -> None:
+    """Write the analysis of a weights file as an ONNX model: input "x" (N, 3, H, W) float32 RGB in [0, 1] (H, W
+    multiples of 16; the coder pads to 64), output "y" (N, C, H / 16, W / 16): the latent the coder rounds at
+    `quality` (its rate scales and gains folded in), or with None the plain g_a that the dictionaries and the
+    retrieval use."""
+    if onnx_analysis.runtime() is None:
+        raise UsageError("ONNX export needs the onnx and onnxruntime packages (pip install onnx onnxruntime)")
+    analysis = NumpyAnalysis(NumpyModel.load(model, encoder=True), onnx=False)
+    layers = list(analysis.g_a)
+    if quality is not None:
+        quality = quantize_quality(quality)
+        gain = analysis.model.table_at(analysis.log_gain, quality)
+        kind, w, b = layers[-1]
+        layers[-1] = (kind, w * gain[:, None, None, None], b * gain)
+    name = "clc_analysis" if quality is None else f"clc_analysis_q{quality:g}"
+    data = onnx_analysis.graph(layers, analysis.gdn_scales(quality), name)
+    with open(output, "wb") as f:
+        f.write(data)
 
 
 @dataclass

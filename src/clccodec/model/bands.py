@@ -84,3 +84,18 @@ def map_bands(fn: Callable[..., Tensor], inputs: Tensor | Sequence[Tensor], band
         del y, keep
     assert out is not None
     return out
+
+
+def map_tiles(fn: Callable[[Tensor], Tensor], x: Tensor, side: int, halo: int, down: int = 1) -> Tensor:
+    """fn(x) computed on tiles of at most side x side positions of x (..., H, W), of even sizes: map_bands along
+    the rows, then along the columns of each band (a transposed view: fn sees the original orientation). `side`
+    and `halo` must be multiples of `down`. Square tiles keep the halo's share small on wide images, where
+    full-width bands of the same area would be only a few rows high."""
+    def even(n: int) -> int:  # the tile length that splits n into equal parts (multiples of down) of <= side
+        return -(-n // -(-n // side) // down) * down
+
+    def columns(band: Tensor) -> Tensor:
+        return map_bands(lambda u: fn(u.swapaxes(-1, -2)).swapaxes(-1, -2), band.swapaxes(-1, -2),
+                         even(band.shape[-1]), halo, down=down).swapaxes(-1, -2)
+
+    return map_bands(columns, x, even(x.shape[-2]), halo, down=down)
