@@ -29,25 +29,24 @@ def examples(*lines: str) -> str:
 
 
 def _plain_value_names() -> None:
-    """Option values named as cwebp or avifenc name them (FLOAT, INT, TEXT, PATH), where typer prints Python
-    types (<float range>, <list[str]>); an argument's metavar already says what it is. The CLI's own process only."""
-    core = getattr(typer, "core", None)
-    param = getattr(core, "_TyperParameter", None)
-    if param is None or not hasattr(param, "display_type"):
+    """Option values named as cwebp or avifenc name them (FLOAT, INT, TEXT, PATH), where typer prints click's
+    type names (<float range>, <text>); an argument's metavar already says what it is; a choice keeps its
+    [a|b]. The CLI's own process only (typer 0.28: pyproject.toml says why not 0.29)."""
+    option = getattr(getattr(typer, "core", None), "TyperOption", None)
+    if option is None or not hasattr(option, "make_metavar"):
         return
+    names = {"float": "FLOAT", "float range": "FLOAT", "int": "INT", "int range": "INT", "str": "TEXT",
+             "path": "PATH", "file": "PATH", "boolean": ""}
+    plain = option.make_metavar
 
-    def display_type(self, ctx) -> str:
-        if isinstance(self, core.TyperArgument):
-            return ""
-        desc = self.type_descriptor
-        if desc.is_choice:
-            return "[" + "|".join(str(c) for c in desc.choices or ()) + "]"
-        if desc.is_path:
-            return "PATH"
-        name = self.bare_type().removeprefix("list[").removesuffix("]")
-        return {"int": "INT", "float": "FLOAT", "str": "TEXT", "Path": "PATH", "bool": ""}.get(name, name.upper())
+    def make_metavar(self, ctx) -> str:
+        if self.metavar is None and self.type.get_metavar(param=self, ctx=ctx) is None:
+            name = names.get(self.type.name)
+            if name is not None:
+                return name + ("..." if self.nargs != 1 else "")
+        return plain(self, ctx)
 
-    param.display_type = display_type
+    option.make_metavar = make_metavar
 
 
 _plain_value_names()
