@@ -61,10 +61,13 @@ def spread(images: list[Path], limit: int | None) -> list[Path]:
     return [images[int(i * step)] for i in range(limit)]
 
 
-def use_model(model: str | None) -> None:
-    """Make every `clc` process this script starts use these weights ($CLC_MODEL; None: the shipped ones)."""
+def use_model(model: str | None, dictionary: str | None = None) -> None:
+    """Make every `clc` process this script starts use these weights and this dictionary ($CLC_MODEL,
+    $CLC_DICTIONARY; None: the shipped ones)."""
     if model:
         os.environ["CLC_MODEL"] = str(Path(model).resolve())
+    if dictionary:
+        os.environ["CLC_DICTIONARY"] = dictionary if dictionary == "none" else str(Path(dictionary).resolve())
 
 
 # -- the CLI ----------------------------------------------------------------------------------------------------------

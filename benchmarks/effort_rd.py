@@ -6,13 +6,17 @@ the --target-bpp check.
         --json effort_rd.json --md effort_rd.md
     python benchmarks/effort_rd.py ../shared/data/kodak --target-bpp 0.5     # the rate-control check only
     python benchmarks/effort_rd.py photos/ --efforts 0 --quality 2 --model tiny.pt   # smoke run
+    python benchmarks/effort_rd.py ../shared/data/train --held-out --limit 4 --efforts 0 9 --quality 1 2.5 4 \
+        --model STAGE/clc-full.pt --dict STAGE/default.clcdict --json effort_held_out.json
 
 For every (effort, quality) the images are encoded by one `clc encode IMAGES -o DIR/ -q Q --effort E` process
 (the shipped model or --model, the default dictionary, M = 3: one model load, per-file seconds from its output
 lines) and decoded by one `clc decode` process (default synthesis); bpp from the real file sizes, PSNR on 8-bit
 RGB. BD-rate: the mean
 curve over the images (bpp and PSNR averaged per quality), PSNR, points <= 1 bpp, against effort 0.
-`--limit N` takes every (24 / N)-th image, spread over the set. `--extend OLD.json` encodes only the images OLD
+`--held-out`: IMAGES is a training folder, and the photos are its held-out ones (the trainer's validation split):
+what scripts/ship_candidate.sh measures before weights ship, so that weights which break effort are seen
+(Kodak decides nothing). `--limit N` takes N images spread over the set. `--extend OLD.json` encodes only the images OLD
 does not hold (same efforts and qualities) and reports over both sets, so a larger sample reuses the earlier
 encodes. Kodak is the test set: report, never tune here.
 """
@@ -45,19 +49,29 @@ def pooled(point: dict, old_points: list[dict]) -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("images", help="folder of test images (Kodak)")
+    ap.add_argument("images", help="folder of test images (Kodak), or with --held-out a training folder")
+    ap.add_argument("--held-out", action="store_true", help="use IMAGES' held-out photos (the validation split)")
     ap.add_argument("--efforts", type=int, nargs="+", default=[0, 3, 6, 9])
     ap.add_argument("--quality", type=float, nargs="+", default=[1, 2, 3, 4])
     ap.add_argument("--limit", type=int, help="use N images spread over the set")
     ap.add_argument("--target-bpp", type=float, help="instead: the --target-bpp check at effort --efforts[0]")
     ap.add_argument("--extend", help="an earlier --json of this script: skip its images, report over both")
     ap.add_argument("--model", help="weights file (default: the shipped model)")
+    ap.add_argument("--dict", help="reference dictionary (default: the shipped one)")
     ap.add_argument("--json")
     ap.add_argument("--md")
     args = ap.parse_args()
-    use_model(args.model)
+    use_model(args.model, args.dict)
 
-    images = spread(sorted(p for p in Path(args.images).iterdir() if p.suffix.lower() == ".png"), args.limit)
+    if args.held_out:
+        from clccodec.training.config import TrainConfig
+        from clccodec.training.data import is_validation, training_images
+
+        fraction = TrainConfig.__dataclass_fields__["val_fraction"].default
+        found = sorted(p for p in training_images(args.images) if is_validation(p, fraction))
+    else:
+        found = sorted(p for p in Path(args.images).iterdir() if p.suffix.lower() == ".png")
+    images = spread(found, args.limit)
     old = json.loads(Path(args.extend).read_text()) if args.extend else {"images": [], "points": []}
     images = [p for p in images if p.stem not in old["images"]]
     threads = os.environ.get("OMP_NUM_THREADS", "all")

@@ -139,6 +139,18 @@ def smoke_effort_rd(tmp: Path, model: Path, photos: Path) -> None:
     res = read(tmp / "effort.json")
     assert res["points"][0]["bpp"] > 0 and res["summary"][0]["effort"] == 0
     assert "| 0 | 2 | " in (tmp / "effort.md").read_text()
+    # --held-out: only the training folder's validation photos (the first held-out name, and one trained on)
+    from clccodec.training.data import is_validation
+
+    train = tmp / "train"
+    train.mkdir()
+    held = next(n for n in (f"p{i}.png" for i in range(1000)) if is_validation(Path(n), 0.05))
+    kept = next(n for n in (f"p{i}.png" for i in range(1000)) if not is_validation(Path(n), 0.05))
+    for i, name in enumerate((held, kept)):
+        Image.fromarray(synthetic_photo(64, 96, seed=i)).save(train / name)
+    run("effort_rd.py", train, "--held-out", "--efforts", "0", "--quality", "2", "--model", model, "--dict", "none",
+        "--json", tmp / "held.json")
+    assert read(tmp / "held.json")["images"] == [Path(held).stem]
 
 
 def smoke_defaults_lossless(tmp: Path, model: Path, photos: Path) -> None:
