@@ -104,6 +104,7 @@ def test_the_analysis_is_the_torch_encoders(tmp_path, monkeypatch, rate_scales, 
 def test_export_onnx_gives_the_encoders_latents(tmp_path):
     """`clc export-onnx`: the plain g_a, and at a quality the latent the coder rounds, as the numpy analysis
     computes them; an existing output needs --force."""
+    import onnx
     import onnxruntime as ort
 
     path = export(tmp_path, dataclasses.replace(TINY, rate_scales=True))
@@ -113,6 +114,7 @@ def test_export_onnx_gives_the_encoders_latents(tmp_path):
         out = tmp_path / f"g_a-{q}.onnx"
         r = run_clc("export-onnx", "--model", str(path), "-o", str(out), *(["-q", str(q)] if q else []))
         assert r.returncode == 0, r.stderr.decode()
+        onnx.checker.check_model(onnx.load(out), full_check=True)  # a valid file, its shapes inferable
         y = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(["y"], {"x": x[None]})[0][0]
         assert y.shape == want.shape
         assert np.abs(y - want).max() <= 1e-4 * np.abs(want).max()

@@ -1,8 +1,8 @@
 """g_a as an ONNX graph, run by ONNX Runtime: the torch-free encoder's analysis, and `clc export-onnx`.
 
-On the 2-core AVX-512 CPU of docs/performance.md, ONNX Runtime's convolutions run g_a 1.6x faster than the
-numpy im2col products at 768x512 and 2.5x at 3 MP (its stride-2 convolutions reach the BLAS peak; numpy's
-strided column copies and the 3-channel first layer do not). The synthesis gained nothing there (0.29 s
+On the 2-core AVX-512 CPU of docs/performance.md, ONNX Runtime runs g_a about 1.6x faster than the numpy
+im2col products at 768x512 and 2x at 4000x3000 (its convolutions reach the BLAS peak; numpy's strided column
+copies and the 3-channel first layer do not). The synthesis gained nothing there (0.29 s
 against 0.31 s at 768x512): the decoder stays numpy. Without onnxruntime (a platform with no wheel) the
 encoder runs the numpy analysis, the same network.
 
@@ -18,6 +18,7 @@ import numpy as np
 
 Layer = tuple[str, np.ndarray, np.ndarray]  # ("conv", weight, bias) or ("gdn", gamma, beta)
 OPSET = 17
+IR_VERSION = 8  # the ONNX file format of opset 17 (ONNX 1.12): files that ONNX Runtime 1.12 and later read
 
 
 def runtime():
@@ -68,8 +69,10 @@ def graph(layers: list[Layer], scales: list[np.ndarray] | None = None, name: str
             raise ValueError(f"no ONNX form for layer kind {kind!r}")
         t = out
     nodes.append(helper.make_node("Identity", [t], ["y"]))
-    g = helper.make_graph(nodes, name, inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits)
-    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="clccodec")
+    g = helper.make_graph(nodes, name, inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None] * 4)],
+                          inits)
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="clccodec",
+                              ir_version=IR_VERSION)
     return model.SerializeToString()
 
 
