@@ -65,6 +65,10 @@ def test_kernels_are_torchs():
 def export(tmp_path, cfg) -> str:
     torch.manual_seed(7)
     m = CLCModel(cfg)
+    with torch.no_grad():  # per-channel gains and rate scales as trained ones are (not one value for all)
+        m.log_gain.add_(torch.randn_like(m.log_gain) * 0.2)
+        if cfg.rate_scales:
+            m.log_scale_a.normal_(0, 0.1)
     prepare_for_export(m)
     path = tmp_path / "m.pt"
     save_weights(m, path)
@@ -75,12 +79,13 @@ def export(tmp_path, cfg) -> str:
                                                      (True, False, False), (True, True, False)])
 def test_the_analysis_is_the_torch_encoders(tmp_path, monkeypatch, rate_scales, banded, onnx):
     """g_a (plain and at a quality; in ONNX Runtime or in numpy), the gains and h_a: torch's values to float32
-    rounding, also band by band and g_a tile by tile (as for very large images)."""
+    rounding, also band by band and g_a tile by tile, head and tail (as for very large images)."""
     if banded:  # 64-row bands of g_a, 4-row bands of h_a: three and two bands here; g_a's layers on 64 x 64 tiles
         monkeypatch.setattr(bands, "PIXEL_BAND", 64 * 256)
         monkeypatch.setattr(bands, "LATENT_BAND", 4 * 16)
         monkeypatch.setattr(npe, "WHOLE_ANALYSIS", 0)
         monkeypatch.setattr(npe, "HEAD_TILE", 64)
+        monkeypatch.setattr(npe, "TAIL_TILE", 16)
     path = export(tmp_path, dataclasses.replace(TINY, rate_scales=rate_scales))
     m = Codec(path, False, "cpu").model
     a = npe.NumpyAnalysis(lite.NumpyModel.load(path, encoder=True), onnx=onnx)

@@ -29,8 +29,8 @@ def examples(*lines: str) -> str:
 
 
 def _plain_value_names() -> None:
-    """Option values named as cwebp or avifenc name them (FLOAT, INT, TEXT, PATH), where typer prints click's
-    type names (<float range>, <text>); an argument's metavar already says what it is; a choice keeps its
+    """Option values named as cwebp or avifenc name them (FLOAT, INT, TEXT, PATH), where typer prints its type
+    names (<float range>, <str>); an argument's metavar already says what it is; a choice keeps its
     [a|b]. The CLI's own process only (typer 0.28: pyproject.toml says why not 0.29)."""
     option = getattr(getattr(typer, "core", None), "TyperOption", None)
     if option is None or not hasattr(option, "make_metavar"):

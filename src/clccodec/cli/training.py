@@ -120,8 +120,7 @@ def export_onnx(
 
         if output.exists() and not force:
             raise UsageError(f"{output} exists (use --force to overwrite)")
-        export_onnx(model or default_model_path(), output, quality)
-        out.print(f"{output}: g_a" + (f" at quality {quality:g}" if quality is not None else " (plain)"),
-                  markup=False)
+        coded = export_onnx(model or default_model_path(), output, quality)
+        out.print(f"{output}: g_a" + (f" at quality {coded:g}" if coded is not None else " (plain)"), markup=False)
 
     guard(go)

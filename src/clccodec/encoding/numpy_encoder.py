@@ -229,11 +229,11 @@ class NumpyAnalysis:
         return map_bands(h_a, y_s, latent_band(y_s.shape[-1]), halo=8, down=4)
 
 
-def export_onnx(model: str | Path, output: str | Path, quality: float | None = None) -> None:
+def export_onnx(model: str | Path, output: str | Path, quality: float | None = None) -> float | None:
     """Write the analysis of a weights file as an ONNX model: input "x" (N, 3, H, W) float32 RGB in [0, 1] (H, W
     multiples of 16; the coder pads to 64), output "y" (N, C, H / 16, W / 16): the latent the coder rounds at
     `quality` (its rate scales and gains folded in), or with None the plain g_a that the dictionaries and the
-    retrieval use."""
+    retrieval use. Returns the quality exported (the coded one: quantize_quality), or None."""
     if onnx_analysis.runtime() is None:
         raise UsageError("ONNX export needs the onnx and onnxruntime packages (pip install onnx onnxruntime)")
     analysis = NumpyAnalysis(NumpyModel.load(model, encoder=True), onnx=False)
@@ -247,6 +247,7 @@ def export_onnx(model: str | Path, output: str | Path, quality: float | None = N
     data = onnx_analysis.graph(layers, analysis.gdn_scales(quality), name)
     with open(output, "wb") as f:
         f.write(data)
+    return quality
 
 
 @dataclass

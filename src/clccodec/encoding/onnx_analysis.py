@@ -3,8 +3,8 @@
 On the 2-core AVX-512 CPU of docs/performance.md, ONNX Runtime runs g_a about 1.6x faster than the numpy
 im2col products at 768x512 and 2x at 4000x3000 (its convolutions reach the BLAS peak; numpy's strided column
 copies and the 3-channel first layer do not). The synthesis gained nothing there (0.29 s
-against 0.31 s at 768x512): the decoder stays numpy. Without onnxruntime (a platform with no wheel) the
-encoder runs the numpy analysis, the same network.
+against 0.31 s at 768x512): the decoder stays numpy. onnxruntime and onnx are dependencies; where they cannot
+be imported (an installation without them) the encoder runs the numpy analysis, the same network.
 
 A graph holds a run of g_a's layers: 5x5 stride-2 convolutions and GDNs. A GDN with rate scales s computes
 s x / sqrt(beta + gamma x^2) (numpy_encoder.NumpyAnalysis.gdns folds s into gamma and beta instead): s is a
@@ -13,6 +13,8 @@ exported file.
 """
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 
@@ -85,6 +87,9 @@ class OnnxLayers:
         options.enable_mem_pattern = False  # (its planned block is sized for the first band's shape: more memory)
         # no threads spinning after a run (they took the cores from the numpy work that follows)
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        threads = os.environ.get("OMP_NUM_THREADS", "")
+        if threads.isdigit() and int(threads) > 0:  # (ONNX Runtime follows neither it nor threadpoolctl by itself:
+            options.intra_op_num_threads = int(threads)  # a Ray actor's or a niced job's share of the cores)
         self.session = ort.InferenceSession(graph(layers), options, providers=["CPUExecutionProvider"])
         self.gdns = sum(kind == "gdn" for kind, _, _ in layers)
 

@@ -87,10 +87,14 @@ def map_bands(fn: Callable[..., Tensor], inputs: Tensor | Sequence[Tensor], band
 
 
 def map_tiles(fn: Callable[[Tensor], Tensor], x: Tensor, side: int, halo: int, down: int = 1) -> Tensor:
-    """fn(x) computed on tiles of at most side x side positions of x (..., H, W), of even sizes: map_bands along
-    the rows, then along the columns of each band (a transposed view: fn sees the original orientation). `side`
-    and `halo` must be multiples of `down`. Square tiles keep the halo's share small on wide images, where
-    full-width bands of the same area would be only a few rows high."""
+    """fn(x) computed on tiles of at most side x side positions of x (..., H, W), all of about one size (the
+    last row and column of tiles may be smaller): map_bands along the rows, then along the columns of each band
+    (a transposed view: fn sees the original orientation). `side` and `halo` must be multiples of `down`. Square
+    tiles keep the halo's share small on wide images, where full-width bands of the same area would be only a
+    few rows high."""
+    if side <= 0 or side % down or halo % down:
+        raise ValueError(f"tile side {side} and halo {halo} must be positive multiples of {down}")
+
     def even(n: int) -> int:  # the tile length that splits n into equal parts (multiples of down) of <= side
         return -(-n // -(-n // side) // down) * down
 
