@@ -14,7 +14,8 @@ For every (effort, quality) the images are encoded by one `clc encode IMAGES -o 
 lines) and decoded by one `clc decode` process (default synthesis); bpp from the real file sizes, PSNR on 8-bit
 RGB. BD-rate: the mean
 curve over the images (bpp and PSNR averaged per quality), PSNR, points <= 1 bpp, against effort 0.
-`--held-out`: IMAGES is a training folder, and the photos are its held-out ones (the trainer's validation split):
+`--held-out`: IMAGES is a training folder, and the photos are its held-out ones (the hash split the trainer
+validates on, at full size: no minimum side or downscaling):
 what scripts/ship_candidate.sh measures before weights ship, so that weights which break effort are seen
 (Kodak decides nothing). `--limit N` takes N images spread over the set. `--extend OLD.json` encodes only the images OLD
 does not hold (same efforts and qualities) and reports over both sets, so a larger sample reuses the earlier

@@ -7,7 +7,7 @@
 #
 # prepare:
 #   1. `clc export-weights` of the checkpoint and the default dictionary for it (build_default_dict.sh);
-#   2. in parallel, one process per job (the machine has 2 cores):
+#   2. in parallel, one single-threaded, niced process per job (five on the 2 cores):
 #      * the decision: scripts/validate_weights.py, shipped weights against the candidate (held-out training
 #        photos, crops and full size; never Kodak) -> STAGE/validate_NAME.json;
 #      * what effort buys with the candidate and with the shipped weights: benchmarks/effort_rd.py, effort 0
@@ -19,8 +19,8 @@
 #        the validation has decided; they decide nothing.
 # install (after the validation has shown a clear gain):
 #   copies the weights and dictionary into src/clccodec/shipped, the results into benchmarks/results/NAME (one folder per release)
-#   (kodak_rd.*, norefs/kodak_rd.*, validate_NAME.json, refs/kodak_m3_vs_m0_NAME.md, effort_held_out.*) and rewrites the compat
-#   fixtures. Left by hand: the release line in src/clccodec/release.py, the version, test_release.py's release
+#   (kodak_rd.*, norefs/kodak_rd.*, validate.json, kodak_m3_vs_m0.md, effort_held_out.*) and rewrites the compat
+#   fixtures. Left by hand: the release line in src/clccodec/model/releases.py, the version, test_release.py's release
 #   string and the prose of README.md, models/MODEL_CARD.md and benchmarks/README.md.
 #
 # Environment: PYTHON (the interpreter with clccodec installed; default .venv/bin/python), NICE (niceness of the
@@ -61,7 +61,8 @@ prepare() {
     nice -n "$NICE" "$PYTHON" "${effort[@]}" --model "$stage/clc-full.pt" --dict "$stage/default.clcdict" \
         --json "$stage/effort_held_out.json" --md "$stage/effort_held_out.md" > "$stage/effort.log" 2>&1 &
     local e1=$!
-    nice -n "$NICE" "$PYTHON" "${effort[@]}" --json "$stage/effort_held_out_shipped.json" \
+    env -u CLC_MODEL -u CLC_DICTIONARY nice -n "$NICE" "$PYTHON" "${effort[@]}" \
+        --json "$stage/effort_held_out_shipped.json" \
         --md "$stage/effort_held_out_shipped.md" > "$stage/effort_shipped.log" 2>&1 &
     local e0=$!
     echo "ship_candidate: validation (pid $v), Kodak M=3 / M=0 (pids $k3 $k0) and effort (pids $e1 $e0) running;" \
@@ -72,7 +73,7 @@ prepare() {
     wait $e1 || { echo "ship_candidate: effort (candidate) failed (see $stage/effort.log)" >&2; rc=1; }
     wait $e0 || { echo "ship_candidate: effort (shipped) failed (see $stage/effort_shipped.log)" >&2; rc=1; }
     echo "ship_candidate: effort with the candidate, then with the shipped weights:" >&2
-    grep -h -A4 "^| effort | BD-rate" "$stage/effort_held_out.md" "$stage/effort_held_out_shipped.md" || true
+    grep -H -A4 "^| effort | BD-rate" "$stage/effort_held_out.md" "$stage/effort_held_out_shipped.md" || true
     wait $k3 || { echo "ship_candidate: Kodak M=3 failed (see $stage/kodak.log)" >&2; rc=1; }
     wait $k0 || { echo "ship_candidate: Kodak M=0 failed (see $stage/norefs.log)" >&2; rc=1; }
     return $rc
