@@ -43,8 +43,8 @@ def encode(
                                                      f"[default: {DEFAULT_QUALITY:g}]", min=QUALITY_MIN,
                                                      max=QUALITY_MAX, show_default=False)] = None,
     effort: Annotated[int, typer.Option("--effort", "-e", help=f"Encoder effort {EFFORT_MIN} (fastest) .. "
-                                        f"{EFFORT_MAX} (smallest files, about a minute or two per 768x512 image "
-                                        "on 2 CPU cores): 0 keeps the smaller of the files with and without "
+                                        f"{EFFORT_MAX} (smallest files, about half a minute per 768x512 image "
+                                        "on 2 CPU cores at 9): 0 keeps the smaller of the files with and without "
                                         "references, 1-2 choose the reference count by real cost, 3-9 also "
                                         "optimise the latents for the image. Same decoder, same file format.",
                                         min=EFFORT_MIN, max=EFFORT_MAX)] = DEFAULT_EFFORT,

@@ -8,11 +8,14 @@ and plain straight-through rounding ("ste") are there for the tuning benchmark (
 with the few dozen iterations a CPU can afford, "noise" saved the most (docs/effort.md).
 
 Memory stays bounded on large images: refinement runs on tiles of the image (with a halo of context that is
-optimised but not kept), one at a time.
+optimised but not kept), one at a time. On CPUs with native bfloat16 (model/device.native_bf16) the forward pass
+runs under bf16 autocast: 0.50-0.57 s per iteration at 768x512 instead of 1.06-1.08 s (AMD EPYC, AVX-512 BF16).
+It only steers the search: the refined latents are coded exactly, and kept only if their real cost is lower.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -21,6 +24,7 @@ from torch import Tensor
 from .effort import Progress
 from ..model.network import CLCModel
 from ..model.quality import lambda_for_quality, rd_objective
+from ..model.device import native_bf16
 from ..model.entropy import rounded
 from ..model.exact import round_ste
 from ..model.reference import int8_to_values, values_to_tokens
@@ -97,13 +101,15 @@ def _tiles(size: int) -> list[tuple[int, int, int, int]]:
 
 def refine_latents(model: CLCModel, x: Tensor, y_s: Tensor, quality: float, ref_codes: Tensor | None,
                    iterations: int, progress: Progress | None = None, seed: int = 0, lr: float | None = None,
-                   mode: str = "noise", tau_start: float = TAU_START, z: Tensor | None = None) -> tuple[Tensor, Tensor]:
+                   mode: str = "noise", tau_start: float = TAU_START, z: Tensor | None = None,
+                   bf16: bool = True) -> tuple[Tensor, Tensor]:
     """Refined (y_s, z) for the padded image x (1, 3, H, W) in [0, 1], from the analysis's scaled latent y_s
     (and its hyper latent z, computed here if not given).
 
     Tile by tile (TILE pixels, TILE_HALO of context): the tile's latents are optimised with Adam on the relaxed
     rate-distortion loss at this quality's lambda; the model is frozen. Deterministic for a given seed.
-    `lr` (default: default_lr(iterations)), `mode` (RELAXATIONS) and `tau_start` (SGA) are tuning knobs.
+    `lr` (default: default_lr(iterations)), `mode` (RELAXATIONS) and `tau_start` (SGA) are tuning knobs; `bf16`
+    False keeps float32 where bf16 is native.
     """
     if mode not in RELAXATIONS:
         raise ValueError(f"mode must be one of {RELAXATIONS}, got {mode!r}")
@@ -116,6 +122,8 @@ def refine_latents(model: CLCModel, x: Tensor, y_s: Tensor, quality: float, ref_
     tokens = None
     if ref_codes is not None and ref_codes.shape[0]:
         tokens = values_to_tokens(int8_to_values(ref_codes.clone(), torch.float32).unsqueeze(0))
+    amp = (torch.autocast("cpu", dtype=torch.bfloat16) if native_bf16(device) and bf16
+           else contextlib.nullcontext())
     y_out = y_s.clone()
     z_out = (model._hyper_analyse(y_s) if z is None else z).clone()
     rows, cols = _tiles(x.shape[-2]), _tiles(x.shape[-1])
@@ -139,7 +147,8 @@ def refine_latents(model: CLCModel, x: Tensor, y_s: Tensor, quality: float, ref_
                     for g in opt.param_groups:
                         g["lr"] = lr * (LR_END + (1 - LR_END) * 0.5 * (1 + math.cos(math.pi * frac)))
                     tau = tau_start * (TAU_END / tau_start) ** frac
-                    loss = _relaxed_rd(model, xt, yt, zt, lam, inv_gain, q, tokens, tau, mode)
+                    with amp:
+                        loss = _relaxed_rd(model, xt, yt, zt, lam, inv_gain, q, tokens, tau, mode)
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()
