@@ -14,6 +14,7 @@ import typer
 
 from ..defaults import DEFAULT_MODEL
 from ..errors import UsageError
+from ..model.quality import QUALITY_MAX, QUALITY_MIN
 from ..training.config import TrainConfig
 from .app import ForceOpt, ModelOpt, app, err, examples, guard, out
 
@@ -101,8 +102,8 @@ def export_onnx(
     output: Annotated[Path, typer.Option("--output", "-o", help="ONNX file to write.", show_default=False)],
     model: ModelOpt = None,
     quality: Annotated[Optional[float], typer.Option(
-        "--quality", "-q", min=0.0, max=8.0, help="Export the latent this quality codes (rate scales and gains "
-        "folded in); default: the plain analysis that the dictionaries and the retrieval use.",
+        "--quality", "-q", min=QUALITY_MIN, max=QUALITY_MAX, help="Export the latent this quality codes (rate "
+        "scales and gains folded in); default: the plain analysis that the dictionaries and the retrieval use.",
         show_default=False)] = None,
     force: ForceOpt = False,
 ) -> None:

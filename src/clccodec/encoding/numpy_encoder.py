@@ -175,8 +175,7 @@ class NumpyAnalysis:
         gdns = [(g, b) for kind, g, b in self.g_a if kind == "gdn"]
         if quality is None or self.log_scale is None:
             return gdns
-        s2 = np.split(self.model.table_at(self.log_scale, quality) ** 2, np.cumsum([len(b) for _, b in gdns])[:-1])
-        return [(g / v[:, None], b / v) for (g, b), v in zip(gdns, s2)]
+        return [(g / (s * s)[:, None], b / (s * s)) for (g, b), s in zip(gdns, self.gdn_scales(quality))]
 
     def analyse(self, x: np.ndarray, quality: float | None = None) -> np.ndarray:
         """network.CLCModel.analyse of x (3, H, W) float32 in [0, 1], H and W multiples of 64, band by band."""
