@@ -136,7 +136,7 @@ def make_seeds(work: Path) -> dict:
     rng = np.random.default_rng(0)
     sections = []
     for pictures in (1, 2):
-        modes = rng.integers(0, pictures + 1, (5, 7)).astype(np.uint8)
+        modes = rng.integers(0, 2 * pictures + 1, (5, 7)).astype(np.uint8)  # copy and detail blocks
         ys, xs = rng.integers(0, 40, (5, 7)), rng.integers(0, 60, (5, 7))
         sections.append(copysection.pack(copysection.BlockCopy(16, list(range(pictures)), modes, ys, xs)))
     images = []

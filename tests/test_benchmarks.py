@@ -175,9 +175,11 @@ def smoke_collection_rd(tmp: Path, model: Path, photos: Path) -> None:
         Image.fromarray(synthetic_photo(64, 96, seed=10 + i)).save(folder / f"view{i}.png")
     (folder / "split.json").write_text(json.dumps({"dictionary": ["view0.png", "view1.png"], "test": ["view2.png"]}))
     run("collection_rd.py", folder, "--refs", "1", "--quality", "2", "--crop", "64", "-k", "4", "--model", model,
-        "--json", tmp / "coll.json")
+        "--classical", "webp", "--json", tmp / "coll.json")
     res = read(tmp / "coll.json")
     assert res["dictionary"]["K"] == 2 and res["test_images"] == ["view2"] and res["points"][0]["bpp"] > 0
+    webp = res["classical"]["webp"]["points"]  # WebP's whole sweep on the same photo, low rate first
+    assert len(webp) == 11 and webp[0]["bpp"] < webp[-1]["bpp"] and list(res["summary"][0]["vs"]) == ["webp"]
 
 
 def smoke_fuzz(tmp: Path, model: Path, photos: Path) -> None:

@@ -1,5 +1,6 @@
-"""Block copy (blockcopy.py): the copy section's bytes, the search, dictionaries with pictures, and whole files
-whose blocks come from a dictionary picture, decoded alike by both decoders."""
+"""Block copy (blockcopy.py): the copy section's bytes, its integer low-pass, the search, dictionaries with
+pictures, and whole files whose blocks are copied from a dictionary picture or add its detail, decoded alike by
+both decoders."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from .conftest import synthetic_photo
 
 def random_copy(seed: int, nh: int = 5, nw: int = 7, pictures: int = 3) -> BlockCopy:
     rng = np.random.default_rng(seed)
-    modes = rng.integers(0, pictures + 1, (nh, nw)).astype(np.uint8)
+    modes = rng.integers(0, 2 * pictures + 1, (nh, nw)).astype(np.uint8)  # copy and detail blocks
     src_y = rng.integers(0, 200, (nh, nw))
     src_x = rng.integers(0, 300, (nh, nw))
     return copysection.BlockCopy(16, [4, 0, 9][:pictures], modes, src_y, src_x)
@@ -73,9 +74,26 @@ def test_corrupt_sections_are_format_errors(mutate, needle):
 
 def test_a_mode_beyond_the_listed_pictures_is_refused():
     bc = random_copy(2, pictures=1)
-    bc.modes[0, 0] = 2
-    with pytest.raises(FormatError, match="picture 2 of 1"):
+    bc.modes[0, 0] = 3  # 1: copy, 2: detail of the one picture
+    with pytest.raises(FormatError, match="block mode 3 with 1 listed pictures"):
         copysection.unpack(copysection.pack(bc), 7 * 16, 5 * 16)
+
+
+def test_lowpass_is_the_integer_double_box_mean():
+    rng = np.random.default_rng(4)
+    a = rng.integers(0, 256, (40, 57, 3)).astype(np.uint8)
+    low = copysection.lowpass(a, 2)
+    # the same filter in floating point: 5 x 5 box means twice, edges replicated
+    ref = a.astype(np.float64)
+    for _ in range(2):
+        p = np.pad(ref, ((2, 2), (2, 2), (0, 0)), mode="edge")
+        ref = sum(p[dy:dy + 40, dx:dx + 57] for dy in range(5) for dx in range(5)) / 25
+    assert low.dtype == np.int64 and np.abs(low - ref).max() <= 0.5
+    assert np.array_equal(low, np.floor(ref + 0.5).astype(np.int64)) or np.abs(low - ref).max() == 0.5
+    flat = np.full((20, 30, 3), 77, np.uint8)
+    assert not copysection.detail(flat).any()
+    d = copysection.detail(a)
+    assert d.dtype == np.int16 and np.array_equal(d, a.astype(np.int64) - copysection.lowpass(a))
 
 
 def test_paste_copies_exact_pixels_and_checks_bounds():
@@ -92,8 +110,33 @@ def test_paste_copies_exact_pixels_and_checks_bounds():
     src_x[1, 2] = 105  # one pixel past the right edge
     with pytest.raises(FormatError, match="outside its picture"):
         copysection.paste(decoded, BlockCopy(16, [0], modes, src_y, src_x), [pic])
+    modes[1, 2] = 2  # the detail of the same picture: checked alike
+    with pytest.raises(FormatError, match="outside its picture"):
+        copysection.paste(decoded, BlockCopy(16, [0], modes, src_y, src_x), [pic])
     with pytest.raises(ReferenceIndexError, match="copy from picture 3"):
         copysection.check_indices(BlockCopy(16, [3], modes, src_y, src_x), 3)
+
+
+def test_detail_blocks_add_the_pictures_detail_clipped():
+    rng = np.random.default_rng(1)
+    pics = [rng.integers(0, 256, (64, 80, 3), dtype=np.uint8) for _ in range(2)]
+    decoded = rng.integers(0, 256, (32, 48, 3), dtype=np.uint8)
+    modes = np.array([[3, 0, 1], [4, 2, 0]], dtype=np.uint8)  # 1, 2: copy; 3, 4: detail of picture 1, 2
+    src_y = np.array([[3, 0, 10], [40, 7, 0]])
+    src_x = np.array([[9, 0, 20], [60, 33, 0]])
+    bc = BlockCopy(16, [5, 8], modes, src_y, src_x)
+    assert bc.copied == 2 and bc.detailed == 2 and [bc.picture_of(k) for k in (1, 2, 3, 4)] == [0, 1, 0, 1]
+    out = copysection.paste(decoded, bc, pics)
+    for (i, j), k, y, x in (((0, 0), 0, 3, 9), ((1, 0), 1, 40, 60)):
+        want = decoded[i * 16:(i + 1) * 16, j * 16:(j + 1) * 16].astype(int) + copysection.detail(pics[k])[
+            y:y + 16, x:x + 16]
+        assert np.array_equal(out[i * 16:(i + 1) * 16, j * 16:(j + 1) * 16], np.clip(want, 0, 255))
+        assert (want < 0).any() or (want > 255).any()  # the clipping was exercised
+    assert np.array_equal(out[:16, 32:], pics[0][10:26, 20:36])
+    assert np.array_equal(out[16:, 16:32], pics[1][7:23, 33:49])
+    assert np.array_equal(out[:16, 16:32], decoded[:16, 16:32])
+    back = copysection.unpack(copysection.pack(bc), 48, 32)
+    assert same_copies(bc, back)
 
 
 def test_search_finds_a_shifted_crop_exactly():
@@ -197,13 +240,38 @@ def test_files_copy_blocks_and_both_decoders_agree(collection, picture_dict, tin
                                                                               len(without.data), 3.0)
     pixels, _ = codec.decode_pixels(with_refs.data)
     assert np.array_equal(pixels, with_refs.reconstruction)
-    for i, j in zip(*np.nonzero(bc.modes)):  # copied blocks are the source's exact pixels
-        assert np.array_equal(pixels[i * 16:(i + 1) * 16, j * 16:(j + 1) * 16],
-                              test[i * 16:(i + 1) * 16, j * 16:(j + 1) * 16])
+    exact = 0
+    for i, j in zip(*np.nonzero(bc.modes == 1)):  # copied blocks are the picture's pixels at their source
+        y, x = bc.src_y[i, j], bc.src_x[i, j]
+        assert np.array_equal(pixels[i * 16:(i + 1) * 16, j * 16:(j + 1) * 16], views[0][y:y + 16, x:x + 16])
+        exact += (y - 16 * i, x - 16 * j) == (21, 45)  # the true displacement: the source's exact pixels
+    assert exact > bc.copied // 2
     path = tmp_path / "p.clcdict"
     picture_dict.save(path)
     lite_pixels, _ = LiteDecoder(tiny_model_path, path).decode_pixels(with_refs.data)
     assert np.array_equal(lite_pixels, pixels)
+
+
+def test_a_brighter_view_takes_the_pictures_detail(collection, shipped_codec, tmp_path):
+    """A view 40 levels brighter than its picture (shipped weights: the untrained tiny model's pixels are worse
+    than any copy): copies would cost PSNR, but the picture's detail serves; the file is cheaper than without,
+    and both decoders give the encoder's pixels."""
+    side, views, _ = collection
+    d, _ = build_dictionary(side, shipped_codec.model, BuildOptions(crop=64, clusters=8, pictures=True))
+    test = np.clip(views[0][40:40 + 128, 30:30 + 160].astype(int) + 40, 0, 255).astype(np.uint8)
+    codec = Codec(shipped_codec.model, d, device="cpu")
+    with_refs = codec.encode_full(test, 2.0, refs=1, reconstruct=True)
+    without = codec.encode_full(test, 2.0, refs=0, reconstruct=True)
+    f = container.unpack(with_refs.data)
+    bc = copysection.unpack(f.block_copy, f.width, f.height)
+    assert bc.pictures == [0] and bc.detailed > 40 and bc.copied == 0
+    assert rd_cost(test, with_refs.reconstruction, len(with_refs.data), 2.0) < rd_cost(test, without.reconstruction,
+                                                                                len(without.data), 2.0)
+    assert np.array_equal(codec.decode_pixels(with_refs.data)[0], with_refs.reconstruction)
+    path = tmp_path / "p.clcdict"
+    d.save(path)  # the exact synthesis: the same pixels from both decoders
+    assert np.array_equal(LiteDecoder(None, path).decode_pixels(with_refs.data, exact=True)[0],
+                          codec.decode_pixels(with_refs.data, exact=True)[0])
 
 
 def test_no_copies_without_pictures_or_references(collection, tiny_model_path, picture_dict):
@@ -232,7 +300,7 @@ def test_mutated_sections_raise_only_format_errors():
                 bc = copysection.unpack(d, 7 * 16, 5 * 16)
             except FormatError:
                 continue
-            assert bc.modes.shape == (5, 7) and bc.modes.max() <= len(bc.pictures)
+            assert bc.modes.shape == (5, 7) and bc.modes.max() <= 2 * len(bc.pictures)
 
     check()
 

@@ -1,11 +1,14 @@
 """Block copy, the encoder's side: find, for every full block of the image, the closest block at any integer
-position of up to M dictionary pictures, and decide which blocks to copy.
+position of up to M dictionary pictures, and decide which blocks take the prediction's detail or are copied.
 
-With a dictionary that holds its pictures and M >= 1 references, every full B x B block whose best match is at
-least as close to the source as the codec's own reconstruction (plus what signalling the copy costs) is copied
-(format/copysection.py holds the section's bytes and the decoder's paste). Before the analysis those blocks are
-replaced by a smooth low-pass version of the image, so that their latents cost almost nothing. The encoder keeps
-the file with copies only if its real cost (encoder.py) is lower than without. Why the latent-domain references
+With a dictionary that holds its pictures and M >= 1 references, the search runs on the images' detail (each
+image minus its low-pass, format/copysection.detail): it finds where a picture holds the same texture whatever the
+brightness. Every full B x B block whose match removes at least half of the block's detail energy becomes a
+*detail* block: the encoder codes the image minus the matched detail, and the decoder adds that detail back after
+the synthesis (format/copysection.py holds the section's bytes and the decoder's paste). The codec thus codes a
+smooth image plus whatever the prediction misses. Afterwards, detail blocks whose matched pixels, copied as they
+are, beat the decoded block by what signalling the copy costs become *copy* blocks. The encoder keeps the file
+with the section only if its real cost (encoder.py) is lower than without. Why the latent-domain references
 cannot do this with today's analysis transform: docs/references.md.
 
 Imports numpy; the search functions import torch when called.
@@ -19,7 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..format.copysection import BLOCK, BlockCopy, displacements, from_displacements, predictions
+from ..format.copysection import BLOCK, BlockCopy, detail, displacements, from_displacements, predictions
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -30,9 +33,11 @@ RANK_SCALE = 8  # pictures are ranked on 8x downscaled images (every picture is 
 COARSE = 4  # the search runs on 4x downscaled images first, then refines around the best coarse positions
 CANDIDATES = 3  # coarse positions refined per block and picture
 REFINE_RADIUS = 5  # full-resolution pixels searched around a coarse position, each way
-FILL_POOL = 32  # the smooth fill of copied blocks: the image averaged over 32 x 32 cells, bilinear
-# what a copied block's mode and displacement cost after zlib: 5.8 bits measured on synthetic sibling views of
-# training photos (benchmarks/copy_bits.py; never the test collections)
+# a block takes the prediction's detail where the match leaves at most this share of the block's detail energy
+# (chosen on synthetic sibling views of training photos, never on the test collections)
+DETAIL_SHARE = 0.5
+# what a block's mode and displacement cost after zlib: 5.8 bits measured on synthetic sibling views of
+# training photos (benchmarks/copy_bits.py, since removed; never the test collections)
 COPY_BITS = 6.0
 
 
@@ -44,30 +49,68 @@ def block_bits_as_mse(quality: float, block: int) -> float:
     return mse_worth(COPY_BITS / (block * block), lambda_at(quality))
 
 
+def detail_unit(pixels: np.ndarray) -> "Tensor":
+    """uint8 (H, W, 3) -> its detail (copysection.detail) as a float32 (3, H, W) tensor on the [0, 1] scale: what
+    the search matches."""
+    import torch
+
+    return torch.from_numpy(detail(pixels).astype(np.float32)).permute(2, 0, 1).div_(255)
+
+
+def block_energy(a: np.ndarray, block: int) -> np.ndarray:
+    """Mean square per full block of (H, W, C) values on the [0, 255] scale, returned on the [0, 1] scale."""
+    h, w = a.shape[0] // block * block, a.shape[1] // block * block
+    d = a[:h, :w].astype(np.float64) / 255
+    return (d * d).reshape(h // block, block, w // block, block, -1).mean((1, 3, 4))
+
+
+def block_mse(a: np.ndarray, b: np.ndarray, block: int) -> np.ndarray:
+    """Mean squared error on [0, 1] per full block of two uint8 (H, W, 3) images."""
+    return block_energy(a.astype(np.int16) - b.astype(np.int16), block)
+
+
 def prefer_predicted(bc: BlockCopy, source: np.ndarray, limit: np.ndarray, pictures: list[np.ndarray]) -> BlockCopy:
-    """The same copies, but wherever copying from the predicted displacement (in any listed picture) gives a
-    per-block MSE against `source` (uint8 (H, W, 3)) of at most `limit` (on [0, 1]: the best match's plus what a
-    coded displacement costs), that displacement is taken: in flat or repetitive regions many positions match
-    about equally well, and a predicted one costs almost nothing to code. `pictures`: the listed ones."""
-    b = bc.block
+    """The same blocks, but wherever the block's predicted displacement (in any listed picture) gives a per-block
+    MSE against `source` (H, W, 3) of at most `limit` (on [0, 1]: the best match's plus what a coded displacement
+    costs), that displacement is taken: in flat or repetitive regions many positions match about equally well,
+    and a predicted one costs almost nothing to code. `source` and `pictures` (the listed ones) on the [0, 255]
+    scale, as the search compared them (the images' detail for detail blocks)."""
+    b, n = bc.block, len(bc.pictures)
     modes = bc.modes.copy()
     disp = tuple(a.copy() for a in displacements(bc))
     for (i, j), pred in predictions(modes, disp):
         if (int(disp[0][i, j]), int(disp[1][i, j])) == pred:
             continue
         blk = source[i * b:(i + 1) * b, j * b:(j + 1) * b].astype(np.float64)
-        order = [int(modes[i, j])] + [k for k in range(1, len(pictures) + 1) if k != modes[i, j]]
-        for k in order:
+        offset = n if modes[i, j] > n else 0  # the block keeps its kind (copy or detail)
+        own = int(modes[i, j]) - offset
+        for k in [own] + [k for k in range(1, n + 1) if k != own]:
             pic = pictures[k - 1]
             y, x = i * b + pred[0], j * b + pred[1]
             if not (0 <= y <= pic.shape[0] - b and 0 <= x <= pic.shape[1] - b):
                 continue
             d = (pic[y:y + b, x:x + b].astype(np.float64) - blk) / 255
             if float((d * d).mean()) <= limit[i, j]:
-                modes[i, j] = k
+                modes[i, j] = k + offset
                 disp[0][i, j], disp[1][i, j] = pred
                 break
     return from_displacements(b, bc.pictures, modes, disp)
+
+
+def copy_where_better(bc: BlockCopy, source: np.ndarray, decoded: np.ndarray, pictures: list[np.ndarray],
+                      side: float) -> BlockCopy:
+    """Detail blocks whose matched pixels, copied as they are, are closer to `source` than `decoded` (the
+    decoder's pixels with the section applied) by at least `side` (MSE on [0, 1]) become copy blocks."""
+    b, n = bc.block, len(bc.pictures)
+    modes = bc.modes.copy()
+    for i, j in zip(*np.nonzero(modes > n)):
+        pic = pictures[int(modes[i, j]) - n - 1]
+        sy, sx = int(bc.src_y[i, j]), int(bc.src_x[i, j])
+        src = source[i * b:(i + 1) * b, j * b:(j + 1) * b]
+        copy = block_mse(pic[sy:sy + b, sx:sx + b], src, b)[0, 0]
+        if copy + side <= block_mse(decoded[i * b:(i + 1) * b, j * b:(j + 1) * b], src, b)[0, 0]:
+            modes[i, j] -= n
+    return BlockCopy(b, list(bc.pictures), modes, bc.src_y.copy(), bc.src_x.copy())
 
 
 # -- the encoder's search (torch) -----------------------------------------------------------------------------------
@@ -85,13 +128,13 @@ class Matches:
     src_y: np.ndarray
     src_x: np.ndarray
 
-    def copy_for(self, use: np.ndarray) -> BlockCopy | None:
-        """The section that copies the blocks where `use` is true (None if none), listing only the pictures
-        it copies from."""
+    def section_for(self, use: np.ndarray, copy: bool = False) -> BlockCopy | None:
+        """The section whose blocks where `use` is true add their match's detail (`copy`: are copied), None if
+        there are none; it lists only the pictures it uses."""
         if not use.any():
             return None
         used = sorted(set(self.which[use].tolist()))
-        slot = {p: k + 1 for k, p in enumerate(used)}
+        slot = {p: k + 1 + (0 if copy else len(used)) for k, p in enumerate(used)}
         modes = np.zeros(use.shape, dtype=np.uint8)
         for i, j in zip(*np.nonzero(use)):
             modes[i, j] = slot[int(self.which[i, j])]
@@ -177,18 +220,20 @@ def thumbnail(pic: "Tensor", block: int = BLOCK) -> "Tensor | None":
 
 def rank_pictures(x: "Tensor", thumbnails: Iterable["Tensor | None"], block: int = BLOCK) -> list[int]:
     """Picture indices (positions in `thumbnails`, the pictures' thumbnail()s) from most to least useful for
-    copying blocks of x (C, H, W), by the mean best-match error of its blocks on RANK_SCALE-times downscaled
-    images (cheap: it looks at every picture)."""
+    predicting blocks of x (C, H, W), by the mean best-match error of its blocks on RANK_SCALE-times downscaled
+    images, each less its mean colour, as detail blocks do not mind a change of brightness (cheap: it looks at
+    every picture)."""
     import torch.nn.functional as F
 
     xs = F.avg_pool2d(x[None], RANK_SCALE)[0]
+    xs = xs - xs.mean((1, 2), keepdim=True)
     ks = _blocks(xs, max(block // RANK_SCALE, 1))
     scores = []
     for thumb in thumbnails:
         if thumb is None or not len(ks):
             scores.append(float("inf"))
             continue
-        v, _ = _ssd_all_positions(ks, thumb)
+        v, _ = _ssd_all_positions(ks, thumb - thumb.mean((1, 2), keepdim=True))
         scores.append(float(v[:, 0].clamp_min(0).mean()))
     return sorted(range(len(scores)), key=lambda i: scores[i])
 
@@ -230,25 +275,3 @@ def find_matches(x: "Tensor", pictures: list["Tensor"], indices: list[int], bloc
     mse = (best.clamp_min(0) / (x.shape[0] * block * block)).reshape(nh, nw).numpy()
     return Matches(block, list(indices), mse, which.reshape(nh, nw).numpy(), sy.reshape(nh, nw).numpy(),
                    sx.reshape(nh, nw).numpy())
-
-
-def block_mse(a: np.ndarray, b: np.ndarray, block: int) -> np.ndarray:
-    """Mean squared error on [0, 1] per full block of two uint8 (H, W, 3) images."""
-    h, w = a.shape[0] // block * block, a.shape[1] // block * block
-    d = (a[:h, :w].astype(np.float64) - b[:h, :w].astype(np.float64)) / 255
-    return (d * d).reshape(h // block, block, w // block, block, -1).mean((1, 3, 4))
-
-
-def smooth_fill(x: "Tensor", use: np.ndarray, block: int) -> "Tensor":
-    """x (1, C, H, W) with the blocks where `use` is true replaced by its low-pass version (cheap to code: the
-    decoder pastes over them)."""
-    import torch
-    import torch.nn.functional as F
-
-    h, w = x.shape[-2:]
-    pool = min(FILL_POOL, h, w)
-    low = F.interpolate(F.avg_pool2d(x, pool, ceil_mode=True), size=(h, w), mode="bilinear", align_corners=False)
-    mask = torch.zeros((h, w), dtype=x.dtype, device=x.device)
-    m = torch.from_numpy(use.astype(np.float32)).to(x.device, x.dtype)
-    mask[: use.shape[0] * block, : use.shape[1] * block] = m.repeat_interleave(block, 0).repeat_interleave(block, 1)
-    return x * (1 - mask) + low * mask

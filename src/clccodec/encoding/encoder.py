@@ -4,8 +4,8 @@ The retrieval query (the plain analysis y) and the retrieved references do not d
 the latent that is coded unless the model has rate scales (then g_a is scaled for each quality), so a rate-control
 search (ratecontrol.py) computes them once; each probe then codes at its quality with the
 effort's plan (effort.py): the plain encoder, reference selection by real cost, latent refinement (refine.py).
-With a dictionary that holds pictures, every encode also tries block copy (blockcopy.py) and keeps it only if
-the real cost of the file is lower.
+With a dictionary that holds pictures, every encode also tries predicting blocks from them (blockcopy.py: the
+pictures' detail added, or blocks copied) and keeps that file only if its real cost is lower.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from ..model.rans import EntropyStrings
 from ..model.device import no_tf32
 from .effort import Progress, effort_plan, rd_cost
 from ..format.ids import NO_DICTIONARY
-from ..io.images import LoadedImage, to_pixels
+from ..io.images import LoadedImage, pad_to_multiple, to_pixels, to_tensor
+from ..model.config import PAD_MULTIPLE
 from .ratecontrol import SearchResult, Target, search_quality
 
 REFINED_PROBES = 4  # full-effort encodes after a rough search (latent refinement moves the rate a little)
@@ -47,7 +48,7 @@ class ImageEncoder:
     def __init__(self, codec: Any, img: LoadedImage, x: torch.Tensor, refs: int, effort: int,
                  slices: int | None, strip: bool, progress: Progress | None,
                  indices: list[int] | None = None, fallback: bool = True) -> None:
-        """`indices`: the references, when already retrieved (for the smooth-filled image of block copy, whose
+        """`indices`: the references, when already retrieved (for the image block copy codes, whose
         references are the source image's). `fallback`: effort.effort_plan's."""
         self.codec, self.model, self.img, self.x = codec, codec.model, img, x
         self.refs, self.fallback = refs, fallback
@@ -101,11 +102,11 @@ class ImageEncoder:
         """The file at quality q (on the container's grid); `effort` below the encoder's own, for cheap probes."""
         if not self.copies:
             return self._encode_coded(q, reconstruct, exact, effort)
-        base = self._encode_coded(q, True, exact, effort)  # block copy is judged against the decoded pixels
+        base = self._encode_coded(q, True, exact, effort)  # the section is judged against the plain file
         best = base
-        copied = self._with_copies(q, base, exact, effort)
-        if copied is not None and self._real_cost(copied, q) < self._real_cost(base, q):
-            best = copied
+        predicted = self._with_prediction(q, exact, effort)
+        if predicted is not None and self._real_cost(predicted, q) < self._real_cost(base, q):
+            best = predicted
         return best if reconstruct else CodedFile(best.data, None, best.quality, best.refs)
 
     def _real_cost(self, r: CodedFile, q: float) -> float:
@@ -113,39 +114,42 @@ class ImageEncoder:
         return rd_cost(self.img.pixels, r.pixels, len(r.data), q)
 
     def _find_matches(self) -> blockcopy.Matches:
-        """The best copy source of every block among the M most useful pictures (computed once per image)."""
+        """The best match of every block's detail among the M most useful pictures (computed once per image)."""
         if self._matches is None:
             pics = self.codec.dictionary.pictures
-            x = blockcopy.to_unit(self.img.pixels)
-            chosen = blockcopy.rank_pictures(x, pics.thumbnails())[: max(self.plan.refs)]
-            self._matches = blockcopy.find_matches(x, [blockcopy.to_unit(pics.pixels(i)) for i in chosen], chosen)
+            ranked = blockcopy.rank_pictures(blockcopy.to_unit(self.img.pixels), pics.thumbnails())
+            chosen = ranked[: max(self.plan.refs)]
+            self._matches = blockcopy.find_matches(blockcopy.detail_unit(self.img.pixels),
+                                                   [blockcopy.detail_unit(pics.pixels(i)) for i in chosen], chosen)
         return self._matches
 
-    def _with_copies(self, q: float, base: CodedFile, exact: bool, effort: int | None) -> CodedFile | None:
-        """The file with block copy: the blocks whose best match beats the base file's pixels are smooth-filled
-        and the image coded again, then every block whose match beats the new pixels is copied. None if no
-        block would be."""
-        assert base.pixels is not None
+    def _with_prediction(self, q: float, exact: bool, effort: int | None) -> CodedFile | None:
+        """The file with a copy section: the blocks whose match removes most of their detail are coded without
+        the matched detail, which the decoder adds back; then the blocks that a plain copy serves better are
+        copied. None if no block is predicted."""
         m = self._find_matches()
-        side = blockcopy.block_bits_as_mse(q, m.block)  # a copy must gain at least what it costs to signal
-        use = m.mse + side <= blockcopy.block_mse(self.img.pixels, base.pixels, m.block)
-        if not use.any():
-            return None
-        filled = blockcopy.smooth_fill(self.x, use, m.block)
-        sub = ImageEncoder(self.codec, self.img, filled, self.refs, self.effort, self.slices, self.strip,
-                           self.progress, indices=self.indices, fallback=self.fallback)
-        coded = sub._encode_coded(q, True, exact, effort, need_refs=True)
-        assert coded.pixels is not None and coded.refs
-        bc = m.copy_for(m.mse + side <= blockcopy.block_mse(self.img.pixels, coded.pixels, m.block))
+        source = self.img.pixels
+        own = copysection.detail(source)
+        bc = m.section_for(m.mse <= blockcopy.DETAIL_SHARE * blockcopy.block_energy(own, m.block))
         if bc is None:
             return None
         pics = self.codec.dictionary.pictures
         listed = [pics.pixels(p) for p in bc.pictures]
-        bc = blockcopy.prefer_predicted(bc, self.img.pixels, m.mse + side, listed)
+        details = [copysection.detail(p) for p in listed]
+        side = blockcopy.block_bits_as_mse(q, m.block)  # a displacement or a copy must gain what it costs to signal
+        bc = blockcopy.prefer_predicted(bc, own, m.mse + side, details)
+        add = copysection.added_detail(bc, dict(enumerate(details)), self.img.height, self.img.width)
+        rest = np.clip(source.astype(np.int16) - add, 0, 255).astype(np.uint8)  # what the codec codes
+        x = pad_to_multiple(to_tensor(rest, self.x.device), PAD_MULTIPLE)
+        sub = ImageEncoder(self.codec, self.img, x, self.refs, self.effort, self.slices, self.strip,
+                           self.progress, indices=self.indices, fallback=self.fallback)
+        coded = sub._encode_coded(q, True, exact, effort, need_refs=True)
+        assert coded.pixels is not None and coded.refs
+        decoded = copysection.paste(coded.pixels, bc, listed)
+        bc = blockcopy.copy_where_better(bc, source, decoded, listed, side)
         f = container.unpack(coded.data)
         f.block_copy = copysection.pack(bc)
-        pixels = copysection.paste(coded.pixels, bc, listed)
-        return CodedFile(container.pack(f), pixels, q, coded.refs)
+        return CodedFile(container.pack(f), copysection.paste(coded.pixels, bc, listed), q, coded.refs)
 
     def _encode_coded(self, q: float, reconstruct: bool, exact: bool, effort: int | None,
                       need_refs: bool = False) -> CodedFile:

@@ -1,18 +1,23 @@
-"""The block-copy section of a .clc file: its bytes, its checks, and the paste a decoder applies.
+"""The block-copy section of a .clc file: its bytes, its checks, and what a decoder applies.
 
-Block copy uses reference pictures in the pixel domain, as inter prediction is in video coding: where a block of
-a dictionary picture (`clc build-dict --pictures`) is at least as close to the source as the codec's own
-reconstruction, the file says "copy from picture p at (y, x)" and the decoder pastes those pixels over what it
-synthesised (the encoder's search: encoding/blockcopy.py; the pictures: dictionary/pictures.py). The paste
-happens after the synthesis, on uint8 pixels, so it is exact on every machine and for both decoder backends.
+Block copy uses reference pictures in the pixel domain, as inter prediction is in video coding. For each block
+of the image the section says one of: keep the decoded pixels; *copy* the B x B pixels of picture p at (y, x)
+over them; or *add the detail* of picture p at (y, x) to them. A picture's detail is the picture minus its
+low-pass (`lowpass`: two 17 x 17 box means, in integers, so every machine computes the same values). With detail
+blocks the encoder codes the image minus the prediction's detail, which the decoder adds back: the codec then
+codes only the smooth part of such blocks and whatever the prediction got wrong (brightness, misalignment,
+parallax), instead of all or nothing (the encoder's search: encoding/blockcopy.py; the pictures:
+dictionary/pictures.py). The paste happens after the synthesis, on 8-bit pixels with integer arithmetic, so it
+is exact on every machine and for both decoder backends.
 
 The section (container kind "copy", docs/format.md):
 
     B (u8) | P (u8) | P x picture index (varint) | zlib stream of: floor(H/B) x floor(W/B) modes (u8, raster
-    order; 0 = the decoded pixels, k = copy from the k-th listed picture), then for each copied block in raster
-    order its displacement (source position - block position) minus its prediction, dy then dx, as zigzag
-    varints. The prediction is the displacement of the block to the left if that one is copied, else of the
-    block above if copied, else of the previous copied block (0, 0 for the first)
+    order; 0 = the decoded pixels, k <= P = copy from the k-th listed picture, P < k <= 2P = add the detail of
+    the (k - P)-th listed picture), then for each block of mode > 0 in raster order its displacement (source
+    position - block position) minus its prediction, dy then dx, as zigzag varints. The prediction is the
+    displacement of the block to the left if its mode is > 0, else of the block above if > 0, else of the
+    previous such block (0, 0 for the first)
 
 Bytes and numpy only.
 """
@@ -30,12 +35,14 @@ from ..errors import FormatError, ReferenceIndexError
 BLOCK = 16  # the block size the encoder writes (a file may say 4 .. 64)
 MIN_BLOCK, MAX_BLOCK = 4, 64
 MAX_PICTURES = 64  # pictures one file may copy from (one per reference: at most MAX_REFS)
+DETAIL_RADIUS = 8  # a picture's low-pass: two box means of (2R + 1)^2 pixels (edges replicated), rounded once
 
 
 @dataclass
 class BlockCopy:
-    """What a file's copy section says: per block, 0 (keep the decoded pixels) or k (copy from pictures[k-1])
-    and where in that picture the block's top-left corner comes from."""
+    """What a file's copy section says: per block, 0 (keep the decoded pixels), k <= P (copy from
+    pictures[k-1]) or P < k <= 2P (add the detail of pictures[k-P-1]), and where in that picture the block's
+    top-left corner comes from (P = len(pictures))."""
 
     block: int
     pictures: list[int]  # dictionary picture indices
@@ -45,7 +52,18 @@ class BlockCopy:
 
     @property
     def copied(self) -> int:
-        return int((self.modes > 0).sum())
+        """Blocks taken wholesale from a picture."""
+        return int(((self.modes > 0) & (self.modes <= len(self.pictures))).sum())
+
+    @property
+    def detailed(self) -> int:
+        """Blocks that add a picture's detail to the decoded pixels."""
+        return int((self.modes > len(self.pictures)).sum())
+
+    def picture_of(self, mode: int) -> int:
+        """The listed picture (0-based) a block of this mode (> 0) takes its pixels or detail from."""
+        n = len(self.pictures)
+        return mode - 1 if mode <= n else mode - n - 1
 
 
 def grid(width: int, height: int, block: int) -> tuple[int, int]:
@@ -94,7 +112,7 @@ def from_displacements(block: int, pictures: list[int], modes: np.ndarray,
 
 
 def predictions(modes: np.ndarray, disp: tuple[np.ndarray, np.ndarray]):
-    """(block, predicted displacement) of every copied block in raster order; `disp` must hold the displacements
+    """(block, predicted displacement) of every block of mode > 0 in raster order; `disp` must hold the displacements
     of the blocks already visited (the decoder fills it in as it goes)."""
     last = (0, 0)
     for i, j in zip(*np.nonzero(modes)):
@@ -127,8 +145,8 @@ def unpack(data: bytes, width: int, height: int) -> BlockCopy:
     if len(payload) < nh * nw:
         raise FormatError("corrupt file: the copy section is truncated")
     modes = np.frombuffer(payload[: nh * nw], dtype=np.uint8).reshape(nh, nw).copy()
-    if modes.max(initial=0) > n:
-        raise FormatError(f"corrupt file: a block copies from picture {int(modes.max())} of {n}")
+    if modes.max(initial=0) > 2 * n:
+        raise FormatError(f"corrupt file: block mode {int(modes.max())} with {n} listed pictures (at most {2 * n})")
     disp = (np.zeros((nh, nw), dtype=np.int64), np.zeros((nh, nw), dtype=np.int64))
     rest = payload[nh * nw:]
     rd = _Reader(rest, len(rest))
@@ -149,20 +167,63 @@ def check_indices(bc: BlockCopy, picture_count: int) -> None:
 
 def check_inside(bc: BlockCopy, sizes: list[tuple[int, int]]) -> None:
     """Every source block lies inside its picture (`sizes`: (height, width) of the listed pictures)."""
+    n = len(bc.pictures)
     for k, (h, w) in enumerate(sizes, start=1):
-        sel = bc.modes == k
+        sel = (bc.modes == k) | (bc.modes == k + n)
         if sel.any() and (bc.src_y[sel].min() < 0 or bc.src_x[sel].min() < 0 or bc.src_y[sel].max() + bc.block > h
                           or bc.src_x[sel].max() + bc.block > w):
             raise FormatError("corrupt file: a copied block lies outside its picture")
 
 
+def _box_sum(a: np.ndarray, axis: int, r: int) -> np.ndarray:
+    """Sums over 2r + 1 samples along `axis` centred on each sample, edges replicated (int64)."""
+    pad = [(0, 0)] * a.ndim
+    pad[axis] = (r + 1, r)
+    c = np.cumsum(np.pad(a.astype(np.int64), pad, mode="edge"), axis=axis)
+    k = 2 * r + 1
+    hi = np.take(c, np.arange(k, c.shape[axis]), axis=axis)
+    lo = np.take(c, np.arange(0, c.shape[axis] - k), axis=axis)
+    return hi - lo
+
+
+def lowpass(pixels: np.ndarray, radius: int = DETAIL_RADIUS) -> np.ndarray:
+    """The format's low-pass of uint8 (h, w, 3) pixels: two box means of (2R + 1)^2 pixels, edges replicated,
+    summed in integers and rounded once (half up): int64, the same on every machine."""
+    s = pixels
+    for _ in range(2):
+        s = _box_sum(_box_sum(s, 0, radius), 1, radius)
+    weight = (2 * radius + 1) ** 4
+    return (s + weight // 2) // weight
+
+
+def detail(pixels: np.ndarray) -> np.ndarray:
+    """A picture minus its low-pass: what a detail block adds (int16 (h, w, 3), -255 ... 255)."""
+    return (pixels.astype(np.int16) - lowpass(pixels).astype(np.int16))
+
+
+def added_detail(bc: BlockCopy, details: dict[int, np.ndarray], height: int, width: int) -> np.ndarray:
+    """What the section's detail blocks add to the decoded pixels: int16 (height, width, 3), zero elsewhere.
+    `details`: detail() of each listed picture (0-based) that a detail block uses."""
+    out = np.zeros((height, width, 3), dtype=np.int16)
+    b, n = bc.block, len(bc.pictures)
+    for i, j in zip(*np.nonzero(bc.modes > n)):
+        sy, sx = int(bc.src_y[i, j]), int(bc.src_x[i, j])
+        out[i * b:(i + 1) * b, j * b:(j + 1) * b] = details[int(bc.modes[i, j]) - n - 1][sy:sy + b, sx:sx + b]
+    return out
+
+
 def paste(pixels: np.ndarray, bc: BlockCopy, pictures: list[np.ndarray]) -> np.ndarray:
-    """The decoded pixels (uint8 (H, W, 3)) with the copied blocks pasted from `pictures` (the listed ones, in
-    order, uint8 (h, w, 3))."""
+    """The decoded pixels (uint8 (H, W, 3)) with the section applied: the detail blocks' detail added (clipped
+    to 0 ... 255), the copied blocks pasted from `pictures` (the listed ones, in order, uint8 (h, w, 3))."""
     check_inside(bc, [p.shape[:2] for p in pictures])
-    out = pixels.copy()
-    b = bc.block
-    for i, j in zip(*np.nonzero(bc.modes)):
+    n, b = len(bc.pictures), bc.block
+    used = {int(k) - n - 1 for k in np.unique(bc.modes) if k > n}
+    if used:
+        add = added_detail(bc, {k: detail(pictures[k]) for k in used}, *pixels.shape[:2])
+        out = np.clip(pixels.astype(np.int16) + add, 0, 255).astype(np.uint8)
+    else:
+        out = pixels.copy()
+    for i, j in zip(*np.nonzero((bc.modes > 0) & (bc.modes <= n))):
         pic = pictures[int(bc.modes[i, j]) - 1]
         sy, sx = int(bc.src_y[i, j]), int(bc.src_x[i, j])
         out[i * b:(i + 1) * b, j * b:(j + 1) * b] = pic[sy:sy + b, sx:sx + b]
