@@ -138,7 +138,8 @@ def make_seeds(work: Path) -> dict:
     for pictures in (1, 2):
         modes = rng.integers(0, 2 * pictures + 1, (5, 7)).astype(np.uint8)  # copy and detail blocks
         ys, xs = rng.integers(0, 40, (5, 7)), rng.integers(0, 60, (5, 7))
-        sections.append(copysection.pack(copysection.BlockCopy(16, list(range(pictures)), modes, ys, xs)))
+        sections.append(copysection.pack(copysection.BlockCopy(16, list(range(pictures)), modes, ys, xs,
+                                                               quarter=pictures == 2)))  # and quarter pixels
     images = []
     for fmt in ("PNG", "JPEG", "WEBP", "TIFF", "BMP"):
         buf = io.BytesIO()

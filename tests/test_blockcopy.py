@@ -139,6 +139,45 @@ def test_detail_blocks_add_the_pictures_detail_clipped():
     assert same_copies(bc, back)
 
 
+def test_quarter_pixel_sampling_interpolates_in_integers():
+    ramp = np.broadcast_to((4 * np.arange(60))[None, :, None], (40, 60, 3)).astype(np.uint8)
+    for fx in range(4):  # the filters reproduce a ramp exactly between its samples
+        got = copysection.sample(ramp, 4 * 10, 4 * 20 + fx, 16, True)
+        assert np.array_equal(got[0, :, 0], 4 * np.arange(20, 36) + fx)
+    rng = np.random.default_rng(3)
+    pic = rng.integers(0, 256, (48, 64, 3)).astype(np.uint8)
+    assert np.array_equal(copysection.sample(pic, 4 * 5, 4 * 7, 16, True), pic[5:21, 7:23])
+    assert np.array_equal(copysection.sample(pic, 5, 7, 16, False), pic[5:21, 7:23])
+    det = copysection.detail(pic)
+    for fy in range(4):  # the encoder's whole-image phases are the decoder's per-block samples, edges included
+        for fx in range(4):
+            ph = blockcopy._phase_image(det, fy, fx)
+            for y, x in ((0, 0), (32, 48), (13, 29)):
+                assert np.array_equal(ph[y:y + 16, x:x + 16], copysection.sample(det, 4 * y + fy, 4 * x + fx, 16, True))
+    bc = BlockCopy(16, [0], np.array([[1, 2]], np.uint8), np.array([[4 * 32 + 3, 0]]), np.array([[4 * 48 + 1, 5]]),
+                   quarter=True)
+    back = copysection.unpack(copysection.pack(bc), 32, 16)
+    assert back.quarter and same_copies(bc, back)
+    copysection.check_inside(bc, [pic.shape[:2]])  # (32.75, 48.25): the last whole-pixel position is inside
+    bc.src_y[0, 0] = 4 * 33
+    with pytest.raises(FormatError, match="outside its picture"):
+        copysection.check_inside(bc, [pic.shape[:2]])
+    with pytest.raises(FormatError, match="block size 3"):
+        copysection.unpack(bytes([0x80 | 3]) + copysection.pack(bc)[1:], 32, 16)
+
+
+def test_quarter_refinement_finds_a_half_pixel_shift():
+    pic = synthetic_photo(160, 200, seed=3)
+    det = copysection.detail(pic)
+    view = blockcopy._phase_image(det, 2, 1)[30:30 + 96, 50:50 + 128]  # the detail at (30.5, 50.25) on
+    m = blockcopy.find_matches(blockcopy.to_unit(view), [blockcopy.to_unit(det)], [0])
+    q = blockcopy.refine_quarter(m, view, [det])
+    inner = (slice(1, -1), slice(1, -1))
+    assert q.quarter and (q.mse <= m.mse).all() and q.mse[inner].max() == 0
+    assert (q.src_y - 64 * np.arange(6)[:, None] == 4 * 30 + 2)[inner].all()
+    assert (q.src_x - 64 * np.arange(8)[None] == 4 * 50 + 1)[inner].all()
+
+
 def test_search_finds_a_shifted_crop_exactly():
     import torch
 
@@ -241,10 +280,12 @@ def test_files_copy_blocks_and_both_decoders_agree(collection, picture_dict, tin
     pixels, _ = codec.decode_pixels(with_refs.data)
     assert np.array_equal(pixels, with_refs.reconstruction)
     exact = 0
+    assert bc.quarter  # the encoder writes quarter-pixel positions
     for i, j in zip(*np.nonzero(bc.modes == 1)):  # copied blocks are the picture's pixels at their source
-        y, x = bc.src_y[i, j], bc.src_x[i, j]
-        assert np.array_equal(pixels[i * 16:(i + 1) * 16, j * 16:(j + 1) * 16], views[0][y:y + 16, x:x + 16])
-        exact += (y - 16 * i, x - 16 * j) == (21, 45)  # the true displacement: the source's exact pixels
+        y, x = int(bc.src_y[i, j]), int(bc.src_x[i, j])
+        assert np.array_equal(pixels[i * 16:(i + 1) * 16, j * 16:(j + 1) * 16],
+                              np.clip(copysection.sample(views[0], y, x, 16, True), 0, 255))
+        exact += (y - 64 * i, x - 64 * j) == (4 * 21, 4 * 45)  # the true displacement: the source's exact pixels
     assert exact > bc.copied // 2
     path = tmp_path / "p.clcdict"
     picture_dict.save(path)

@@ -1,5 +1,6 @@
-"""Block copy, the encoder's side: find, for every full block of the image, the closest block at any integer
-position of up to M dictionary pictures, and decide which blocks take the prediction's detail or are copied.
+"""Block copy, the encoder's side: find, for every full block of the image, the closest block at any position (to
+a quarter pixel) of up to M dictionary pictures, and decide which blocks take the prediction's detail or are
+copied.
 
 With a dictionary that holds its pictures and M >= 1 references, the search runs on the images' detail (each
 image minus its low-pass, format/copysection.detail): it finds where a picture holds the same texture whatever the
@@ -17,12 +18,13 @@ Imports numpy; the search functions import torch when called.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..format.copysection import BLOCK, BlockCopy, detail, displacements, from_displacements, predictions
+from ..format.copysection import (BLOCK, QUARTER_TAPS, BlockCopy, detail, displacements, from_displacements,
+                                  predictions, sample)
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -33,6 +35,7 @@ RANK_SCALE = 8  # pictures are ranked on 8x downscaled images (every picture is 
 COARSE = 4  # the search runs on 4x downscaled images first, then refines around the best coarse positions
 CANDIDATES = 3  # coarse positions refined per block and picture
 REFINE_RADIUS = 5  # full-resolution pixels searched around a coarse position, each way
+QUARTER_RADIUS = 3  # quarter pixels searched around the best whole-pixel position, each way
 # a block takes the prediction's detail where the match leaves at most this share of the block's detail energy
 # (chosen on synthetic sibling views of training photos, never on the test collections)
 DETAIL_SHARE = 0.5
@@ -75,7 +78,7 @@ def prefer_predicted(bc: BlockCopy, source: np.ndarray, limit: np.ndarray, pictu
     costs), that displacement is taken: in flat or repetitive regions many positions match about equally well,
     and a predicted one costs almost nothing to code. `source` and `pictures` (the listed ones) on the [0, 255]
     scale, as the search compared them (the images' detail for detail blocks)."""
-    b, n = bc.block, len(bc.pictures)
+    b, n, s = bc.block, len(bc.pictures), bc.scale
     modes = bc.modes.copy()
     disp = tuple(a.copy() for a in displacements(bc))
     for (i, j), pred in predictions(modes, disp):
@@ -86,15 +89,15 @@ def prefer_predicted(bc: BlockCopy, source: np.ndarray, limit: np.ndarray, pictu
         own = int(modes[i, j]) - offset
         for k in [own] + [k for k in range(1, n + 1) if k != own]:
             pic = pictures[k - 1]
-            y, x = i * b + pred[0], j * b + pred[1]
-            if not (0 <= y <= pic.shape[0] - b and 0 <= x <= pic.shape[1] - b):
+            y, x = i * b * s + pred[0], j * b * s + pred[1]
+            if not (0 <= y // s <= pic.shape[0] - b and 0 <= x // s <= pic.shape[1] - b):
                 continue
-            d = (pic[y:y + b, x:x + b].astype(np.float64) - blk) / 255
+            d = (sample(pic, y, x, b, bc.quarter) - blk) / 255
             if float((d * d).mean()) <= limit[i, j]:
                 modes[i, j] = k + offset
                 disp[0][i, j], disp[1][i, j] = pred
                 break
-    return from_displacements(b, bc.pictures, modes, disp)
+    return from_displacements(b, bc.pictures, modes, disp, bc.quarter)
 
 
 def copy_where_better(bc: BlockCopy, source: np.ndarray, decoded: np.ndarray, pictures: list[np.ndarray],
@@ -105,12 +108,12 @@ def copy_where_better(bc: BlockCopy, source: np.ndarray, decoded: np.ndarray, pi
     modes = bc.modes.copy()
     for i, j in zip(*np.nonzero(modes > n)):
         pic = pictures[int(modes[i, j]) - n - 1]
-        sy, sx = int(bc.src_y[i, j]), int(bc.src_x[i, j])
+        copied = np.clip(sample(pic, int(bc.src_y[i, j]), int(bc.src_x[i, j]), b, bc.quarter), 0, 255)
         src = source[i * b:(i + 1) * b, j * b:(j + 1) * b]
-        copy = block_mse(pic[sy:sy + b, sx:sx + b], src, b)[0, 0]
+        copy = block_mse(copied, src, b)[0, 0]
         if copy + side <= block_mse(decoded[i * b:(i + 1) * b, j * b:(j + 1) * b], src, b)[0, 0]:
             modes[i, j] -= n
-    return BlockCopy(b, list(bc.pictures), modes, bc.src_y.copy(), bc.src_x.copy())
+    return replace(bc, modes=modes)
 
 
 # -- the encoder's search (torch) -----------------------------------------------------------------------------------
@@ -125,8 +128,9 @@ class Matches:
     pictures: list[int]  # dictionary picture indices, the order of `which`
     mse: np.ndarray  # (nh, nw) float64
     which: np.ndarray  # (nh, nw) int64
-    src_y: np.ndarray
+    src_y: np.ndarray  # in quarter pixels if `quarter`
     src_x: np.ndarray
+    quarter: bool = False
 
     def section_for(self, use: np.ndarray, copy: bool = False) -> BlockCopy | None:
         """The section whose blocks where `use` is true add their match's detail (`copy`: are copied), None if
@@ -138,7 +142,8 @@ class Matches:
         modes = np.zeros(use.shape, dtype=np.uint8)
         for i, j in zip(*np.nonzero(use)):
             modes[i, j] = slot[int(self.which[i, j])]
-        return BlockCopy(self.block, [self.pictures[p] for p in used], modes, self.src_y.copy(), self.src_x.copy())
+        return BlockCopy(self.block, [self.pictures[p] for p in used], modes, self.src_y.copy(), self.src_x.copy(),
+                         self.quarter)
 
 
 def to_unit(pixels: np.ndarray) -> "Tensor":
@@ -275,3 +280,50 @@ def find_matches(x: "Tensor", pictures: list["Tensor"], indices: list[int], bloc
     mse = (best.clamp_min(0) / (x.shape[0] * block * block)).reshape(nh, nw).numpy()
     return Matches(block, list(indices), mse, which.reshape(nh, nw).numpy(), sy.reshape(nh, nw).numpy(),
                    sx.reshape(nh, nw).numpy())
+
+
+def _phase_image(image: np.ndarray, fy: int, fx: int) -> np.ndarray:
+    """`image` (h, w, 3) sampled at every (y + fy/4, x + fx/4): copysection.sample's values for every position of
+    that phase at once (int32)."""
+    h, w = image.shape[:2]
+    p = np.pad(image.astype(np.int32), ((1, 2), (1, 2), (0, 0)), mode="edge")
+    across = sum(t * p[:, k:k + w] for k, t in enumerate(QUARTER_TAPS[fx]) if t)
+    return (sum(t * across[k:k + h] for k, t in enumerate(QUARTER_TAPS[fy]) if t) + 2048) >> 12
+
+
+def refine_quarter(m: Matches, source: np.ndarray, pictures: list[np.ndarray]) -> Matches:
+    """The matches at quarter-pixel precision: every position within QUARTER_RADIUS quarter pixels of each
+    whole-pixel match whose block lies inside its picture, compared on `source` (H, W, 3) and `pictures` (the
+    chosen ones, in the order of m.pictures; both on the [0, 255] scale as the search compared them)."""
+    b = m.block
+    nh, nw = m.mse.shape
+    blocks = source[: nh * b, : nw * b].reshape(nh, b, nw, b, -1).transpose(0, 2, 1, 3, 4).astype(np.int64)
+    best = m.mse * (255 * 255)
+    qy, qx = m.src_y * 4, m.src_x * 4
+    by, bx = qy.copy(), qx.copy()
+    offsets = range(-QUARTER_RADIUS, QUARTER_RADIUS + 1)
+    ar = np.arange(b)
+    for k, pic in enumerate(pictures):
+        mine = m.which == k
+        if not mine.any():
+            continue
+        h, w = pic.shape[:2]
+        for fy in range(4):
+            for fx in range(4):
+                ph = None
+                for dy in (d for d in offsets if d & 3 == fy):
+                    for dx in (d for d in offsets if d & 3 == fx):
+                        if dy == dx == 0:
+                            continue
+                        iy, ix = m.src_y + (dy >> 2), m.src_x + (dx >> 2)
+                        ii, jj = np.nonzero(mine & (iy >= 0) & (ix >= 0) & (iy + b <= h) & (ix + b <= w))
+                        if not len(ii):
+                            continue
+                        ph = _phase_image(pic, fy, fx) if ph is None else ph
+                        got = ph[(iy[ii, jj][:, None] + ar)[:, :, None], (ix[ii, jj][:, None] + ar)[:, None, :]]
+                        err = ((got - blocks[ii, jj]) ** 2).mean((1, 2, 3))
+                        better = err < best[ii, jj]
+                        ii, jj = ii[better], jj[better]
+                        best[ii, jj] = err[better]
+                        by[ii, jj], bx[ii, jj] = qy[ii, jj] + dy, qx[ii, jj] + dx
+    return Matches(b, list(m.pictures), best / (255 * 255), m.which.copy(), by, bx, quarter=True)

@@ -114,13 +114,16 @@ class ImageEncoder:
         return rd_cost(self.img.pixels, r.pixels, len(r.data), q)
 
     def _find_matches(self) -> blockcopy.Matches:
-        """The best match of every block's detail among the M most useful pictures (computed once per image)."""
+        """The best match of every block's detail among the M most useful pictures, to a quarter pixel (computed
+        once per image)."""
         if self._matches is None:
             pics = self.codec.dictionary.pictures
             ranked = blockcopy.rank_pictures(blockcopy.to_unit(self.img.pixels), pics.thumbnails())
             chosen = ranked[: max(self.plan.refs)]
-            self._matches = blockcopy.find_matches(blockcopy.detail_unit(self.img.pixels),
-                                                   [blockcopy.detail_unit(pics.pixels(i)) for i in chosen], chosen)
+            m = blockcopy.find_matches(blockcopy.detail_unit(self.img.pixels),
+                                       [blockcopy.detail_unit(pics.pixels(i)) for i in chosen], chosen)
+            self._matches = blockcopy.refine_quarter(m, copysection.detail(self.img.pixels),
+                                                     [copysection.detail(pics.pixels(i)) for i in chosen])
         return self._matches
 
     def _with_prediction(self, q: float, exact: bool, effort: int | None) -> CodedFile | None:

@@ -12,12 +12,15 @@ is exact on every machine and for both decoder backends.
 
 The section (container kind "copy", docs/format.md):
 
-    B (u8) | P (u8) | P x picture index (varint) | zlib stream of: floor(H/B) x floor(W/B) modes (u8, raster
+    B (u8; + 128: quarter-pixel displacements) | P (u8) | P x picture index (varint) | zlib stream of:
+    floor(H/B) x floor(W/B) modes (u8, raster
     order; 0 = the decoded pixels, k <= P = copy from the k-th listed picture, P < k <= 2P = add the detail of
     the (k - P)-th listed picture), then for each block of mode > 0 in raster order its displacement (source
     position - block position) minus its prediction, dy then dx, as zigzag varints. The prediction is the
     displacement of the block to the left if its mode is > 0, else of the block above if > 0, else of the
-    previous such block (0, 0 for the first)
+    previous such block (0, 0 for the first). With quarter-pixel displacements, positions and displacements
+    count quarter pixels, and a block at a fractional position is interpolated (`sample`: HEVC's 4-tap chroma
+    filters, in integers)
 
 Bytes and numpy only.
 """
@@ -36,6 +39,10 @@ BLOCK = 16  # the block size the encoder writes (a file may say 4 .. 64)
 MIN_BLOCK, MAX_BLOCK = 4, 64
 MAX_PICTURES = 64  # pictures one file may copy from (one per reference: at most MAX_REFS)
 DETAIL_RADIUS = 8  # a picture's low-pass: two box means of (2R + 1)^2 pixels (edges replicated), rounded once
+QUARTER_FLAG = 0x80  # in the block-size byte: displacements count quarter pixels
+# the interpolation filter of quarter-pixel positions: taps at offsets -1, 0, +1, +2 for phases 0/4 ... 3/4
+# (HEVC's chroma filter at eighths 0, 2, 4, 6), each summing to 64
+QUARTER_TAPS = ((0, 64, 0, 0), (-4, 54, 16, -2), (-4, 36, 36, -4), (-2, 16, 54, -4))
 
 
 @dataclass
@@ -47,8 +54,14 @@ class BlockCopy:
     block: int
     pictures: list[int]  # dictionary picture indices
     modes: np.ndarray  # (nh, nw) uint8
-    src_y: np.ndarray  # (nh, nw) int64, meaningful where modes > 0
+    src_y: np.ndarray  # (nh, nw) int64, meaningful where modes > 0 (in quarter pixels if `quarter`)
     src_x: np.ndarray
+    quarter: bool = False  # positions and displacements count quarter pixels
+
+    @property
+    def scale(self) -> int:
+        """Position units per pixel."""
+        return 4 if self.quarter else 1
 
     @property
     def copied(self) -> int:
@@ -83,7 +96,7 @@ def _unzigzag(z: int) -> int:
 
 
 def pack(bc: BlockCopy) -> bytes:
-    out = bytearray([bc.block, len(bc.pictures)])
+    out = bytearray([bc.block | (QUARTER_FLAG if bc.quarter else 0), len(bc.pictures)])
     for p in bc.pictures:
         _put_varint(out, int(p))
     payload = bytearray(np.ascontiguousarray(bc.modes, dtype=np.uint8).tobytes())
@@ -99,16 +112,16 @@ def _block_origins(shape: tuple[int, int], block: int) -> tuple[np.ndarray, np.n
 
 
 def displacements(bc: BlockCopy) -> tuple[np.ndarray, np.ndarray]:
-    """Source position minus block position, (dy, dx) per block."""
-    oy, ox = _block_origins(bc.modes.shape, bc.block)
+    """Source position minus block position, (dy, dx) per block (in the section's units)."""
+    oy, ox = _block_origins(bc.modes.shape, bc.block * bc.scale)
     return bc.src_y - oy, bc.src_x - ox
 
 
 def from_displacements(block: int, pictures: list[int], modes: np.ndarray,
-                       disp: tuple[np.ndarray, np.ndarray]) -> BlockCopy:
+                       disp: tuple[np.ndarray, np.ndarray], quarter: bool = False) -> BlockCopy:
     """The BlockCopy whose displacements (dy, dx) per block are `disp` (the inverse of `displacements`)."""
-    oy, ox = _block_origins(modes.shape, block)
-    return BlockCopy(block, list(pictures), modes, disp[0] + oy, disp[1] + ox)
+    oy, ox = _block_origins(modes.shape, block * (4 if quarter else 1))
+    return BlockCopy(block, list(pictures), modes, disp[0] + oy, disp[1] + ox, quarter)
 
 
 def predictions(modes: np.ndarray, disp: tuple[np.ndarray, np.ndarray]):
@@ -130,6 +143,8 @@ def unpack(data: bytes, width: int, height: int) -> BlockCopy:
     """Parse a copy section of a width x height image (the dictionary's side: `check_indices`, `check_inside`)."""
     r = _Reader(bytes(data), len(data))
     block = r.u8("copy section")
+    quarter = bool(block & QUARTER_FLAG)
+    block &= ~QUARTER_FLAG
     n = r.u8("copy section")
     if not MIN_BLOCK <= block <= MAX_BLOCK or not 1 <= n <= MAX_PICTURES:
         raise FormatError(f"corrupt file: copy section with block size {block} and {n} pictures")
@@ -155,7 +170,7 @@ def unpack(data: bytes, width: int, height: int) -> BlockCopy:
             disp[axis][i, j] = pred[axis] + _unzigzag(rd.varint("copy section displacement", 1 << 32))
     if rd.pos != len(rest):
         raise FormatError("corrupt file: unexpected bytes at the end of the copy section")
-    return from_displacements(block, pictures, modes, disp)
+    return from_displacements(block, pictures, modes, disp, quarter)
 
 
 def check_indices(bc: BlockCopy, picture_count: int) -> None:
@@ -170,9 +185,28 @@ def check_inside(bc: BlockCopy, sizes: list[tuple[int, int]]) -> None:
     n = len(bc.pictures)
     for k, (h, w) in enumerate(sizes, start=1):
         sel = (bc.modes == k) | (bc.modes == k + n)
-        if sel.any() and (bc.src_y[sel].min() < 0 or bc.src_x[sel].min() < 0 or bc.src_y[sel].max() + bc.block > h
-                          or bc.src_x[sel].max() + bc.block > w):
+        if not sel.any():
+            continue
+        y, x = bc.src_y[sel] // bc.scale, bc.src_x[sel] // bc.scale  # the whole pixel at or above the position
+        if y.min() < 0 or x.min() < 0 or y.max() + bc.block > h or x.max() + bc.block > w:
             raise FormatError("corrupt file: a copied block lies outside its picture")
+
+
+def sample(image: np.ndarray, y: int, x: int, block: int, quarter: bool) -> np.ndarray:
+    """The block x block values of `image` (h, w, 3) at position (y, x) (in quarter pixels if `quarter`) as
+    int64: taken as they are at a whole-pixel position, else interpolated with QUARTER_TAPS, rows then columns
+    (edges replicated), the sum of products rounded once: (s + 2048) >> 12. `check_inside` bounds (y, x)."""
+    if not quarter or not (y & 3 or x & 3):
+        s = 4 if quarter else 1
+        return image[y // s:y // s + block, x // s:x // s + block].astype(np.int64)
+    iy, ix = y >> 2, x >> 2
+    h, w = image.shape[:2]
+    rows = np.clip(np.arange(iy - 1, iy + block + 2), 0, h - 1)
+    cols = np.clip(np.arange(ix - 1, ix + block + 2), 0, w - 1)
+    win = image[rows[:, None], cols[None, :]].astype(np.int64)
+    ty, tx = QUARTER_TAPS[y & 3], QUARTER_TAPS[x & 3]
+    across = sum(t * win[:, k:k + block] for k, t in enumerate(tx) if t)
+    return (sum(t * across[k:k + block] for k, t in enumerate(ty) if t) + 2048) >> 12
 
 
 def _box_sum(a: np.ndarray, axis: int, r: int) -> np.ndarray:
@@ -207,8 +241,8 @@ def added_detail(bc: BlockCopy, details: dict[int, np.ndarray], height: int, wid
     out = np.zeros((height, width, 3), dtype=np.int16)
     b, n = bc.block, len(bc.pictures)
     for i, j in zip(*np.nonzero(bc.modes > n)):
-        sy, sx = int(bc.src_y[i, j]), int(bc.src_x[i, j])
-        out[i * b:(i + 1) * b, j * b:(j + 1) * b] = details[int(bc.modes[i, j]) - n - 1][sy:sy + b, sx:sx + b]
+        out[i * b:(i + 1) * b, j * b:(j + 1) * b] = sample(details[int(bc.modes[i, j]) - n - 1], int(bc.src_y[i, j]),
+                                                           int(bc.src_x[i, j]), b, bc.quarter)
     return out
 
 
@@ -224,7 +258,6 @@ def paste(pixels: np.ndarray, bc: BlockCopy, pictures: list[np.ndarray]) -> np.n
     else:
         out = pixels.copy()
     for i, j in zip(*np.nonzero((bc.modes > 0) & (bc.modes <= n))):
-        pic = pictures[int(bc.modes[i, j]) - 1]
-        sy, sx = int(bc.src_y[i, j]), int(bc.src_x[i, j])
-        out[i * b:(i + 1) * b, j * b:(j + 1) * b] = pic[sy:sy + b, sx:sx + b]
+        block = sample(pictures[int(bc.modes[i, j]) - 1], int(bc.src_y[i, j]), int(bc.src_x[i, j]), b, bc.quarter)
+        out[i * b:(i + 1) * b, j * b:(j + 1) * b] = np.clip(block, 0, 255)
     return out
