@@ -21,7 +21,7 @@ from clccodec.errors import DictionaryError, FormatError, ReferenceIndexError
 from clccodec.decoding.decoder import LiteDecoder
 from clccodec.model.weights import load_weights
 
-from .conftest import synthetic_photo
+from .conftest import run_clc, synthetic_photo
 
 
 def random_copy(seed: int, nh: int = 5, nw: int = 7, pictures: int = 3) -> BlockCopy:
@@ -294,25 +294,35 @@ def test_files_copy_blocks_and_both_decoders_agree(collection, picture_dict, tin
 
 
 def test_a_brighter_view_takes_the_pictures_detail(collection, shipped_codec, tmp_path):
-    """A view 40 levels brighter than its picture (shipped weights: the untrained tiny model's pixels are worse
+    """A view 40 levels brighter than its picture, shifted by a fraction of a pixel (shipped weights: the untrained tiny model's pixels are worse
     than any copy): copies would cost PSNR, but the picture's detail serves; the file is cheaper than without,
     and both decoders give the encoder's pixels."""
     side, views, _ = collection
     d, _ = build_dictionary(side, shipped_codec.model, BuildOptions(crop=64, clusters=8, pictures=True))
-    test = np.clip(views[0][40:40 + 128, 30:30 + 160].astype(int) + 40, 0, 255).astype(np.uint8)
+    shifted = blockcopy._phase_image(views[0], 2, 1)  # the picture at (y + 1/2, x + 1/4)
+    test = np.clip(shifted[40:40 + 128, 30:30 + 160] + 40, 0, 255).astype(np.uint8)
     codec = Codec(shipped_codec.model, d, device="cpu")
     with_refs = codec.encode_full(test, 2.0, refs=1, reconstruct=True)
     without = codec.encode_full(test, 2.0, refs=0, reconstruct=True)
     f = container.unpack(with_refs.data)
     bc = copysection.unpack(f.block_copy, f.width, f.height)
-    assert bc.pictures == [0] and bc.detailed > 40 and bc.copied == 0
+    assert bc.pictures == [0] and bc.detailed > 40 and bc.copied == 0 and bc.quarter
+    used = bc.modes > 0
+    assert ((bc.src_y[used] % 4 == 2) & (bc.src_x[used] % 4 == 1)).mean() > 0.5  # found at its quarter pixels
     assert rd_cost(test, with_refs.reconstruction, len(with_refs.data), 2.0) < rd_cost(test, without.reconstruction,
                                                                                 len(without.data), 2.0)
     assert np.array_equal(codec.decode_pixels(with_refs.data)[0], with_refs.reconstruction)
     path = tmp_path / "p.clcdict"
-    d.save(path)  # the exact synthesis: the same pixels from both decoders
-    assert np.array_equal(LiteDecoder(None, path).decode_pixels(with_refs.data, exact=True)[0],
-                          codec.decode_pixels(with_refs.data, exact=True)[0])
+    d.save(path)  # the exact synthesis: the same pixels from both decoders and with 1 or 2 threads
+    exact = codec.decode_pixels(with_refs.data, exact=True)[0]
+    assert np.array_equal(LiteDecoder(None, path).decode_pixels(with_refs.data, exact=True)[0], exact)
+    (tmp_path / "v.clc").write_bytes(with_refs.data)
+    for threads in ("1", "2"):
+        out = tmp_path / f"v{threads}.png"
+        r = run_clc("decode", str(tmp_path / "v.clc"), "-o", str(out), "--dict", str(path), "--exact",
+                    env_extra={"OMP_NUM_THREADS": threads})
+        assert r.returncode == 0, r.stderr.decode()
+        assert np.array_equal(np.asarray(Image.open(out).convert("RGB")), exact)
 
 
 def test_no_copies_without_pictures_or_references(collection, tiny_model_path, picture_dict):
@@ -347,8 +357,6 @@ def test_mutated_sections_raise_only_format_errors():
 
 
 def test_cli_builds_a_picture_dictionary_and_codes_with_it(collection, tiny_model_path, tmp_path):
-    from .conftest import run_clc
-
     side, _, test = collection
     dict_path, src = tmp_path / "views.clcdict", tmp_path / "shot.png"
     Image.fromarray(test).save(src)
