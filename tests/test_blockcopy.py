@@ -125,7 +125,7 @@ def test_detail_blocks_add_the_pictures_detail_clipped():
     src_y = np.array([[3, 0, 10], [40, 7, 0]])
     src_x = np.array([[9, 0, 20], [60, 33, 0]])
     bc = BlockCopy(16, [5, 8], modes, src_y, src_x)
-    assert bc.copied == 2 and bc.detailed == 2 and [bc.picture_of(k) for k in (1, 2, 3, 4)] == [0, 1, 0, 1]
+    assert bc.copied == 2 and bc.detailed == 2
     out = copysection.paste(decoded, bc, pics)
     for (i, j), k, y, x in (((0, 0), 0, 3, 9), ((1, 0), 1, 40, 60)):
         want = decoded[i * 16:(i + 1) * 16, j * 16:(j + 1) * 16].astype(int) + copysection.detail(pics[k])[
@@ -294,9 +294,9 @@ def test_files_copy_blocks_and_both_decoders_agree(collection, picture_dict, tin
 
 
 def test_a_brighter_view_takes_the_pictures_detail(collection, shipped_codec, tmp_path):
-    """A view 40 levels brighter than its picture, shifted by a fraction of a pixel (shipped weights: the untrained tiny model's pixels are worse
-    than any copy): copies would cost PSNR, but the picture's detail serves; the file is cheaper than without,
-    and both decoders give the encoder's pixels."""
+    """A view 40 levels brighter than its picture, shifted by a fraction of a pixel (shipped weights: the
+    untrained tiny model's pixels are worse than any copy): copies would cost PSNR, but the picture's detail
+    serves; the file is cheaper than without, and both decoders give the encoder's pixels."""
     side, views, _ = collection
     d, _ = build_dictionary(side, shipped_codec.model, BuildOptions(crop=64, clusters=8, pictures=True))
     shifted = blockcopy._phase_image(views[0], 2, 1)  # the picture at (y + 1/2, x + 1/4)

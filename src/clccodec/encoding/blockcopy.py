@@ -77,7 +77,7 @@ def prefer_predicted(bc: BlockCopy, source: np.ndarray, limit: np.ndarray, pictu
     MSE against `source` (H, W, 3) of at most `limit` (on [0, 1]: the best match's plus what a coded displacement
     costs), that displacement is taken: in flat or repetitive regions many positions match about equally well,
     and a predicted one costs almost nothing to code. `source` and `pictures` (the listed ones) on the [0, 255]
-    scale, as the search compared them (the images' detail for detail blocks)."""
+    scale, as the search compared them: the encoder calls it on detail blocks with the images' detail."""
     b, n, s = bc.block, len(bc.pictures), bc.scale
     modes = bc.modes.copy()
     disp = tuple(a.copy() for a in displacements(bc))
@@ -101,9 +101,11 @@ def prefer_predicted(bc: BlockCopy, source: np.ndarray, limit: np.ndarray, pictu
 
 
 def copy_where_better(bc: BlockCopy, source: np.ndarray, decoded: np.ndarray, pictures: list[np.ndarray],
-                      side: float) -> BlockCopy:
+                      margin: float) -> BlockCopy:
     """Detail blocks whose matched pixels, copied as they are, are closer to `source` than `decoded` (the
-    decoder's pixels with the section applied) by at least `side` (MSE on [0, 1]) become copy blocks."""
+    decoder's pixels with the section applied) by at least `margin` (MSE on [0, 1]) become copy blocks. (The
+    switch itself costs no bits; the encoder passes a block's signalling cost as a margin of safety, which is
+    how the published results were measured.)"""
     b, n = bc.block, len(bc.pictures)
     modes = bc.modes.copy()
     for i, j in zip(*np.nonzero(modes > n)):
@@ -111,7 +113,7 @@ def copy_where_better(bc: BlockCopy, source: np.ndarray, decoded: np.ndarray, pi
         copied = np.clip(sample(pic, int(bc.src_y[i, j]), int(bc.src_x[i, j]), b, bc.quarter), 0, 255)
         src = source[i * b:(i + 1) * b, j * b:(j + 1) * b]
         copy = block_mse(copied, src, b)[0, 0]
-        if copy + side <= block_mse(decoded[i * b:(i + 1) * b, j * b:(j + 1) * b], src, b)[0, 0]:
+        if copy + margin <= block_mse(decoded[i * b:(i + 1) * b, j * b:(j + 1) * b], src, b)[0, 0]:
             modes[i, j] -= n
     return replace(bc, modes=modes)
 
@@ -121,8 +123,9 @@ def copy_where_better(bc: BlockCopy, source: np.ndarray, decoded: np.ndarray, pi
 
 @dataclass
 class Matches:
-    """The best match of every full block over the chosen pictures: mean squared error on [0, 1] pixels, which
-    of the chosen pictures (0-based) and the source position."""
+    """The best match of every full block over the chosen pictures: the mean squared error of what was matched
+    (the encoder: the images' detail) on the [0, 1] scale, which of the chosen pictures (0-based) and the source
+    position."""
 
     block: int
     pictures: list[int]  # dictionary picture indices, the order of `which`
@@ -244,7 +247,8 @@ def rank_pictures(x: "Tensor", thumbnails: Iterable["Tensor | None"], block: int
 
 
 def find_matches(x: "Tensor", pictures: list["Tensor"], indices: list[int], block: int = BLOCK) -> Matches:
-    """The best integer-position match of every full block of x (C, H, W) in [0, 1] over `pictures` (their
+    """The best integer-position match of every full block of x (C, H, W) on the [0, 1] scale (pixels, or the
+    detail in [-1, 1]) over `pictures` (their
     dictionary indices: `indices`): a full search on 4x downscaled images, then a full-resolution search around
     the best coarse positions."""
     import torch
@@ -295,6 +299,7 @@ def refine_quarter(m: Matches, source: np.ndarray, pictures: list[np.ndarray]) -
     """The matches at quarter-pixel precision: every position within QUARTER_RADIUS quarter pixels of each
     whole-pixel match whose block lies inside its picture, compared on `source` (H, W, 3) and `pictures` (the
     chosen ones, in the order of m.pictures; both on the [0, 255] scale as the search compared them)."""
+    assert not m.quarter
     b = m.block
     nh, nw = m.mse.shape
     blocks = source[: nh * b, : nw * b].reshape(nh, b, nw, b, -1).transpose(0, 2, 1, 3, 4).astype(np.int64)
@@ -304,7 +309,7 @@ def refine_quarter(m: Matches, source: np.ndarray, pictures: list[np.ndarray]) -
     offsets = range(-QUARTER_RADIUS, QUARTER_RADIUS + 1)
     ar = np.arange(b)
     for k, pic in enumerate(pictures):
-        mine = m.which == k
+        mine = (m.which == k) & np.isfinite(m.mse)  # (no match at all: no picture was searchable)
         if not mine.any():
             continue
         h, w = pic.shape[:2]

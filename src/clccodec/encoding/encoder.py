@@ -133,7 +133,7 @@ class ImageEncoder:
         m = self._find_matches()
         source = self.img.pixels
         own = copysection.detail(source)
-        bc = m.section_for(m.mse <= blockcopy.DETAIL_SHARE * blockcopy.block_energy(own, m.block))
+        bc = m.section_for(m.mse < blockcopy.DETAIL_SHARE * blockcopy.block_energy(own, m.block))
         if bc is None:
             return None
         pics = self.codec.dictionary.pictures
@@ -144,8 +144,9 @@ class ImageEncoder:
         add = copysection.added_detail(bc, dict(enumerate(details)), self.img.height, self.img.width)
         rest = np.clip(source.astype(np.int16) - add, 0, 255).astype(np.uint8)  # what the codec codes
         x = pad_to_multiple(to_tensor(rest, self.x.device), PAD_MULTIPLE)
-        sub = ImageEncoder(self.codec, self.img, x, self.refs, self.effort, self.slices, self.strip,
-                           self.progress, indices=self.indices, fallback=self.fallback)
+        # the image the codec codes is `rest`: the costs that choose references or keep a refinement compare with it
+        sub = ImageEncoder(self.codec, replace(self.img, pixels=rest), x, self.refs, self.effort, self.slices,
+                           self.strip, self.progress, indices=self.indices, fallback=self.fallback)
         coded = sub._encode_coded(q, True, exact, effort, need_refs=True)
         assert coded.pixels is not None and coded.refs
         decoded = copysection.paste(coded.pixels, bc, listed)

@@ -73,11 +73,6 @@ class BlockCopy:
         """Blocks that add a picture's detail to the decoded pixels."""
         return int((self.modes > len(self.pictures)).sum())
 
-    def picture_of(self, mode: int) -> int:
-        """The listed picture (0-based) a block of this mode (> 0) takes its pixels or detail from."""
-        n = len(self.pictures)
-        return mode - 1 if mode <= n else mode - n - 1
-
 
 def grid(width: int, height: int, block: int) -> tuple[int, int]:
     """Full blocks per column and per row (partial blocks at the right and bottom edges are never copied)."""
@@ -187,9 +182,9 @@ def check_inside(bc: BlockCopy, sizes: list[tuple[int, int]]) -> None:
         sel = (bc.modes == k) | (bc.modes == k + n)
         if not sel.any():
             continue
-        y, x = bc.src_y[sel] // bc.scale, bc.src_x[sel] // bc.scale  # the whole pixel at or above the position
+        y, x = bc.src_y[sel] // bc.scale, bc.src_x[sel] // bc.scale  # the whole pixel at or up-left of the position
         if y.min() < 0 or x.min() < 0 or y.max() + bc.block > h or x.max() + bc.block > w:
-            raise FormatError("corrupt file: a copied block lies outside its picture")
+            raise FormatError("corrupt file: a predicted block lies outside its picture")
 
 
 def sample(image: np.ndarray, y: int, x: int, block: int, quarter: bool) -> np.ndarray:
