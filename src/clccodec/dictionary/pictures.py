@@ -1,12 +1,12 @@
 """A dictionary's pictures (`clc build-dict --pictures`), for block copy: PNG bytes (exact pixels on any
-machine), decoded on first use and kept. Both decoder backends paste from them (format/copysection.py); the
-encoder searches them (encoding/blockcopy.py)."""
+machine), decoded on first use and kept, with their detail (format/copysection.detail). Both decoder backends
+paste from them (format/copysection.py); the encoder searches them (encoding/blockcopy.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..format.copysection import check_indices, paste, unpack
+from ..format.copysection import check_indices, detail, paste, unpack
 from ..errors import DictionaryError
 
 
@@ -42,6 +42,7 @@ class Pictures:
     def __init__(self, pngs: list[bytes]) -> None:
         self.pngs = pngs
         self._pixels: dict[int, np.ndarray] = {}
+        self._details: dict[int, np.ndarray] = {}
         self._thumbnails: list | None = None
 
     def __len__(self) -> int:
@@ -56,6 +57,12 @@ class Pictures:
             self._pixels[index] = px
         return px
 
+    def detail(self, index: int) -> np.ndarray:
+        """copysection.detail of picture `index`, computed once and kept (with its pixels)."""
+        if index not in self._details:
+            self._details[index] = detail(self.pixels(index))
+        return self._details[index]
+
     def thumbnails(self) -> list:
         """Every picture as rank_pictures looks at it (thumbnail()), computed once: an encoder of many files
         decodes the pictures for ranking only once (the encoder's only use; imports torch)."""
@@ -69,4 +76,5 @@ class Pictures:
         """The decoded pixels (uint8 (H, W, 3)) with a file's copy section applied."""
         bc = unpack(section, width, height)
         check_indices(bc, len(self))
-        return paste(pixels, bc, [self.pixels(p) for p in bc.pictures])
+        return paste(pixels, bc, [self.pixels(p) for p in bc.pictures],
+                     [self.detail(p) for p in bc.pictures] if bc.detailed else None)

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..format.copysection import (BLOCK, QUARTER_TAPS, BlockCopy, detail, displacements, from_displacements,
-                                  predictions, sample)
+from ..format.copysection import (BLOCK, QUARTER_TAPS, BlockCopy, displacements, from_displacements, predictions,
+                                  sample)
 
 if TYPE_CHECKING:
     from torch import Tensor
@@ -52,12 +52,12 @@ def block_bits_as_mse(quality: float, block: int) -> float:
     return mse_worth(COPY_BITS / (block * block), lambda_at(quality))
 
 
-def detail_unit(pixels: np.ndarray) -> "Tensor":
-    """uint8 (H, W, 3) -> its detail (copysection.detail) as a float32 (3, H, W) tensor on the [0, 1] scale: what
-    the search matches."""
+def detail_unit(det: np.ndarray) -> "Tensor":
+    """An image's detail (copysection.detail, int16 (H, W, 3)) as a float32 (3, H, W) tensor on the [0, 1]
+    scale: what the search matches."""
     import torch
 
-    return torch.from_numpy(detail(pixels).astype(np.float32)).permute(2, 0, 1).div_(255)
+    return torch.from_numpy(det.astype(np.float32)).permute(2, 0, 1).div_(255)
 
 
 def block_energy(a: np.ndarray, block: int) -> np.ndarray:

@@ -65,6 +65,7 @@ class ImageEncoder:
         self.copies = bool(most and indices is None and not preview and not img.grayscale
                            and img.width * img.height <= blockcopy.MAX_SEARCH_PIXELS and len(codec.dictionary.pictures))
         self._matches: blockcopy.Matches | None = None
+        self._own_detail: np.ndarray | None = None
         self.alpha = pack_alpha(img.alpha) if img.alpha is not None else b""  # the same section at every quality
 
     def latent(self, q: float | None) -> torch.Tensor:
@@ -120,11 +121,16 @@ class ImageEncoder:
             pics = self.codec.dictionary.pictures
             ranked = blockcopy.rank_pictures(blockcopy.to_unit(self.img.pixels), pics.thumbnails())
             chosen = ranked[: max(self.plan.refs)]
-            m = blockcopy.find_matches(blockcopy.detail_unit(self.img.pixels),
-                                       [blockcopy.detail_unit(pics.pixels(i)) for i in chosen], chosen)
-            self._matches = blockcopy.refine_quarter(m, copysection.detail(self.img.pixels),
-                                                     [copysection.detail(pics.pixels(i)) for i in chosen])
+            own, dets = self._detail(), [pics.detail(i) for i in chosen]
+            m = blockcopy.find_matches(blockcopy.detail_unit(own), [blockcopy.detail_unit(d) for d in dets], chosen)
+            self._matches = blockcopy.refine_quarter(m, own, dets)
         return self._matches
+
+    def _detail(self) -> np.ndarray:
+        """The source's detail (copysection.detail), computed once per image."""
+        if self._own_detail is None:
+            self._own_detail = copysection.detail(self.img.pixels)
+        return self._own_detail
 
     def _with_prediction(self, q: float, exact: bool, effort: int | None) -> CodedFile | None:
         """The file with a copy section: the blocks whose match removes most of their detail are coded without
@@ -132,13 +138,13 @@ class ImageEncoder:
         copied. None if no block is predicted."""
         m = self._find_matches()
         source = self.img.pixels
-        own = copysection.detail(source)
+        own = self._detail()
         bc = m.section_for(m.mse < blockcopy.DETAIL_SHARE * blockcopy.block_energy(own, m.block))
         if bc is None:
             return None
         pics = self.codec.dictionary.pictures
         listed = [pics.pixels(p) for p in bc.pictures]
-        details = [copysection.detail(p) for p in listed]
+        details = [pics.detail(p) for p in bc.pictures]
         side = blockcopy.block_bits_as_mse(q, m.block)  # a displacement or a copy must gain what it costs to signal
         bc = blockcopy.prefer_predicted(bc, own, m.mse + side, details)
         add = copysection.added_detail(bc, dict(enumerate(details)), self.img.height, self.img.width)
@@ -149,11 +155,11 @@ class ImageEncoder:
                            self.strip, self.progress, indices=self.indices, fallback=self.fallback)
         coded = sub._encode_coded(q, True, exact, effort, need_refs=True)
         assert coded.pixels is not None and coded.refs
-        decoded = copysection.paste(coded.pixels, bc, listed)
+        decoded = copysection.paste(coded.pixels, bc, listed, details)
         bc = blockcopy.copy_where_better(bc, source, decoded, listed, side)
         f = container.unpack(coded.data)
         f.block_copy = copysection.pack(bc)
-        return CodedFile(container.pack(f), copysection.paste(coded.pixels, bc, listed), q, coded.refs)
+        return CodedFile(container.pack(f), copysection.paste(coded.pixels, bc, listed, details), q, coded.refs)
 
     def _encode_coded(self, q: float, reconstruct: bool, exact: bool, effort: int | None,
                       need_refs: bool = False) -> CodedFile:

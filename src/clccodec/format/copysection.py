@@ -241,14 +241,17 @@ def added_detail(bc: BlockCopy, details: dict[int, np.ndarray], height: int, wid
     return out
 
 
-def paste(pixels: np.ndarray, bc: BlockCopy, pictures: list[np.ndarray]) -> np.ndarray:
+def paste(pixels: np.ndarray, bc: BlockCopy, pictures: list[np.ndarray],
+          details: list[np.ndarray] | None = None) -> np.ndarray:
     """The decoded pixels (uint8 (H, W, 3)) with the section applied: the detail blocks' detail added (clipped
-    to 0 ... 255), the copied blocks pasted from `pictures` (the listed ones, in order, uint8 (h, w, 3))."""
+    to 0 ... 255), the copied blocks pasted from `pictures` (the listed ones, in order, uint8 (h, w, 3)).
+    `details`: detail() of the listed pictures when already computed (else computed for those used)."""
     check_inside(bc, [p.shape[:2] for p in pictures])
     n, b = len(bc.pictures), bc.block
     used = {int(k) - n - 1 for k in np.unique(bc.modes) if k > n}
     if used:
-        add = added_detail(bc, {k: detail(pictures[k]) for k in used}, *pixels.shape[:2])
+        add = added_detail(bc, {k: details[k] if details is not None else detail(pictures[k]) for k in used},
+                           *pixels.shape[:2])
         out = np.clip(pixels.astype(np.int16) + add, 0, 255).astype(np.uint8)
     else:
         out = pixels.copy()
