@@ -198,10 +198,16 @@ def sample(image: np.ndarray, y: int, x: int, block: int, quarter: bool) -> np.n
     h, w = image.shape[:2]
     rows = np.clip(np.arange(iy - 1, iy + block + 2), 0, h - 1)
     cols = np.clip(np.arange(ix - 1, ix + block + 2), 0, w - 1)
-    win = image[rows[:, None], cols[None, :]].astype(np.int64)
-    ty, tx = QUARTER_TAPS[y & 3], QUARTER_TAPS[x & 3]
-    across = sum(t * win[:, k:k + block] for k, t in enumerate(tx) if t)
-    return (sum(t * across[k:k + block] for k, t in enumerate(ty) if t) + 2048) >> 12
+    return interpolate(image[rows[:, None], cols[None, :]].astype(np.int64), y & 3, x & 3)
+
+
+def interpolate(window: np.ndarray, fy: int, fx: int) -> np.ndarray:
+    """The values at (y + fy/4, x + fx/4) for every (y, x) of a window of integers (h + 3, w + 3, C) that holds
+    one row/column before and two after them: QUARTER_TAPS along rows (phase fx), then columns (phase fy),
+    rounded once, (s + 2048) >> 12; (h, w, C) in the window's dtype."""
+    h, w = window.shape[0] - 3, window.shape[1] - 3
+    across = sum(t * window[:, k:k + w] for k, t in enumerate(QUARTER_TAPS[fx]) if t)
+    return (sum(t * across[k:k + h] for k, t in enumerate(QUARTER_TAPS[fy]) if t) + 2048) >> 12
 
 
 def _box_sum(a: np.ndarray, axis: int, r: int) -> np.ndarray:
